@@ -1,0 +1,114 @@
+"""Settings: arguments beat environment variables beat defaults, resolved once into a frozen dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "https://api.carrotlabs.ai"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything ``init()`` decides, in one immutable object."""
+
+    api_key: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    flush_interval: float = 5.0
+    batch_size: int = 50
+    capture_content: bool = True
+    redact: bool = False
+    redact_fn: Callable[[str], str] | None = None
+    max_string_length: int = 100_000
+    max_queue_bytes: int = 64 * 1024 * 1024
+    max_batch_bytes: int = 5 * 1024 * 1024
+    request_timeout: float = 10.0
+    export_deadline: float = 30.0
+    exit_timeout: float = 2.0
+    ca_bundle: str | None = None
+    propagate_to_threads: bool = True
+
+    def __repr__(self) -> str:  # never show the key
+        fields = ", ".join(
+            f"{f.name}={'***' if f.name == 'api_key' and self.api_key else repr(getattr(self, f.name))}"
+            for f in dataclasses.fields(self)
+        )
+        return f"Settings({fields})"
+
+
+def env_flag(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """Read a boolean environment variable; an unrecognised value keeps the default."""
+    raw = (environ if environ is not None else os.environ).get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return default
+
+
+def _env_float(name: str, default: float, environ: Mapping[str, str]) -> float:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+def _env_int(name: str, default: int, environ: Mapping[str, str]) -> int:
+    value = _env_float(name, float(default), environ)
+    return int(value) if value >= 1 else default
+
+
+def sdk_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """``OTEL_SDK_DISABLED=true`` turns carrot-ai into a no-op, as it does the OpenTelemetry SDK."""
+    return env_flag("OTEL_SDK_DISABLED", False, environ)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine (a local ingest server needs no API key)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from explicit arguments (``None`` means "not given"), the environment and defaults."""
+    env = environ if environ is not None else os.environ
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values: dict[str, Any] = {
+        "api_key": env.get("CARROT_API_KEY") or None,
+        "base_url": env.get("CARROT_BASE_URL") or DEFAULT_BASE_URL,
+        "flush_interval": _env_float("CARROT_FLUSH_INTERVAL", 5.0, env),
+        "batch_size": _env_int("CARROT_BATCH_SIZE", 50, env),
+        "capture_content": env_flag("CARROT_TRACE_CONTENT", True, env),
+        "redact": env_flag("CARROT_TRACE_REDACT", False, env),
+        "max_string_length": _env_int("CARROT_MAX_STRING_LENGTH", 100_000, env),
+        "max_queue_bytes": _env_int("CARROT_MAX_QUEUE_BYTES", 64 * 1024 * 1024, env),
+        "max_batch_bytes": _env_int("CARROT_MAX_BATCH_BYTES", 5 * 1024 * 1024, env),
+        "request_timeout": _env_float("CARROT_REQUEST_TIMEOUT", 10.0, env),
+        "export_deadline": _env_float("CARROT_EXPORT_DEADLINE", 30.0, env),
+        "exit_timeout": _env_float("CARROT_EXIT_TIMEOUT", 2.0, env),
+        "ca_bundle": env.get("CARROT_CA_BUNDLE") or None,
+        "propagate_to_threads": env_flag("CARROT_PROPAGATE_TO_THREADS", True, env),
+    }
+    values.update(given)
+    values["base_url"] = str(values["base_url"]).rstrip("/")
+    if values["batch_size"] < 1:
+        raise ValueError("batch_size must be >= 1")
+    if values["flush_interval"] <= 0:
+        raise ValueError("flush_interval must be > 0")
+    return Settings(**values)

@@ -1,0 +1,69 @@
+"""Containment: telemetry code never raises into the user's call.
+
+Every piece of our code that runs on the user's thread (extracting attributes, ending spans, stream hooks) runs
+under :func:`guard`. An internal error is counted, logged once per call site, and swallowed. Our own test suite
+sets ``CARROT_STRICT=1`` so that such bugs fail the tests instead of hiding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+logger = logging.getLogger("carrot_ai")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_lock = threading.Lock()
+_logged: set[str] = set()
+internal_errors = 0
+
+
+def _strict() -> bool:
+    return os.environ.get("CARROT_STRICT", "") in ("1", "true")
+
+
+def report_internal_error(where: str, exc: BaseException) -> None:
+    """Count an internal error and log it once per ``where``; re-raise in strict mode."""
+    global internal_errors
+    with _lock:
+        internal_errors += 1
+        first = where not in _logged
+        _logged.add(where)
+    if first:
+        logger.warning("carrot_ai: internal error in %s (tracing continues; reported once): %r", where, exc)
+    else:
+        logger.debug("carrot_ai: internal error in %s: %r", where, exc)
+    if _strict():
+        raise exc
+
+
+@contextlib.contextmanager
+def guard(where: str) -> Iterator[None]:
+    """Run a block of telemetry code; an exception in it is reported and swallowed."""
+    try:
+        yield
+    except Exception as exc:
+        report_internal_error(where, exc)
+
+
+def guarded(where: str, default: Any = None) -> Callable[[_F], _F]:
+    """Decorate a telemetry function so that an exception in it is reported and ``default`` returned."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                report_internal_error(where, exc)
+                return default
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,177 @@
+"""Turn any Python value into JSON-safe data, without ever raising.
+
+Rules (the decorator's and the wrappers' capture rules):
+
+* ``None``, ``bool``, ``int``, ``str`` pass through; a ``float`` that JSON cannot carry (nan, inf) becomes its
+  ``repr``; a string longer than ``max_string`` is cut, with a marker that gives the original length.
+* ``dict`` keys become strings; ``list``, ``tuple``, ``set``, ``frozenset`` and other sequences become lists
+  (at most ``max_items`` items, then a marker).
+* pydantic models (``model_dump``), dataclasses, ``datetime``/``date``/``time`` (ISO 8601), ``UUID``, ``Decimal``,
+  ``Enum`` (its value) and ``os.PathLike`` get their natural JSON form.
+* ``bytes`` become a placeholder with their size, never the payload.
+* A container seen again inside itself becomes ``"<cyclic>"``; nesting deeper than ``max_depth`` becomes a
+  ``"<max depth ...>"`` marker.
+* Anything else becomes its ``repr`` (truncated); an object whose ``repr`` raises becomes ``"<unrepresentable T>"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+CYCLIC = "<cyclic>"
+DEFAULT_MAX_STRING = 100_000
+DEFAULT_MAX_ITEMS = 10_000
+DEFAULT_MAX_DEPTH = 32
+
+_PRIMITIVES = (str, int, bool, type(None))
+
+
+def truncate_string(value: str, max_string: int) -> str:
+    """Cut ``value`` to ``max_string`` characters, with a marker that keeps the original length."""
+    if len(value) <= max_string:
+        return value
+    return f"{value[:max_string]}...[truncated, {len(value)} chars]"
+
+
+def to_jsonable(
+    value: Any,
+    *,
+    max_string: int = DEFAULT_MAX_STRING,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> Any:
+    """Return a JSON-safe copy of ``value``; never raises."""
+    try:
+        return _Converter(max_string, max_items, max_depth).convert(value, 0)
+    except Exception:
+        return _safe_repr(value, max_string)
+
+
+def dumps(value: Any) -> str:
+    """Encode already JSON-safe data compactly (non-ASCII kept as is)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _safe_repr(value: Any, max_string: int) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__qualname__}>"
+    if not isinstance(text, str):
+        return f"<unrepresentable {type(value).__qualname__}>"
+    return truncate_string(text, max_string)
+
+
+class _Converter:
+    __slots__ = ("max_string", "max_items", "max_depth", "active")
+
+    def __init__(self, max_string: int, max_items: int, max_depth: int) -> None:
+        self.max_string = max_string
+        self.max_items = max_items
+        self.max_depth = max_depth
+        self.active: set[int] = set()  # ids of the containers on the current path (cycle detection)
+
+    def convert(self, value: Any, depth: int) -> Any:
+        cls = type(value)
+        if cls is str:
+            return value if len(value) <= self.max_string else truncate_string(value, self.max_string)
+        if cls in _PRIMITIVES:
+            return value
+        if cls is float:
+            return value if math.isfinite(value) else repr(value)
+        if isinstance(value, str):  # str subclasses (StrEnum, ...)
+            return truncate_string(str.__str__(value), self.max_string)
+        if isinstance(value, bool | int) and not isinstance(value, enum.Enum):
+            return int(value) if not isinstance(value, bool) else bool(value)
+        if isinstance(value, float) and not isinstance(value, enum.Enum):
+            return float(value) if math.isfinite(value) else repr(float(value))
+        if depth >= self.max_depth:
+            return f"<max depth {self.max_depth}: {_safe_repr(value, 200)}>"
+        if isinstance(value, Mapping):
+            return self._container(value, depth, self._mapping)
+        if isinstance(value, list | tuple | set | frozenset):
+            return self._container(value, depth, self._sequence)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return f"<bytes: {len(value)} bytes>"
+        if isinstance(value, enum.Enum):
+            return self.convert(value.value, depth + 1)
+        if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+            return value.isoformat()
+        if isinstance(value, uuid.UUID | decimal.Decimal):
+            return str(value)
+        if isinstance(value, os.PathLike):
+            return os.fspath(value) if isinstance(os.fspath(value), str) else _safe_repr(value, self.max_string)
+        model_dump = getattr(value, "model_dump", None)
+        if callable(model_dump) and not isinstance(value, type):
+            return self._container(value, depth, self._pydantic)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return self._container(value, depth, self._dataclass)
+        return _safe_repr(value, self.max_string)
+
+    def _container(self, value: Any, depth: int, convert: Any) -> Any:
+        key = id(value)
+        if key in self.active:
+            return CYCLIC
+        self.active.add(key)
+        try:
+            return convert(value, depth)
+        finally:
+            self.active.discard(key)
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for index, (k, v) in enumerate(value.items()):
+            if index >= self.max_items:
+                out["<truncated>"] = f"{len(value) - self.max_items} more items"
+                break
+            out[k if type(k) is str else _key(k)] = self.convert(v, depth + 1)
+        return out
+
+    def _sequence(self, value: Any, depth: int) -> list[Any]:
+        items = value if isinstance(value, list | tuple) else _sorted_if_possible(value)
+        out = [self.convert(v, depth + 1) for v in items[: self.max_items]]
+        if len(items) > self.max_items:
+            out.append(f"<truncated: {len(items) - self.max_items} more items>")
+        return out
+
+    def _pydantic(self, value: Any, depth: int) -> Any:
+        try:
+            dumped = value.model_dump(mode="json", warnings=False)
+        except Exception:
+            try:
+                dumped = value.model_dump()
+            except Exception:
+                return _safe_repr(value, self.max_string)
+        return self.convert(dumped, depth)
+
+    def _dataclass(self, value: Any, depth: int) -> dict[str, Any]:
+        return {f.name: self.convert(getattr(value, f.name, None), depth + 1) for f in dataclasses.fields(value)}
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return str.__str__(key)
+    if isinstance(key, enum.Enum):
+        return str(key.value)
+    try:
+        return str(key)
+    except Exception:
+        return f"<unrepresentable {type(key).__qualname__}>"
+
+
+def _sorted_if_possible(value: Any) -> list[Any]:
+    items = list(value)
+    try:
+        items.sort()
+    except Exception:
+        pass
+    return items

@@ -1,0 +1,57 @@
+"""Carry the caller's context into threads, so a ``@trace`` parent reaches work done in a thread.
+
+Python copies ``contextvars`` into asyncio tasks but not into threads. Once installed (``init()`` does it unless
+``CARROT_PROPAGATE_TO_THREADS=false``), ``threading.Thread.start`` and ``ThreadPoolExecutor.submit`` run the
+thread's target in a copy of the context of the code that started or submitted it: the OpenTelemetry span,
+carrot's exported parent and ``carrot_ai.context(...)`` scopes all follow.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+_installed = False
+_original_start: Any = None
+_original_submit: Any = None
+
+
+def _start(self: threading.Thread) -> None:
+    try:
+        ctx = contextvars.copy_context()
+        run = self.run
+        # An instance attribute shadows the class's run(), subclasses' overrides included.
+        self.run = functools.partial(ctx.run, run)  # type: ignore[method-assign]
+    except Exception:
+        pass
+    _original_start(self)
+
+
+def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+    ctx = contextvars.copy_context()
+    return _original_submit(self, ctx.run, fn, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+def install_thread_propagation() -> None:
+    """Patch ``Thread.start`` and ``ThreadPoolExecutor.submit``; idempotent."""
+    global _installed, _original_start, _original_submit
+    if _installed:
+        return
+    _original_start = threading.Thread.start
+    _original_submit = ThreadPoolExecutor.submit
+    threading.Thread.start = _start  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign, assignment]
+    _installed = True
+
+
+def uninstall_thread_propagation() -> None:
+    """Restore the originals."""
+    global _installed
+    if not _installed:
+        return
+    threading.Thread.start = _original_start  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = _original_submit  # type: ignore[method-assign]
+    _installed = False

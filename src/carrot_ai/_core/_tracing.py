@@ -1,0 +1,182 @@
+"""Spans: where our tracers come from, which exported span is the parent, and the span lifecycle object.
+
+Parents. A record names the *nearest exported ancestor* as its parent, not merely the OpenTelemetry parent: a
+span in between that carrot does not export (an HTTP server span, a database span) is elided. Every span we
+start puts its span id into the OpenTelemetry context under :data:`EXPORTED_PARENT_KEY`; when the span we start
+next has an OpenTelemetry parent that is not that span, we write the exported ancestor's id into the
+``carrot.parent_span_id`` attribute ("" when there is none), so the exporter's conversion stays a pure function
+of one span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai import semconv
+from carrot_ai._core._guard import report_internal_error
+from carrot_ai._version import __version__
+
+EXPORTED_PARENT_KEY = otel_context.create_key("carrot_ai.exported_parent")
+LLM_CALL_KEY = otel_context.create_key("carrot_ai.llm_call")
+
+_tracer_provider: trace.TracerProvider | None = None
+_tracers: dict[str, Tracer] = {}
+
+
+def set_tracer_provider(provider: trace.TracerProvider | None) -> None:
+    """Use ``provider`` for our spans (``None``: the global one)."""
+    global _tracer_provider
+    _tracer_provider = provider
+    _tracers.clear()
+
+
+def get_tracer(scope: str) -> Tracer:
+    """Return the tracer for one of our instrumentation scopes."""
+    tracer = _tracers.get(scope)
+    if tracer is None:
+        provider = _tracer_provider or trace.get_tracer_provider()
+        tracer = provider.get_tracer(scope, __version__)
+        # A ProxyTracer (no provider yet) must not be cached past init(): it resolves itself later anyway.
+        _tracers[scope] = tracer
+    return tracer
+
+
+def in_llm_call() -> bool:
+    """Whether one of our LLM-call spans is active (a nested instrumented call is then the same call)."""
+    return otel_context.get_value(LLM_CALL_KEY) is not None
+
+
+def _exported_operation(span: Span) -> str | None:
+    """The kind of record a live span will become ("" for ours without an operation), or None if not exported."""
+    attributes = getattr(span, "attributes", None)
+    if not attributes:
+        return None
+    operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
+    if isinstance(operation, str):
+        return operation
+    return "" if semconv.CARROT_KIND in attributes else None
+
+
+def is_foreign_model_call(span: Span) -> bool:
+    """Whether ``span`` is another instrumentation's span for one call to a model."""
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is not None and scope.name.startswith(semconv.SCOPE_PREFIX):
+        return False
+    return _exported_operation(span) in semconv.MODEL_CALL_OPERATIONS
+
+
+def parent_attribute(parent_context: otel_context.Context, *, llm: bool = False) -> str | None:
+    """Return the ``carrot.parent_span_id`` a span started in ``parent_context`` needs, or None if it needs none.
+
+    None means "the OpenTelemetry parent is the exported parent" (or there is no parent at all).
+    """
+    parent_span = trace.get_current_span(parent_context)
+    otel_parent = parent_span.get_span_context()
+    if not otel_parent.is_valid:
+        return None
+    exported: int | None = otel_context.get_value(EXPORTED_PARENT_KEY, parent_context)  # type: ignore[assignment]
+    if otel_parent.span_id == exported:
+        return None
+    if _exported_operation(parent_span) is not None and not (llm and is_foreign_model_call(parent_span)):
+        return None  # another instrumentation's exported span (an agent, a workflow) is a real parent
+    return "" if exported is None else format(exported, "016x")
+
+
+class SpanCall:
+    """One traced operation: a span that :meth:`stop` or :meth:`fail` ends exactly once.
+
+    ``activate()`` makes the span current (and the exported parent of what starts inside it) until
+    ``deactivate()``; streams deactivate when the call returns and end the span later.
+    """
+
+    __slots__ = ("span", "_token", "_ended", "_llm")
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        name: str,
+        attributes: dict[str, AttributeValue],
+        *,
+        kind: SpanKind = SpanKind.INTERNAL,
+        llm: bool = False,
+        start_time: int | None = None,
+    ) -> None:
+        parent_context = otel_context.get_current()
+        parent = parent_attribute(parent_context, llm=llm)
+        if parent is not None:
+            attributes[semconv.CARROT_PARENT_SPAN_ID] = parent
+        self.span = tracer.start_span(
+            name, context=parent_context, kind=kind, attributes=attributes, start_time=start_time
+        )
+        self._token: object | None = None
+        self._ended = False
+        self._llm = llm
+
+    def activate(self) -> None:
+        """Make the span current for what runs next on this thread or task."""
+        ctx = trace.set_span_in_context(self.span)
+        span_id = self.span.get_span_context().span_id
+        ctx = otel_context.set_value(EXPORTED_PARENT_KEY, span_id, ctx)
+        if self._llm:
+            ctx = otel_context.set_value(LLM_CALL_KEY, span_id, ctx)
+        self._token = otel_context.attach(ctx)
+
+    def deactivate(self) -> None:
+        """Undo :meth:`activate`; harmless if it was not active."""
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception as exc:
+                report_internal_error("context detach", exc)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        """Add attributes to the span while it is still open."""
+        if attributes and not self._ended:
+            self.span.set_attributes(attributes)
+
+    def stop(self, attributes: Mapping[str, AttributeValue] | None = None, end_time: int | None = None) -> None:
+        """End the span as a success (its status stays unset, as the conventions ask)."""
+        if self._ended:
+            return
+        self._ended = True
+        if attributes:
+            self.span.set_attributes(attributes)
+        self.span.end(end_time=end_time)
+
+    def fail(
+        self,
+        exc: BaseException,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        end_time: int | None = None,
+    ) -> None:
+        """End the span as an error caused by ``exc``."""
+        if self._ended:
+            return
+        self._ended = True
+        error: dict[str, AttributeValue] = {
+            semconv.ERROR_TYPE: type(exc).__name__,
+            semconv.CARROT_ERROR_MESSAGE: _exception_message(exc),
+        }
+        if attributes:
+            error.update(attributes)
+        self.span.set_attributes(error)
+        self.span.set_status(Status(StatusCode.ERROR, _exception_message(exc)))
+        self.span.end(end_time=end_time)
+
+
+def _exception_message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return text[:10_000] if text else type(exc).__name__

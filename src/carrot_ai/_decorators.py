@@ -1,0 +1,384 @@
+"""``@carrot_ai.trace``: a function, coroutine function, generator or async generator becomes a parent span.
+
+Capture rules:
+
+* **input**: the call's arguments bound to the signature, by parameter name, defaults included. A method's
+  ``self`` / ``cls`` (first positional parameter of that name) is never captured; ``*args`` is a list under its
+  own name and ``**kwargs`` entries are merged into the input by key. Arguments named like secrets
+  (``password``, ``token``, ``api_key``, ``secret``, ``authorization``, ``cookie``, ...) are ``"[REDACTED]"``.
+* **output**: the return value; a dict is the output as is, anything else is ``{"result": value}``. A generator's
+  output is ``{"result": [yielded items]}`` (at most 1,000 items, then a count), plus ``"return_value"`` when it
+  returns one.
+* **errors**: status error, ``{"error": message, "error_type": type name}``; the exception is re-raised
+  unchanged. Closing a generator early is not an error.
+* Values go through the content policy (JSON-safe, truncated, redacted, or left out when content is off).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai import _setup, semconv
+from carrot_ai._context import scope_attributes
+from carrot_ai._core import _content
+from carrot_ai._core._guard import guard, report_internal_error
+from carrot_ai._core._serialize import dumps
+from carrot_ai._core._tracing import SpanCall, get_tracer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+REDACTED = "[REDACTED]"
+MAX_GENERATOR_ITEMS = 1_000
+_SECRET_NAME = re.compile(
+    r"(?:^|_)(?:password|passwd|secret|token|api_?key|apikey|authorization|auth|cookie|credentials?|private_key)$"
+)
+_KINDS = ("function", "tool")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an argument or key called ``name`` holds a secret by its name alone."""
+    return bool(_SECRET_NAME.search(name.lower().replace("-", "_")))
+
+
+@overload
+def trace(fn: F, /) -> F: ...
+
+
+@overload
+def trace(
+    name: str | None = None,
+    /,
+    *,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    kind: str = "function",
+) -> Callable[[F], F]: ...
+
+
+@overload
+def trace(
+    *,
+    name: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    kind: str = "function",
+) -> Callable[[F], F]: ...
+
+
+def trace(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    tags: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    kind: str = "function",
+) -> Any:
+    """Trace a function as a parent span; wrapped LLM calls inside it become its children.
+
+    Forms: ``@trace``, ``@trace("name")``, ``@trace(name=..., tags=[...], metadata={...})``. ``kind="tool"`` records
+    a tool execution (a GenAI ``execute_tool`` span); see also :func:`tool`.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, not {kind!r}")
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise ValueError("tags must be a list of strings")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ValueError("metadata must be a mapping")
+    if isinstance(fn, str):
+        name, fn = fn, None
+    options = _Options(name, tuple(tags) if tags else (), dict(metadata) if metadata else None, kind)
+    if fn is None:
+        return lambda func: _decorate(func, options)
+    return _decorate(fn, options)
+
+
+def tool(fn: Any = None, /, *, name: str | None = None, **kwargs: Any) -> Any:
+    """Trace a tool execution: ``@tool`` is ``@trace(kind="tool")``."""
+    if fn is not None:
+        return trace(name=name, kind="tool", **kwargs)(fn)
+    return trace(name=name, kind="tool", **kwargs)
+
+
+class _Options:
+    __slots__ = ("name", "tags", "metadata", "kind")
+
+    def __init__(self, name: str | None, tags: tuple[str, ...], metadata: dict[str, Any] | None, kind: str) -> None:
+        self.name = name
+        self.tags = tags
+        self.metadata = metadata
+        self.kind = kind
+
+
+def _decorate(fn: Any, options: _Options) -> Any:
+    if isinstance(fn, staticmethod):
+        return staticmethod(_decorate(fn.__func__, options))
+    if isinstance(fn, classmethod):
+        return classmethod(_decorate(fn.__func__, options))
+    if not callable(fn):
+        raise TypeError(f"@carrot_ai.trace needs a function, not {type(fn).__name__}")
+    traced = _TracedFunction(fn, options)
+    if inspect.isasyncgenfunction(fn):
+        wrapper: Any = _async_generator_wrapper(fn, traced)
+    elif inspect.iscoroutinefunction(fn):
+        wrapper = _coroutine_wrapper(fn, traced)
+    elif inspect.isgeneratorfunction(fn):
+        wrapper = _generator_wrapper(fn, traced)
+    else:
+        wrapper = _function_wrapper(fn, traced)
+    return wrapper
+
+
+class _TracedFunction:
+    """What is fixed per decorated function: its name, signature and static attributes."""
+
+    __slots__ = ("fn", "name", "options", "signature", "skip_first", "static_attributes")
+
+    def __init__(self, fn: Callable[..., Any], options: _Options) -> None:
+        self.fn = fn
+        self.options = options
+        self.name: str = str(options.name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function"))
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self.signature = None
+        params = list(self.signature.parameters.values()) if self.signature else []
+        self.skip_first = bool(
+            params
+            and params[0].name in ("self", "cls")
+            and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        )
+        attributes: dict[str, AttributeValue] = {
+            semconv.CARROT_KIND: options.kind,
+            semconv.CARROT_NAME: self.name,
+            semconv.CARROT_SOURCE: "decorator",
+        }
+        if options.kind == "tool":
+            attributes[semconv.GEN_AI_OPERATION_NAME] = semconv.OP_EXECUTE_TOOL
+            attributes[semconv.GEN_AI_TOOL_NAME] = self.name
+            attributes[semconv.GEN_AI_TOOL_TYPE] = "function"
+        self.static_attributes = attributes
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanCall | None:
+        """Start the span for one call, or return None when tracing is off; never raises."""
+        try:
+            if not _setup.ensure_started():
+                return None
+            attributes = dict(self.static_attributes)
+            scope_attributes(attributes, self.options.tags, self.options.metadata)
+            if _content.capture_enabled():
+                attributes[semconv.CARROT_INPUT] = _content.prepare_json(self.bind(args, kwargs))
+            span_name = f"{semconv.OP_EXECUTE_TOOL} {self.name}" if self.options.kind == "tool" else self.name
+            call = SpanCall(get_tracer(semconv.SCOPE_DECORATOR), span_name, attributes)
+            call.activate()
+            return call
+        except Exception as exc:
+            report_internal_error("@trace start", exc)
+            return None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Return the call's arguments by parameter name (see the module's capture rules)."""
+        if self.signature is None:
+            return {"args": list(args), **kwargs}
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError:
+            return {"args": list(args), **kwargs}
+        bound.apply_defaults()
+        captured: dict[str, Any] = {}
+        for index, (key, value) in enumerate(bound.arguments.items()):
+            if index == 0 and self.skip_first:
+                continue
+            kind = self.signature.parameters[key].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                for k, v in value.items():
+                    captured[k] = REDACTED if is_secret_name(k) else v
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                captured[key] = list(value)
+            else:
+                captured[key] = REDACTED if is_secret_name(key) else value
+        return captured
+
+
+def _output_attributes(value: Any) -> dict[str, AttributeValue]:
+    if not _content.capture_enabled():
+        return {}
+    data = _content.prepare(value)
+    output = data if isinstance(data, dict) else {"result": data}
+    return {semconv.CARROT_OUTPUT: dumps(output)}
+
+
+def _stop(call: SpanCall | None, value: Any) -> None:
+    if call is None:
+        return
+    with guard("@trace stop"):
+        call.deactivate()
+        call.stop(_output_attributes(value))
+
+
+def _fail(call: SpanCall | None, exc: BaseException) -> None:
+    if call is None:
+        return
+    with guard("@trace fail"):
+        call.deactivate()
+        attributes: dict[str, AttributeValue] = {}
+        if isinstance(exc, _cancelled_types()):
+            attributes[semconv.CARROT_CANCELLED] = True
+        call.fail(exc, attributes)
+
+
+@functools.cache
+def _cancelled_types() -> tuple[type[BaseException], ...]:
+    import asyncio
+    import concurrent.futures
+
+    return (asyncio.CancelledError, concurrent.futures.CancelledError)
+
+
+def _function_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = traced.start(args, kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _fail(call, exc)
+            raise
+        _stop(call, result)
+        return result
+
+    return wrapper
+
+
+def _coroutine_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = traced.start(args, kwargs)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            _fail(call, exc)
+            raise
+        _stop(call, result)
+        return result
+
+    return wrapper
+
+
+class _Collected:
+    """The items a traced generator yielded (bounded)."""
+
+    __slots__ = ("items", "count")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.count = 0
+
+    def add(self, item: Any) -> None:
+        self.count += 1
+        if self.count <= MAX_GENERATOR_ITEMS and _content.capture_enabled():
+            with guard("@trace generator item"):
+                self.items.append(_content.prepare(item))
+
+    def output(self, return_value: Any) -> dict[str, Any]:
+        result: list[Any] = list(self.items)
+        if self.count > MAX_GENERATOR_ITEMS:
+            result.append(f"<truncated: {self.count - MAX_GENERATOR_ITEMS} more items>")
+        output: dict[str, Any] = {"result": result}
+        if return_value is not None:
+            output["return_value"] = return_value
+        return output
+
+
+def _generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        call = traced.start(args, kwargs)
+        if call is not None:
+            call.deactivate()  # active only while the generator's own code runs
+        collected = _Collected()
+        gen = fn(*args, **kwargs)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                _activate(call)
+                try:
+                    item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
+                finally:
+                    _deactivate(call)
+                to_throw = None
+                collected.add(item)
+                try:
+                    to_send = yield item
+                except GeneratorExit:
+                    gen.close()
+                    raise
+                except BaseException as exc:  # thrown in by the caller: pass it on to the generator
+                    to_throw = exc
+        except StopIteration as stop:
+            _stop(call, collected.output(stop.value))
+            return stop.value
+        except GeneratorExit:
+            _stop(call, collected.output(None))
+            raise
+        except BaseException as exc:
+            _fail(call, exc)
+            raise
+
+    return wrapper
+
+
+def _async_generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        call = traced.start(args, kwargs)
+        if call is not None:
+            call.deactivate()
+        collected = _Collected()
+        agen = fn(*args, **kwargs)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                _activate(call)
+                try:
+                    item = await (agen.athrow(to_throw) if to_throw is not None else agen.asend(to_send))
+                finally:
+                    _deactivate(call)
+                to_throw = None
+                collected.add(item)
+                try:
+                    to_send = yield item
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as exc:
+                    to_throw = exc
+        except StopAsyncIteration:
+            _stop(call, collected.output(None))
+        except GeneratorExit:
+            _stop(call, collected.output(None))
+            raise
+        except BaseException as exc:
+            _fail(call, exc)
+            raise
+
+    return wrapper
+
+
+def _activate(call: SpanCall | None) -> None:
+    if call is not None:
+        with guard("@trace activate"):
+            call.activate()
+
+
+def _deactivate(call: SpanCall | None) -> None:
+    if call is not None:
+        call.deactivate()

@@ -1,0 +1,228 @@
+"""Setup: ``init()``, auto-init on first use, attaching to the tracer provider, flush and exit.
+
+``init()`` attaches to the application's OpenTelemetry SDK ``TracerProvider`` when there is one (it adds our
+processor and changes nothing else); otherwise it creates one and installs it globally. At normal interpreter
+exit, queued records are delivered within ``exit_timeout`` seconds (2 by default).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from carrot_ai._config import Settings, is_loopback_url, resolve_settings, sdk_disabled
+from carrot_ai._core import _content, _tracing
+from carrot_ai._core._guard import report_internal_error
+from carrot_ai._core._threads import install_thread_propagation
+
+logger = logging.getLogger("carrot_ai")
+
+
+class _State:
+    __slots__ = ("settings", "exporter", "processor", "provider", "owns_provider")
+
+    def __init__(self, settings: Settings, exporter: Any, processor: Any, provider: Any, owns_provider: bool) -> None:
+        self.settings = settings
+        self.exporter = exporter
+        self.processor = processor
+        self.provider = provider
+        self.owns_provider = owns_provider
+
+
+_lock = threading.RLock()
+_state: _State | None = None
+_auto_init_tried = False
+_atexit_registered = False
+
+
+def init(
+    api_key: str | None = None,
+    base_url: str | None = None,
+    flush_interval: float = 5.0,
+    batch_size: int = 50,
+    *,
+    capture_content: bool | None = None,
+    redact: bool | None = None,
+    redact_fn: Callable[[str], str] | None = None,
+    tracer_provider: TracerProvider | None = None,
+    **options: Any,
+) -> None:
+    """Set up tracing: Carrot records are sent in the background to ``{base_url}/v1/traces/ingest``.
+
+    Args:
+        api_key: your Carrot API key; defaults to ``CARROT_API_KEY``. Not needed for a local ingest server.
+        base_url: the API endpoint; defaults to ``CARROT_BASE_URL``, then ``https://api.carrotlabs.ai``.
+        flush_interval: seconds between background flushes.
+        batch_size: the most records sent in one request.
+        capture_content: record prompts and responses (default ``CARROT_TRACE_CONTENT``, else true).
+        redact: mask emails, phone numbers and card numbers (default ``CARROT_TRACE_REDACT``, else false).
+        redact_fn: your own masking function for strings, applied when ``redact`` is on.
+        tracer_provider: the SDK ``TracerProvider`` to attach to (default: the global one, or a new one).
+        options: any other :class:`~carrot_ai._config.Settings` field (``max_queue_bytes``, ``exit_timeout``, ...).
+
+    Calling it again is harmless; with different settings, the new ones replace the old.
+    Raises ``ValueError`` when no API key is available for a remote ``base_url``.
+    """
+    if sdk_disabled():
+        return
+    unknown = set(options) - set(Settings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    settings = resolve_settings(
+        api_key=api_key,
+        base_url=base_url,
+        flush_interval=flush_interval,
+        batch_size=batch_size,
+        capture_content=capture_content,
+        redact=redact,
+        redact_fn=redact_fn,
+        **options,
+    )
+    if not settings.api_key and not is_loopback_url(settings.base_url):
+        raise ValueError(
+            "carrot_ai.init(): no API key. Pass api_key=... or set the CARROT_API_KEY environment variable "
+            "(a local ingest server at http://127.0.0.1 needs none)."
+        )
+    with _lock:
+        _apply(settings, tracer_provider)
+
+
+def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
+    global _state, _atexit_registered
+    from carrot_ai.export._exporter import CarrotSpanExporter, live_exporters
+    from carrot_ai.export._processor import CarrotSpanProcessor
+
+    _content.set_policy(_make_policy(settings))
+    if _state is not None:
+        if _state.settings == settings:
+            return
+        old = _state.exporter
+        _state.exporter = CarrotSpanExporter(settings=settings)
+        _state.processor.exporter = _state.exporter
+        _state.settings = settings
+        old.shutdown()
+        return
+
+    provider: Any = tracer_provider or trace.get_tracer_provider()
+    owns = False
+    if not isinstance(provider, TracerProvider):
+        proxy = isinstance(provider, trace.ProxyTracerProvider)
+        provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
+        if proxy:
+            trace.set_tracer_provider(provider)
+            owns = trace.get_tracer_provider() is provider
+        owns = True  # if someone installed a provider that is not the SDK's, ours stays private to our spans
+    existing = [e for e in live_exporters() if getattr(e, "_carrot_attached_by", None) is None]
+    if existing and not owns:
+        # An exporter from OTEL_TRACES_EXPORTER=carrot already feeds this provider: one delivery path only.
+        exporter = existing[0]
+        processor = None
+    else:
+        exporter = CarrotSpanExporter(settings=settings)
+        exporter._carrot_attached_by = "init"  # type: ignore[attr-defined]
+        processor = CarrotSpanProcessor(exporter)
+        provider.add_span_processor(processor)
+    _state = _State(settings, exporter, processor, provider, owns)
+    # Our spans go to the provider we attached to (this also drops tracers cached while no provider was set).
+    _tracing.set_tracer_provider(None if provider is trace.get_tracer_provider() else provider)
+    if settings.propagate_to_threads:
+        install_thread_propagation()
+    if not _atexit_registered:
+        atexit.register(_at_exit)
+        _atexit_registered = True
+
+
+def _make_policy(settings: Settings) -> _content.ContentPolicy:
+    redactor = None
+    if settings.redact:
+        from carrot_ai._core import _redact
+
+        redactor = _redact.make_redactor(settings.redact_fn)
+    return _content.ContentPolicy(settings.capture_content, settings.max_string_length, redactor)
+
+
+def ensure_started() -> bool:
+    """Whether our spans should be made; auto-inits from the environment on first use. Never raises."""
+    if _state is not None:
+        return True
+    return _auto_init()
+
+
+def _auto_init() -> bool:
+    global _auto_init_tried
+    if sdk_disabled():
+        return False
+    if _auto_init_tried:
+        return True
+    with _lock:
+        if _auto_init_tried or _state is not None:
+            return True
+        _auto_init_tried = True
+        if os.environ.get("CARROT_API_KEY") or is_loopback_url(os.environ.get("CARROT_BASE_URL", "")):
+            try:
+                init()
+            except Exception as exc:
+                report_internal_error("auto-init", exc)
+    return True
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Deliver every queued record now; True if all of it arrived within ``timeout`` seconds."""
+    state = _state
+    if state is None:
+        return True
+    try:
+        return bool(state.exporter.force_flush(int(timeout * 1000)))
+    except Exception as exc:
+        report_internal_error("flush", exc)
+        return False
+
+
+def shutdown() -> None:
+    """Deliver what is queued (bounded by ``exit_timeout``) and stop exporting."""
+    global _state, _auto_init_tried
+    with _lock:
+        state, _state = _state, None
+        _auto_init_tried = False
+    if state is None:
+        return
+    try:
+        if state.processor is not None:
+            state.processor.shutdown()
+        else:
+            state.exporter.shutdown()
+        if state.owns_provider and state.provider is not trace.get_tracer_provider():
+            state.provider.shutdown()
+    except Exception as exc:
+        report_internal_error("shutdown", exc)
+
+
+def stats() -> dict[str, Any]:
+    """Counters of the export path: records delivered, and records lost by reason."""
+    from carrot_ai._core import _guard
+
+    state = _state
+    data: dict[str, Any] = state.exporter.stats.as_dict() if state is not None else {}
+    data["internal_errors"] = _guard.internal_errors
+    if state is not None:
+        data["queued"] = len(state.exporter._queue)
+    return data
+
+
+def current_exporter() -> Any:
+    """The exporter ``init()`` set up, or None."""
+    return _state.exporter if _state is not None else None
+
+
+def _at_exit() -> None:
+    global _auto_init_tried
+    shutdown()
+    _auto_init_tried = True  # a traced call made later in the exit sequence must not start a new exporter

@@ -1,0 +1,36 @@
+"""``carrot_ai.wrap(client)``: instrument one OpenAI or Anthropic client instance."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Top-level module of the client's class -> the instrumentation package that wraps it.
+_ADAPTERS = {
+    "openai": "carrot_ai.instrumentation.openai",
+    "anthropic": "carrot_ai.instrumentation.anthropic",
+}
+
+
+def wrap(client: T, *, name: str | None = None, tags: Sequence[str] | None = None) -> T:
+    """Instrument ``client`` (OpenAI, AsyncOpenAI, Anthropic, AsyncAnthropic) and return it.
+
+    The client keeps its type and behaviour; every call is recorded as a trace. ``name`` replaces the record name
+    (by default the resource: ``chat.completions``, ``responses``, ``messages``, ...); ``tags`` go on every record.
+    Clients derived with ``with_options()`` / ``copy()`` are instrumented too. Raises ``TypeError`` for an object
+    that is not a supported client.
+    """
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise TypeError("tags must be a list of strings")
+    module = (getattr(type(client), "__module__", "") or "").split(".", 1)[0]
+    adapter = _ADAPTERS.get(module)
+    if adapter is None:
+        raise TypeError(
+            f"carrot_ai.wrap() supports OpenAI, AsyncOpenAI, Anthropic and AsyncAnthropic clients, "
+            f"not {type(client).__module__}.{type(client).__qualname__}"
+        )
+    wrapped: T = importlib.import_module(adapter).wrap_client(client, name=name, tags=tuple(tags or ()))
+    return wrapped

@@ -1,0 +1,88 @@
+"""``CarrotSpanProcessor``: the span processor ``init()`` adds to the tracer provider.
+
+``on_end`` hands exportable spans to the exporter's queue (a few hundred nanoseconds; no conversion, no I/O on
+the application's thread). ``on_start`` keeps one record per model call when two instrumentations see the same
+call (ours and, say, the official OpenAI instrumentation or anthropic's native spans): the span that is not
+ours is left out of the export. It also gives another instrumentation's GenAI span the nearest exported
+ancestor as its parent when its OpenTelemetry parent is a span carrot does not export.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from carrot_ai import semconv
+from carrot_ai._core._guard import report_internal_error
+from carrot_ai._core._tracing import is_foreign_model_call, parent_attribute
+from carrot_ai.export._exporter import CarrotSpanExporter, is_exportable
+
+_MAX_TRACKED = 100_000
+
+
+def _is_our_llm_span(span: object) -> bool:
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is None or not scope.name.startswith(semconv.SCOPE_PREFIX):
+        return False
+    attributes = getattr(span, "attributes", None) or {}
+    return attributes.get(semconv.CARROT_KIND) == "llm"
+
+
+class CarrotSpanProcessor(SpanProcessor):
+    """Feeds a :class:`CarrotSpanExporter`, keeping one record per model call."""
+
+    def __init__(self, exporter: CarrotSpanExporter) -> None:
+        self.exporter = exporter
+        self._duplicates: set[int] = set()
+        self._lock = threading.Lock()
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name.startswith(semconv.SCOPE_PREFIX):
+                if _is_our_llm_span(span):
+                    parent = trace.get_current_span(parent_context)
+                    if is_foreign_model_call(parent):
+                        self._mark_duplicate(parent.get_span_context().span_id)
+                return
+            attributes = span.attributes or {}
+            if semconv.GEN_AI_OPERATION_NAME not in attributes:
+                return
+            parent_span = trace.get_current_span(parent_context)
+            if is_foreign_model_call(span) and _is_our_llm_span(parent_span):
+                self._mark_duplicate(span.get_span_context().span_id)
+                return
+            exported_parent = parent_attribute(parent_context or otel_context.get_current())
+            if exported_parent is not None:
+                span.set_attribute(semconv.CARROT_PARENT_SPAN_ID, exported_parent)
+        except Exception as exc:
+            report_internal_error("processor.on_start", exc)
+
+    def _mark_duplicate(self, span_id: int) -> None:
+        with self._lock:
+            if len(self._duplicates) >= _MAX_TRACKED:
+                self._duplicates.clear()
+            self._duplicates.add(span_id)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            if not is_exportable(span):
+                return
+            if self._duplicates:
+                context = span.context
+                if context is not None and context.span_id in self._duplicates:
+                    with self._lock:
+                        self._duplicates.discard(context.span_id)
+                    return
+            self.exporter.enqueue(span)
+        except Exception as exc:
+            report_internal_error("processor.on_end", exc)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
