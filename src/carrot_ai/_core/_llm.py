@@ -1,0 +1,155 @@
+"""The lifecycle of one model call, independent of the provider.
+
+A provider adapter (``carrot_ai.instrumentation.<provider>``) turns request kwargs, responses and stream chunks
+into attributes with pure functions; this module owns the span: it starts it with the request attributes,
+keeps it current while the SDK call runs (so a nested instrumented call of the same request is recognised and
+skipped, and other instrumentations' spans nest under it), and ends it exactly once with the response.
+
+Call sites read::
+
+    call = LLMCall.start(...)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        LLMCall.fail_quietly(call, exc)
+        raise
+    finally:
+        LLMCall.leave(call)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai import semconv
+from carrot_ai._core import _content
+from carrot_ai._core._guard import guard, report_internal_error
+from carrot_ai._core._serialize import dumps
+from carrot_ai._core._tracing import SpanCall, get_tracer, in_llm_call
+
+
+class LLMCall:
+    """One model call's span; :meth:`stop` or :meth:`fail` ends it exactly once."""
+
+    __slots__ = ("span", "capture", "start_ns", "first_chunk_ns", "_error_attributes")
+
+    def __init__(self, span: SpanCall, capture: bool) -> None:
+        self.span = span
+        self.capture = capture
+        self.start_ns = time.perf_counter_ns()
+        self.first_chunk_ns: int | None = None
+        self._error_attributes: dict[str, AttributeValue] | None = None
+
+    @classmethod
+    def start(
+        cls,
+        scope: str,
+        span_name: str,
+        attributes: dict[str, AttributeValue],
+        *,
+        record_name: str,
+        record_input: Mapping[str, Any] | None,
+        tags: Sequence[str] = (),
+        metadata_only: bool = False,
+        source: str = "sdk",
+    ) -> LLMCall | None:
+        """Start the span for a call, or return None (tracing off, or already inside this call). Never raises.
+
+        ``attributes`` are the GenAI request attributes the adapter extracted (content attributes included only
+        when :meth:`capture_content` said so). ``record_input`` is the record's ``input`` (the request parameters);
+        it is captured only when content capture is on for this call.
+        """
+        try:
+            from carrot_ai import _setup
+
+            if not _setup.ensure_started() or in_llm_call():
+                return None
+            from carrot_ai._context import scope_attributes
+
+            capture = not metadata_only and _content.capture_enabled()
+            attributes[semconv.CARROT_KIND] = "llm"
+            attributes[semconv.CARROT_NAME] = record_name
+            attributes[semconv.CARROT_SOURCE] = source
+            scope_attributes(attributes, tags)
+            if capture and record_input is not None:
+                attributes[semconv.CARROT_INPUT] = _content.prepare_json(record_input)
+            elif record_input is not None:
+                model = record_input.get("model")
+                if isinstance(model, str):
+                    attributes[semconv.CARROT_INPUT] = dumps({"model": model})
+            attributes[semconv.CARROT_CONTENT_CAPTURED] = capture
+            span = SpanCall(get_tracer(scope), span_name, attributes, kind=SpanKind.CLIENT, llm=True)
+            span.activate()
+            return cls(span, capture)
+        except Exception as exc:
+            report_internal_error("LLM call start", exc)
+            return None
+
+    @staticmethod
+    def capture_content() -> bool:
+        """Whether this call may record content (ask before extracting content attributes)."""
+        return _content.capture_enabled()
+
+    @staticmethod
+    def leave(call: LLMCall | None) -> None:
+        """The SDK call returned or raised: the span stops being current (a stream's span stays open)."""
+        if call is not None:
+            call.span.deactivate()
+
+    def mark_first_chunk(self) -> None:
+        """Record the time to the first chunk of a stream (once)."""
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = time.perf_counter_ns()
+            self.span.set_attributes(
+                {semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: (self.first_chunk_ns - self.start_ns) / 1e9}
+            )
+
+    def stop(self, attributes: dict[str, AttributeValue], output: Mapping[str, Any] | None) -> None:
+        """End the span as a success with the response ``attributes`` and the record's ``output``."""
+        if output is not None and self.capture:
+            attributes[semconv.CARROT_OUTPUT] = _content.prepare_json(output)
+        self.span.stop(attributes)
+
+    def fail(
+        self,
+        exc: BaseException,
+        attributes: dict[str, AttributeValue] | None = None,
+        partial_output: Mapping[str, Any] | None = None,
+    ) -> None:
+        """End the span as an error; ``partial_output`` keeps what a stream delivered before it failed."""
+        attributes = dict(attributes or {})
+        if partial_output is not None and self.capture:
+            attributes[semconv.CARROT_OUTPUT] = _content.prepare_json(partial_output)
+        if _is_cancellation(exc):
+            attributes[semconv.CARROT_CANCELLED] = True
+        self.span.fail(exc, attributes)
+
+    @staticmethod
+    def stop_quietly(
+        call: LLMCall | None, attributes: dict[str, AttributeValue], output: Mapping[str, Any] | None
+    ) -> None:
+        """:meth:`stop` under the guard (no-op for None)."""
+        if call is not None:
+            with guard("LLM call stop"):
+                call.stop(attributes, output)
+
+    @staticmethod
+    def fail_quietly(
+        call: LLMCall | None, exc: BaseException, attributes: dict[str, AttributeValue] | None = None
+    ) -> None:
+        """:meth:`fail` under the guard (no-op for None)."""
+        if call is not None:
+            with guard("LLM call fail"):
+                call.fail(exc, attributes)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    import asyncio
+    import concurrent.futures
+
+    return isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError | GeneratorExit)

@@ -1,0 +1,189 @@
+"""One stream proxy base for every provider, sync and async.
+
+The proxy (a ``wrapt.ObjectProxy``) hands the caller the SDK's own chunks, in order, unchanged; ``isinstance``,
+attributes such as ``.response``, helper methods and context-manager use behave as on the original. The
+provider's :class:`StreamAccumulator` sees each chunk (and may hide a chunk that only exists because we asked
+for it, such as OpenAI's usage-only chunk when the caller did not request usage). The call's span ends exactly
+once, on whichever exit comes first: exhaustion, an error, ``close()`` / ``aclose()`` / ``__exit__``, or
+garbage collection of an abandoned stream. Partial output and usage are kept on every path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import wrapt
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai._core._guard import guard
+from carrot_ai._core._llm import LLMCall
+
+
+class StreamAccumulator(Protocol):
+    """A provider's pure view of a stream: fold chunks in, produce the response attributes and output."""
+
+    def process(self, chunk: Any) -> bool:
+        """Fold one chunk in; return False to hide it from the caller (only for chunks we caused)."""
+        ...
+
+    def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+        """The response attributes and the record's ``output`` from what was seen so far."""
+        ...
+
+
+class StreamState:
+    """The span side of a stream: accumulates and finalizes exactly once."""
+
+    __slots__ = ("call", "accumulator", "done")
+
+    def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        self.call = call
+        self.accumulator = accumulator
+        self.done = False
+
+    def chunk(self, chunk: Any) -> bool:
+        """Process one chunk; return whether the caller should see it. Never raises."""
+        if self.done:
+            return True
+        try:
+            self.call.mark_first_chunk()
+            return self.accumulator.process(chunk) is not False
+        except Exception as exc:
+            from carrot_ai._core._guard import report_internal_error
+
+            report_internal_error("stream chunk", exc)
+            return True
+
+    def finish(self) -> None:
+        """End the span as a success with what was accumulated (exhaustion, close, exit, abandonment)."""
+        if self.done:
+            return
+        self.done = True
+        with guard("stream finish"):
+            attributes, output = self.accumulator.result()
+            self.call.stop(attributes, output)
+
+    def fail(self, exc: BaseException) -> None:
+        """End the span as an error (or a cancellation), keeping partial output and usage."""
+        if self.done:
+            return
+        self.done = True
+        with guard("stream fail"):
+            attributes, output = self.accumulator.result()
+            self.call.fail(exc, attributes, output)
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """Transparent proxy of a sync stream (``openai.Stream``, ``anthropic.Stream``, ...)."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        state = self._self_state
+        while True:
+            try:
+                chunk = self.__wrapped__.__next__()
+            except StopIteration:
+                state.finish()
+                raise
+            except BaseException as exc:
+                state.fail(exc)
+                raise
+            if state.chunk(chunk):
+                return chunk
+
+    def __enter__(self) -> SyncStreamProxy:
+        enter = getattr(self.__wrapped__, "__enter__", None)
+        if enter is not None:
+            enter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__exit__", None)
+            return exit_(exc_type, exc, tb) if exit_ is not None else None
+        finally:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                self._self_state.fail(exc)
+            else:
+                self._self_state.finish()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.__wrapped__, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._self_state.finish()
+
+    def __del__(self) -> None:
+        state = getattr(self, "_self_state", None)
+        if state is not None and not state.done:
+            state.finish()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """Transparent proxy of an async stream (``openai.AsyncStream``, ``anthropic.AsyncStream``, ...)."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        state = self._self_state
+        while True:
+            try:
+                chunk = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                state.finish()
+                raise
+            except BaseException as exc:
+                state.fail(exc)
+                raise
+            if state.chunk(chunk):
+                return chunk
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        enter = getattr(self.__wrapped__, "__aenter__", None)
+        if enter is not None:
+            await enter()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__aexit__", None)
+            return (await exit_(exc_type, exc, tb)) if exit_ is not None else None
+        finally:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                self._self_state.fail(exc)
+            else:
+                self._self_state.finish()
+
+    async def close(self) -> None:
+        try:
+            close = getattr(self.__wrapped__, "close", None)
+            if close is not None:
+                await close()
+        finally:
+            self._self_state.finish()
+
+    async def aclose(self) -> None:
+        try:
+            aclose = getattr(self.__wrapped__, "aclose", None) or getattr(self.__wrapped__, "close", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._self_state.finish()
+
+    def __del__(self) -> None:
+        state = getattr(self, "_self_state", None)
+        if state is not None and not state.done:
+            state.finish()

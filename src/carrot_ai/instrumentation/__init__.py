@@ -1,0 +1,1 @@
+"""Provider adapters: ``openai``, ``anthropic``, ``litellm``. Each imports its own provider SDK only."""
