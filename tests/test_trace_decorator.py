@@ -286,3 +286,37 @@ def test_secret_named_arguments_are_redacted(carrot: IngestServer) -> None:
         "auth_token": "[REDACTED]",
         "note": "fine",
     }
+
+
+def test_app_processor_on_the_same_provider_sees_our_spans_and_records_are_unchanged(
+    ingest: IngestServer,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    app_exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(app_exporter))
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
+    try:
+
+        @carrot_ai.trace("child")
+        def child() -> int:
+            return 1
+
+        @carrot_ai.trace("parent")
+        def parent() -> int:
+            return child()
+
+        parent()
+        records = records_after_flush(ingest, 2)
+    finally:
+        carrot_ai.shutdown()
+        provider.shutdown()
+    by_name = {r["name"]: r for r in records}
+    assert by_name["child"]["metadata"]["parent_trace_id"] == by_name["parent"]["id"]
+    app_spans = {s.name: s for s in app_exporter.get_finished_spans()}
+    assert set(app_spans) == {"child", "parent"}
+    assert app_spans["child"].parent is not None
+    assert app_spans["child"].parent.span_id == app_spans["parent"].context.span_id

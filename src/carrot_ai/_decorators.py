@@ -29,11 +29,12 @@ from carrot_ai._context import scope_attributes
 from carrot_ai._core import _content
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
-from carrot_ai._core._tracing import SpanCall, get_tracer
+from carrot_ai._core._tracing import SpanCall
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 REDACTED = "[REDACTED]"
+_PLAIN_TYPES = frozenset({str, int, float, bool, list, tuple})
 MAX_GENERATOR_ITEMS = 1_000
 _SECRET_NAME = re.compile(
     r"(?:^|_)(?:password|passwd|secret|token|api_?key|apikey|authorization|auth|cookie|credentials?|private_key)$"
@@ -138,7 +139,7 @@ def _decorate(fn: Any, options: _Options) -> Any:
 class _TracedFunction:
     """What is fixed per decorated function: its name, signature and static attributes."""
 
-    __slots__ = ("fn", "name", "options", "signature", "skip_first", "static_attributes")
+    __slots__ = ("fn", "name", "options", "signature", "skip_first", "static_attributes", "simple", "simple_names")
 
     def __init__(self, fn: Callable[..., Any], options: _Options) -> None:
         self.fn = fn
@@ -154,6 +155,12 @@ class _TracedFunction:
             and params[0].name in ("self", "cls")
             and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         )
+        # A signature without *args / **kwargs / positional-only parameters binds without inspect (it is hot).
+        self.simple: tuple[tuple[str, Any, bool], ...] | None = None
+        self.simple_names: frozenset[str] = frozenset()
+        if self.signature is not None and all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+            self.simple = tuple((p.name, p.default, is_secret_name(p.name)) for p in params)
+            self.simple_names = frozenset(p.name for p in params)
         attributes: dict[str, AttributeValue] = {
             semconv.CARROT_KIND: options.kind,
             semconv.CARROT_NAME: self.name,
@@ -175,7 +182,7 @@ class _TracedFunction:
             if _content.capture_enabled():
                 attributes[semconv.CARROT_INPUT] = _content.prepare_json(self.bind(args, kwargs))
             span_name = f"{semconv.OP_EXECUTE_TOOL} {self.name}" if self.options.kind == "tool" else self.name
-            call = SpanCall(get_tracer(semconv.SCOPE_DECORATOR), span_name, attributes)
+            call = SpanCall(semconv.SCOPE_DECORATOR, span_name, attributes)
             call.activate()
             return call
         except Exception as exc:
@@ -184,6 +191,28 @@ class _TracedFunction:
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Return the call's arguments by parameter name (see the module's capture rules)."""
+        simple = self.simple
+        if simple is not None and len(args) <= len(simple) and self.simple_names.issuperset(kwargs):
+            captured: dict[str, Any] = {}
+            count = len(args)
+            for index, (name, default, secret) in enumerate(simple):
+                if index < count:
+                    if name in kwargs:
+                        break  # given twice: the call fails; let inspect describe it
+                    value = args[index]
+                elif name in kwargs:
+                    value = kwargs[name]
+                elif default is not inspect.Parameter.empty:
+                    value = default
+                else:
+                    break  # missing: the call fails; let inspect describe it
+                if index or not self.skip_first:
+                    captured[name] = REDACTED if secret else value
+            else:
+                return captured
+        return self._bind_slow(args, kwargs)
+
+    def _bind_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.signature is None:
             return {"args": list(args), **kwargs}
         try:
@@ -191,7 +220,7 @@ class _TracedFunction:
         except TypeError:
             return {"args": list(args), **kwargs}
         bound.apply_defaults()
-        captured: dict[str, Any] = {}
+        captured = {}
         for index, (key, value) in enumerate(bound.arguments.items()):
             if index == 0 and self.skip_first:
                 continue
@@ -209,7 +238,11 @@ class _TracedFunction:
 def _output_attributes(value: Any) -> dict[str, AttributeValue]:
     if not _content.capture_enabled():
         return {}
-    data = _content.prepare(value)
+    if type(value) is dict:
+        return {semconv.CARROT_OUTPUT: _content.prepare_json(value)}
+    if value is None or type(value) in _PLAIN_TYPES:
+        return {semconv.CARROT_OUTPUT: _content.prepare_json({"result": value})}
+    data = _content.prepare(value)  # a model or dataclass that becomes a dict is the output as is
     output = data if isinstance(data, dict) else {"result": data}
     return {semconv.CARROT_OUTPUT: dumps(output)}
 
@@ -217,9 +250,11 @@ def _output_attributes(value: Any) -> dict[str, AttributeValue]:
 def _stop(call: SpanCall | None, value: Any) -> None:
     if call is None:
         return
-    with guard("@trace stop"):
+    try:
         call.deactivate()
         call.stop(_output_attributes(value))
+    except Exception as exc:
+        report_internal_error("@trace stop", exc)
 
 
 def _fail(call: SpanCall | None, exc: BaseException) -> None:

@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from carrot_ai._config import Settings, is_loopback_url, resolve_settings, sdk_disabled
-from carrot_ai._core import _content, _tracing
+from carrot_ai._core import _content, _fastspan, _tracing
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._threads import install_thread_propagation
 
@@ -130,6 +130,7 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
         exporter._carrot_attached_by = "init"  # type: ignore[attr-defined]
         processor = CarrotSpanProcessor(exporter)
         provider.add_span_processor(processor)
+        _fastspan.enable(provider, processor)
     _state = _State(settings, exporter, processor, provider, owns)
     # Our spans go to the provider we attached to (this also drops tracers cached while no provider was set).
     _tracing.set_tracer_provider(None if provider is trace.get_tracer_provider() else provider)
@@ -194,6 +195,7 @@ def shutdown() -> None:
         _auto_init_tried = False
     if state is None:
         return
+    _fastspan.disable()
     try:
         if state.processor is not None:
             state.processor.shutdown()

@@ -30,7 +30,7 @@ from carrot_ai import semconv
 from carrot_ai._core import _content
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
-from carrot_ai._core._tracing import SpanCall, get_tracer, in_llm_call
+from carrot_ai._core._tracing import SpanCall, in_llm_call
 
 
 class LLMCall:
@@ -83,7 +83,7 @@ class LLMCall:
                 if isinstance(model, str):
                     attributes[semconv.CARROT_INPUT] = dumps({"model": model})
             attributes[semconv.CARROT_CONTENT_CAPTURED] = capture
-            span = SpanCall(get_tracer(scope), span_name, attributes, kind=SpanKind.CLIENT, llm=True)
+            span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
             span.activate()
             return cls(span, capture)
         except Exception as exc:

@@ -14,10 +14,13 @@ from collections.abc import Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
+from carrot_ai._core import _fastspan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._version import __version__
 
@@ -98,7 +101,7 @@ class SpanCall:
 
     def __init__(
         self,
-        tracer: Tracer,
+        tracer: Tracer | str,
         name: str,
         attributes: dict[str, AttributeValue],
         *,
@@ -110,21 +113,35 @@ class SpanCall:
         parent = parent_attribute(parent_context, llm=llm)
         if parent is not None:
             attributes[semconv.CARROT_PARENT_SPAN_ID] = parent
-        self.span = tracer.start_span(
-            name, context=parent_context, kind=kind, attributes=attributes, start_time=start_time
-        )
+        span: Span | None = None
+        if isinstance(tracer, str):
+            fast = _fastspan.fast_path()
+            if fast is not None:
+                span = _fastspan.start_fast_span(
+                    fast, tracer, name, trace.get_current_span(parent_context), kind, attributes, start_time
+                )
+                if span is not None and llm:
+                    fast.processor.on_start(span, parent_context)
+            if span is None:
+                tracer = get_tracer(tracer)
+        if span is None:
+            assert not isinstance(tracer, str)
+            span = tracer.start_span(
+                name, context=parent_context, kind=kind, attributes=attributes, start_time=start_time
+            )
+        self.span = span
         self._token: object | None = None
         self._ended = False
         self._llm = llm
 
     def activate(self) -> None:
         """Make the span current for what runs next on this thread or task."""
-        ctx = trace.set_span_in_context(self.span)
         span_id = self.span.get_span_context().span_id
-        ctx = otel_context.set_value(EXPORTED_PARENT_KEY, span_id, ctx)
+        # One new Context with all three keys (set_span_in_context + set_value would copy it three times).
+        values: dict[str, object] = {**otel_context.get_current(), _SPAN_KEY: self.span, EXPORTED_PARENT_KEY: span_id}
         if self._llm:
-            ctx = otel_context.set_value(LLM_CALL_KEY, span_id, ctx)
-        self._token = otel_context.attach(ctx)
+            values[LLM_CALL_KEY] = span_id
+        self._token = otel_context.attach(Context(values))
 
     def deactivate(self) -> None:
         """Undo :meth:`activate`; harmless if it was not active."""

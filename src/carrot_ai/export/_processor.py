@@ -81,6 +81,13 @@ class CarrotSpanProcessor(SpanProcessor):
         except Exception as exc:
             report_internal_error("processor.on_end", exc)
 
+    def on_end_own(self, span: ReadableSpan) -> None:
+        """``on_end`` for a span carrot made itself (exportable, never a duplicate): straight to the queue."""
+        try:
+            self.exporter.enqueue(span)
+        except Exception as exc:
+            report_internal_error("processor.on_end", exc)
+
     def shutdown(self) -> None:
         self.exporter.shutdown()
 

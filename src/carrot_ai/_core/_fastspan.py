@@ -1,0 +1,246 @@
+"""A lighter span for carrot's own operations when nobody but carrot observes the tracer provider.
+
+The SDK's ``Tracer.start_span`` serves every possible pipeline (any sampler, limits, many processors, tracer
+metrics) and costs ~12 µs per span here; the processor calls and attribute validation add more. When the
+provider's only span processor is carrot's, its sampler is the default (parent-based, always on), and no span
+limits are configured, none of that generality is observable, so our spans take this path: the same ids, the
+same parenting and sampling decision, and at ``end()`` a real SDK ``ReadableSpan`` handed to our processor.
+Any other configuration (an application processor on the same provider, a custom sampler, attribute limits)
+uses the SDK unchanged. :func:`fast_path` decides, per span, in a few attribute reads.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider, sampling
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import Attributes, AttributeValue
+
+from carrot_ai._version import __version__
+
+_SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_DEFAULT_SAMPLERS = (sampling.DEFAULT_ON, sampling.ALWAYS_ON)
+_UNSET = Status(StatusCode.UNSET)
+_getrandbits = random.getrandbits
+
+
+class FastPath:
+    """What a fast span needs from the provider it stands in for."""
+
+    __slots__ = ("provider", "processor", "processors", "scopes")
+
+    def __init__(self, provider: TracerProvider, processor: Any) -> None:
+        self.provider = provider
+        self.processor = processor
+        self.processors = _processors(provider)
+        self.scopes: dict[str, InstrumentationScope] = {}
+
+    def valid(self) -> bool:
+        """Whether the provider still has carrot's processor as its only observer."""
+        return _processors(self.provider) is self.processors
+
+    def scope(self, name: str) -> InstrumentationScope:
+        scope = self.scopes.get(name)
+        if scope is None:
+            scope = self.scopes[name] = InstrumentationScope(name, __version__)
+        return scope
+
+
+_fast: FastPath | None = None
+
+
+def _processors(provider: TracerProvider) -> Any:
+    multi = getattr(provider, "_active_span_processor", None)
+    return getattr(multi, "_span_processors", None)
+
+
+def enable(provider: TracerProvider, processor: Any) -> None:
+    """Use fast spans on ``provider`` while ``processor`` is its only span processor (``init()`` calls this)."""
+    global _fast
+    _fast = None
+    processors = _processors(provider)
+    limits = getattr(provider, "_span_limits", None)
+    if (
+        isinstance(processors, tuple)
+        and processors == (processor,)
+        and getattr(provider, "sampler", None) in _DEFAULT_SAMPLERS
+        and limits is not None
+        and limits.max_attribute_length is None
+        and (limits.max_span_attributes or 0) >= 64
+        and type(getattr(provider, "id_generator", None)).__name__ == "RandomIdGenerator"
+        and not getattr(provider, "_disabled", False)
+    ):
+        _fast = FastPath(provider, processor)
+
+
+def disable() -> None:
+    global _fast
+    _fast = None
+
+
+def fast_path() -> FastPath | None:
+    """The fast path if it applies right now, else None."""
+    fast = _fast
+    if fast is not None and fast.valid():
+        return fast
+    return None
+
+
+class FastSpan(trace.Span):
+    """An OpenTelemetry span recorded straight into carrot's processor (see the module docstring)."""
+
+    __slots__ = (
+        "_fast",
+        "_name",
+        "_context",
+        "_parent",
+        "_kind",
+        "_scope",
+        "_attributes",
+        "_events",
+        "_links",
+        "_status",
+        "_start_time",
+        "_end_time",
+    )
+
+    def __init__(
+        self,
+        fast: FastPath,
+        scope: str,
+        name: str,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue],
+        start_time: int | None,
+    ) -> None:
+        span_id = _getrandbits(64)
+        if parent is None:
+            self._context = SpanContext(_getrandbits(128), span_id, False, _SAMPLED_RANDOM)
+        else:
+            flags = _SAMPLED_RANDOM if parent.trace_flags & _SAMPLED_RANDOM == _SAMPLED_RANDOM else _SAMPLED
+            self._context = SpanContext(parent.trace_id, span_id, False, flags, parent.trace_state)
+        self._fast = fast
+        self._name = name
+        self._parent = parent
+        self._kind = kind
+        self._scope = fast.scope(scope)
+        self._attributes = attributes
+        self._events: list[Event] = []
+        self._links: list[Link] = []
+        self._status = _UNSET
+        self._start_time = start_time if start_time is not None else time.time_ns()
+        self._end_time: int | None = None
+
+    # --- what our processor and tracing helpers read (as on an SDK span) ----------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def attributes(self) -> Mapping[str, AttributeValue]:
+        return self._attributes
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        return self._scope
+
+    # --- the OpenTelemetry Span API -------------------------------------------------------------------------------
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        if self._end_time is None:
+            self._attributes.update(attributes)
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        if self._end_time is None:
+            self._attributes[key] = value
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        if self._end_time is None:
+            self._events.append(Event(name, attributes, timestamp))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if self._end_time is None:
+            self._links.append(Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._end_time is not None:
+            return
+        if isinstance(status, Status):
+            self._status = status
+        else:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        event_attributes: dict[str, AttributeValue] = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event_attributes.update(attributes)
+        self.add_event("exception", event_attributes, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time.time_ns()
+        readable = ReadableSpan(
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=self._fast.provider.resource,
+            attributes=self._attributes,
+            events=tuple(self._events) if self._events else (),
+            links=tuple(self._links) if self._links else (),
+            kind=self._kind,
+            status=self._status,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_scope=self._scope,
+        )
+        self._fast.processor.on_end_own(readable)
+
+    def __repr__(self) -> str:
+        return f'FastSpan(name="{self._name}", context={self._context})'
+
+
+def start_fast_span(
+    fast: FastPath,
+    scope: str,
+    name: str,
+    parent_span: trace.Span,
+    kind: SpanKind,
+    attributes: dict[str, AttributeValue],
+    start_time: int | None,
+    links: Sequence[Link] = (),
+) -> trace.Span | None:
+    """Start a fast span under ``parent_span``; None when the SDK must decide (an unsampled parent)."""
+    parent = parent_span.get_span_context()
+    if parent.is_valid:
+        if not parent.trace_flags.sampled:
+            return None
+        return FastSpan(fast, scope, name, parent, kind, attributes, start_time)
+    return FastSpan(fast, scope, name, None, kind, attributes, start_time)
