@@ -6,12 +6,11 @@ manual capture) obeys it the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from carrot_ai._context import current_scope
-from carrot_ai._core._serialize import DEFAULT_MAX_STRING, dumps, to_jsonable
+from carrot_ai._core._serialize import DEFAULT_MAX_STRING, dumps, fast_encode, to_jsonable
 
 
 class ContentPolicy:
@@ -58,31 +57,13 @@ def prepare(value: Any) -> Any:
     return data
 
 
-def _make_fast_encoder() -> Any:
-    """A compact, strict JSON encoder built once (``json.dumps`` with options builds a new one per call)."""
-    from json import encoder
-
-    def refuse(value: Any) -> Any:
-        raise TypeError(type(value).__name__)
-
-    make_encoder = getattr(encoder, "c_make_encoder", None)
-    if make_encoder is None:  # no C accelerator (e.g. PyPy)
-        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-    # No cycle markers: a cycle ends in RecursionError, which sends the value down the full path.
-    chunks = make_encoder(None, refuse, encoder.encode_basestring, None, ":", ",", False, False, False)
-    return lambda value: "".join(chunks(value, 0))
-
-
-_fast_encoder = _make_fast_encoder()
-
-
 def prepare_json(value: Any) -> str:
     """:func:`prepare`, then encode as compact JSON."""
     if _policy.redactor is None:
         # Fast path for plain JSON data: if the whole text fits the string limit, no string in it needs cutting.
         # Anything json cannot encode as is (objects, nan, cycles) takes the full path.
         try:
-            text: str = _fast_encoder(value)
+            text: str = fast_encode(value)
         except (TypeError, ValueError, RecursionError):
             pass
         else:

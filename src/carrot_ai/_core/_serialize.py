@@ -56,9 +56,32 @@ def to_jsonable(
         return _safe_repr(value, max_string)
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def _make_encoder() -> Any:
+    """A compact, strict JSON encoder built once (``json.dumps`` with options builds a new one per call)."""
+    from json import encoder
+
+    make_encoder = getattr(encoder, "c_make_encoder", None)
+    if make_encoder is None:  # no C accelerator (e.g. PyPy)
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+    # No cycle markers: a cycle ends in RecursionError, which callers treat like any unencodable value.
+    chunks = make_encoder(None, _refuse, encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+fast_encode = _make_encoder()
+
+
 def dumps(value: Any) -> str:
-    """Encode already JSON-safe data compactly (non-ASCII kept as is)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """Encode JSON-safe data compactly (non-ASCII kept as is); anything else is encoded as its ``str``."""
+    try:
+        text: str = fast_encode(value)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"), default=str)
+    return text
 
 
 def _safe_repr(value: Any, max_string: int) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from carrot_ai import semconv
+from carrot_ai._core._serialize import dumps
 from carrot_ai.export._schema import TraceRecord
-
-# Ids are uuid5 in this namespace, of "<trace id hex>:<span id hex>".
-RECORD_ID_NAMESPACE = uuid.UUID("6f1c2d8e-5a47-4b0e-9c3f-2b7d1e8a9c40")
 
 _RESOURCE_NAMES = {
     ("openai", semconv.OP_CHAT): "chat.completions",
@@ -64,9 +61,21 @@ _REQUEST_PARAMS = (
 )
 
 
+_MASK64 = (1 << 64) - 1
+_VERSION_BITS = ~(0xF << 76) & ((1 << 128) - 1)
+_VARIANT_BITS = ~(0x3 << 62) & ((1 << 128) - 1)
+
+
 def record_id(trace_id: int, span_id: int) -> str:
-    """The record id of a span: a UUID derived from its trace id and span id."""
-    return str(uuid.uuid5(RECORD_ID_NAMESPACE, f"{trace_id:032x}:{span_id:016x}"))
+    """The record id of a span: a version-8 UUID derived from its trace id and span id.
+
+    The span id fills the low 64 bits (less the 2 variant bits) and the folded trace id the high 64 bits (less
+    the 4 version bits): unique per span, stable across retries, computable by a child for its parent.
+    """
+    value = ((((trace_id >> 64) ^ trace_id) & _MASK64) << 64) | (span_id & _MASK64)
+    value = (value & _VERSION_BITS & _VARIANT_BITS) | (8 << 76) | (2 << 62)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def record_kind(span: ReadableSpan) -> str | None:
@@ -85,8 +94,45 @@ def record_kind(span: ReadableSpan) -> str | None:
     return "function"
 
 
+class _Parts:
+    """A record with its ``input`` and ``output`` still as JSON text (they are spliced, not re-encoded)."""
+
+    __slots__ = ("head", "input_json", "output_json", "tail")
+
+    def __init__(self, head: dict[str, Any], input_json: str, output_json: str, tail: dict[str, Any]) -> None:
+        self.head = head
+        self.input_json = input_json
+        self.output_json = output_json
+        self.tail = tail
+
+
 def span_to_trace_record(span: ReadableSpan) -> TraceRecord | None:
     """Convert one finished span into a trace record, or return None if carrot does not export it."""
+    parts = _convert(span)
+    if parts is None:
+        return None
+    record: dict[str, Any] = {
+        **parts.head,
+        "input": json.loads(parts.input_json),
+        "output": json.loads(parts.output_json),
+        **parts.tail,
+    }
+    return record  # type: ignore[return-value]
+
+
+def encode_span(span: ReadableSpan) -> bytes | None:
+    """The JSON bytes of :func:`span_to_trace_record` for ``span`` (None if not exported), without decoding and
+    re-encoding the captured input and output."""
+    parts = _convert(span)
+    if parts is None:
+        return None
+    head = _dumps(parts.head)
+    tail = _dumps(parts.tail)
+    text = f'{head[:-1]},"input":{parts.input_json},"output":{parts.output_json},{tail[1:]}'
+    return text.encode("utf-8")
+
+
+def _convert(span: ReadableSpan) -> _Parts | None:
     kind = record_kind(span)
     context = span.context
     if kind is None or context is None:
@@ -112,15 +158,57 @@ def span_to_trace_record(span: ReadableSpan) -> TraceRecord | None:
     parent = _parent_span_id(span, attributes)
     if parent is not None:
         metadata["parent_trace_id"] = record_id(context.trace_id, parent)
+    _optional_metadata(span, attributes, metadata)
+    service = _service_name(span)
+    if service:
+        metadata["service_name"] = service
+
+    head = {"id": record_id(context.trace_id, context.span_id), "name": _name(span, attributes, kind)}
+    input_json = _own_json(attributes.get(semconv.CARROT_INPUT)) if ours else None
+    if input_json is None:
+        input_json = _dumps(_input(attributes, ours))
+    if error:
+        output_json = _dumps(_error_output(span, attributes))
+    else:
+        output_json = (_own_json(attributes.get(semconv.CARROT_OUTPUT)) if ours else None) or _dumps(
+            _output(attributes, ours)
+        )
+    tail: dict[str, Any] = {
+        "metadata": metadata,
+        "status": "error" if error else "success",
+        "started_at": _iso(attributes.get(semconv.CARROT_STARTED_AT), start_ns),
+        "ended_at": _iso(attributes.get(semconv.CARROT_ENDED_AT), end_ns),
+    }
+    tags = attributes.get(semconv.CARROT_TAGS)
+    if tags:
+        tail["tags"] = [str(t) for t in tags]
+    return _Parts(head, input_json, output_json, tail)
+
+
+def _service_name(span: ReadableSpan) -> str | None:
+    resource = span.resource
+    if resource is None:
+        return None
+    service = resource.attributes.get(semconv.SERVICE_NAME)
+    if isinstance(service, str) and service and not service.startswith("unknown_service"):
+        return service
+    return None
+
+
+def _own_json(raw: Any) -> str | None:
+    """A ``carrot.input`` / ``carrot.output`` value we wrote: a JSON object's text, used as is."""
+    if isinstance(raw, str) and len(raw) >= 2 and raw[0] == "{" and raw[-1] == "}":
+        return raw
+    return None
+
+
+def _optional_metadata(span: ReadableSpan, attributes: Mapping[str, Any], metadata: dict[str, Any]) -> None:
     for key, name in (("user_id", semconv.CARROT_USER_ID), ("session_id", semconv.CARROT_SESSION_ID)):
         value = attributes.get(name)
         if isinstance(value, str):
             metadata[key] = value
     if "session_id" not in metadata and isinstance(attributes.get(semconv.GEN_AI_CONVERSATION_ID), str):
         metadata["session_id"] = attributes[semconv.GEN_AI_CONVERSATION_ID]
-    service = span.resource.attributes.get(semconv.SERVICE_NAME) if span.resource else None
-    if isinstance(service, str) and service and not service.startswith("unknown_service"):
-        metadata["service_name"] = service
     for key, name in (
         ("http_status", semconv.HTTP_RESPONSE_STATUS_CODE),
         ("error_code", semconv.CARROT_ERROR_CODE),
@@ -130,21 +218,6 @@ def span_to_trace_record(span: ReadableSpan) -> TraceRecord | None:
         value = attributes.get(name)
         if value is not None and value != "":
             metadata[key] = value
-
-    record: TraceRecord = {
-        "id": record_id(context.trace_id, context.span_id),
-        "name": _name(span, attributes, kind),
-        "input": _input(attributes, ours),
-        "output": _error_output(span, attributes) if error else _output(attributes, ours),
-        "metadata": metadata,
-        "status": "error" if error else "success",
-        "started_at": _iso(attributes.get(semconv.CARROT_STARTED_AT), start_ns),
-        "ended_at": _iso(attributes.get(semconv.CARROT_ENDED_AT), end_ns),
-    }
-    tags = attributes.get(semconv.CARROT_TAGS)
-    if tags:
-        record["tags"] = [str(t) for t in tags]
-    return record
 
 
 def _source(attributes: Mapping[str, Any], kind: str, ours: bool) -> str:
@@ -368,9 +441,19 @@ def _parts_content(parts: list[Any]) -> Any:
     return parts
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _iso(explicit: Any, ns: int) -> str:
     if isinstance(explicit, str) and explicit:
         return explicit
     seconds, remainder = divmod(ns, 1_000_000_000)
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    return moment.replace(microsecond=remainder // 1000).isoformat()
+    global _last_second
+    cached_seconds, prefix = _last_second  # one tuple: read and replaced atomically
+    if cached_seconds != seconds:  # spans that end in the same second share the formatted prefix
+        prefix = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{remainder // 1000:06d}+00:00"
+
+
+_dumps = dumps

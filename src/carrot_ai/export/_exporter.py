@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from carrot_ai._config import Settings, resolve_settings
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._serialize import dumps
-from carrot_ai.export._convert import record_kind, span_to_trace_record
+from carrot_ai.export._convert import encode_span, record_kind
 from carrot_ai.export._transport import HttpTransport, Outcome, SendResult
 
 logger = logging.getLogger("carrot_ai")
@@ -288,9 +288,9 @@ class CarrotSpanExporter(SpanExporter):
         encoded: list[bytes] = []
         for item in items:
             try:
-                record = item if isinstance(item, dict) else span_to_trace_record(item)
-                if record is not None:
-                    encoded.append(dumps(record).encode("utf-8"))
+                data = dumps(item).encode("utf-8") if isinstance(item, dict) else encode_span(item)
+                if data is not None:
+                    encoded.append(data)
             except Exception as exc:
                 self.stats.internal_error += 1
                 report_internal_error("span conversion", exc)

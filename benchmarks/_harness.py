@@ -1,0 +1,136 @@
+"""Shared measurement helpers for the benchmarks: interleaved rounds, medians, a local ingest sink.
+
+Method: each round times ``n`` calls of the bare function and ``n`` calls of the traced one, back to back, so
+both see the same machine state; the figure is the median over rounds of (traced - bare) per call. Tracing is
+set up as users run it (``carrot_ai.init`` with the default batching) against a healthy ingest server on
+127.0.0.1, so the exporter's background thread does its normal work during the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, for CI (no timing claims)")
+    parser.add_argument("--json", action="store_true", help="print results as JSON lines")
+    return parser.parse_args()
+
+
+class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    received = 0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        _Sink.received += len(body)
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+@contextlib.contextmanager
+def ingest_sink() -> Iterator[str]:
+    """A healthy local ingest endpoint that accepts everything; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def interleaved(
+    bare: Callable[[], Any], traced: Callable[[], Any], *, n: int, rounds: int, warmup: int = 2
+) -> dict[str, float]:
+    """Median per-call overhead (µs) of ``traced`` over ``bare`` across interleaved rounds."""
+
+    def timed(fn: Callable[[], Any]) -> float:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter_ns() - start) / n / 1000
+
+    for _ in range(warmup):
+        timed(bare)
+        timed(traced)
+    bare_times, traced_times, overheads = [], [], []
+    for _ in range(rounds):
+        b = timed(bare)
+        t = timed(traced)
+        bare_times.append(b)
+        traced_times.append(t)
+        overheads.append(t - b)
+    bare_median = statistics.median(bare_times)
+    return {
+        "bare_us": round(bare_median, 2),
+        "traced_us": round(statistics.median(traced_times), 2),
+        "overhead_us": round(statistics.median(overheads), 2),
+        "ratio": round(statistics.median(traced_times) / bare_median, 3) if bare_median else 0.0,
+    }
+
+
+def interleaved_async(
+    bare: Callable[[], Any], traced: Callable[[], Any], *, n: int, rounds: int, warmup: int = 2
+) -> dict[str, float]:
+    """:func:`interleaved` for coroutine functions, in one event loop."""
+    import asyncio
+
+    async def run() -> dict[str, float]:
+        async def timed(fn: Callable[[], Any]) -> float:
+            start = time.perf_counter_ns()
+            for _ in range(n):
+                await fn()
+            return (time.perf_counter_ns() - start) / n / 1000
+
+        for _ in range(warmup):
+            await timed(bare)
+            await timed(traced)
+        bare_times, traced_times, overheads = [], [], []
+        for _ in range(rounds):
+            b = await timed(bare)
+            t = await timed(traced)
+            bare_times.append(b)
+            traced_times.append(t)
+            overheads.append(t - b)
+        bare_median = statistics.median(bare_times)
+        return {
+            "bare_us": round(bare_median, 2),
+            "traced_us": round(statistics.median(traced_times), 2),
+            "overhead_us": round(statistics.median(overheads), 2),
+            "ratio": round(statistics.median(traced_times) / bare_median, 3) if bare_median else 0.0,
+        }
+
+    return asyncio.run(run())
+
+
+def report(name: str, result: dict[str, Any], *, as_json: bool, target: str = "") -> None:
+    if as_json:
+        print(json.dumps({"benchmark": name, **result, "target": target}))
+        return
+    figures = "  ".join(f"{k}={v}" for k, v in result.items())
+    print(f"{name:<44} {figures}" + (f"  (target {target})" if target else ""))
+
+
+def machine() -> str:
+    import os
+
+    return f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, {sys.platform}"
