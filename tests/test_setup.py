@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import carrot_ai
+from tests.ingest_server import IngestServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_program(source: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CARROT_", "OTEL_"))}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        env=clean,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_auto_init_from_environment_and_flush_at_exit(ingest: IngestServer) -> None:
+    result = run_program(
+        """
+        import carrot_ai
+
+        @carrot_ai.trace
+        def answer_question(question: str) -> str:
+            return "Go to Settings > Security"
+
+        print(answer_question("How do I reset my password?"))
+        """,
+        {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": ingest.base_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Go to Settings > Security"
+    [record] = ingest.wait_for(1)
+    assert record["name"] == "answer_question"
+    assert record["input"] == {"question": "How do I reset my password?"}
+    assert record["output"] == {"result": "Go to Settings > Security"}
+    assert ingest.requests[0].headers["authorization"] == "Bearer ck-test-key"
+    assert ingest.requests[0].headers["content-encoding"] == "gzip"
+
+
+def test_without_key_traced_code_runs_untraced_and_quietly() -> None:
+    result = run_program(
+        """
+        import carrot_ai
+
+        @carrot_ai.trace
+        def f(x):
+            return x + 1
+
+        print(f(1))
+        print(carrot_ai.flush(1))
+        """,
+        {},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "True"]
+    assert result.stderr == ""
+
+
+def test_init_without_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CARROT_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="CARROT_API_KEY"):
+        carrot_ai.init(base_url="https://api.carrotlabs.ai")
+
+
+def test_init_rejects_unknown_options() -> None:
+    with pytest.raises(TypeError, match="bogus"):
+        carrot_ai.init(api_key="k", bogus=1)
+
+
+def test_init_twice_is_harmless_and_sends_once(carrot: IngestServer, tracer_provider: object) -> None:
+    carrot_ai.init(
+        api_key="ck-test-key", base_url=carrot.base_url, flush_interval=0.05, tracer_provider=tracer_provider
+    )  # type: ignore[arg-type]
+
+    @carrot_ai.trace("once")
+    def once() -> int:
+        return 1
+
+    once()
+    assert carrot_ai.flush(5)
+    carrot.wait_for(1)
+    assert len(carrot.records) == 1
+
+
+def test_otel_sdk_disabled_makes_everything_a_no_op(ingest: IngestServer) -> None:
+    result = run_program(
+        """
+        import carrot_ai
+        carrot_ai.init()
+
+        @carrot_ai.trace
+        def f(x):
+            return x * 2
+
+        print(f(21), carrot_ai.flush(1), carrot_ai.stats())
+        """,
+        {"OTEL_SDK_DISABLED": "true", "CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": ingest.base_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["42", "True"]
+    assert ingest.requests == []
+
+
+def test_existing_tracer_provider_keeps_its_exporter_and_carrot_only_gets_its_spans(ingest: IngestServer) -> None:
+    result = run_program(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        app_exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(app_exporter))
+        trace.set_tracer_provider(provider)
+
+        import carrot_ai
+        carrot_ai.init()
+        assert trace.get_tracer_provider() is provider
+
+        tracer = trace.get_tracer("app")
+
+        @carrot_ai.trace
+        def pipeline():
+            with tracer.start_as_current_span("db.query"):
+                return leaf()
+
+        @carrot_ai.trace
+        def leaf():
+            return "ok"
+
+        with tracer.start_as_current_span("GET /answer"):
+            pipeline()
+        assert carrot_ai.flush(5)
+        print(sorted(s.name for s in app_exporter.get_finished_spans()))
+        """,
+        {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": ingest.base_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['GET /answer', 'db.query', 'leaf', 'pipeline']"
+    records = ingest.wait_for(2)
+    by_name = {r["name"]: r for r in records}
+    assert set(by_name) == {"pipeline", "leaf"}
+    # The HTTP server span and the db span are not exported: pipeline is a root, leaf's parent skips db.query.
+    assert "parent_trace_id" not in by_name["pipeline"]["metadata"]
+    assert by_name["leaf"]["metadata"]["parent_trace_id"] == by_name["pipeline"]["id"]
+
+
+def test_get_client_submit_like_the_reference_sdk(carrot: IngestServer) -> None:
+    client = carrot_ai.get_client()
+    client.submit(
+        {
+            "name": "my-agent",
+            "input": {"messages": [{"role": "user", "content": "Hello"}]},
+            "output": {"message": {"role": "assistant", "content": "Hi!"}},
+            "metadata": {"model": "gpt-4o", "input_tokens": 10, "output_tokens": 5},
+            "status": "success",
+            "started_at": "2026-11-23T10:00:00+00:00",
+            "ended_at": "2026-11-23T10:00:01+00:00",
+        }
+    )
+    client.flush()
+    [record] = carrot.wait_for(1)
+    assert record["name"] == "my-agent"
+    assert record["metadata"]["input_tokens"] == 10
