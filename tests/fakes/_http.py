@@ -489,7 +489,7 @@ class FakeServer:
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             name=f"{type(self).__name__}",
             daemon=True,
         )
