@@ -382,12 +382,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._track(self.connection, add=True)
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
-        self.server.fake._track(self.connection, add=False)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -447,6 +445,23 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, fake: FakeServer) -> None:
         self.fake = fake
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Registered before the thread starts, so stop() can always find (and wake, and join) it.
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            name=f"{type(self.fake).__name__}-connection",
+            daemon=True,
+        )
+        self.fake._track(request, thread, add=True)
+        thread.start()
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            self.fake._track(request, threading.current_thread(), add=False)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Client hang-ups and resets during stop are normal for a test server; stay quiet.
@@ -628,10 +643,10 @@ class FakeServer:
             return self.default_reply(request)
         return item if isinstance(item, Reply) else item(request)
 
-    def _track(self, sock: socket.socket, *, add: bool) -> None:
+    def _track(self, sock: socket.socket, thread: threading.Thread, *, add: bool) -> None:
         with self._lock:
             if add:
-                self._sockets[sock] = threading.current_thread()
+                self._sockets[sock] = thread
             else:
                 self._sockets.pop(sock, None)
 

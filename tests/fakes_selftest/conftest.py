@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import anthropic
@@ -10,6 +11,20 @@ import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
+
+
+def _server_threads() -> set[threading.Thread]:
+    names = ("process_request_thread", "FakeServer", "FakeOpenAI", "FakeAnthropic", "CassetteServer")
+    return {t for t in threading.enumerate() if any(n in t.name for n in names)}
+
+
+@pytest.fixture(autouse=True)
+def _no_server_thread_left_behind() -> Iterator[None]:
+    """Every server a test starts, the test stops: no serving or handler thread may outlive it."""
+    before = _server_threads()
+    yield
+    left = _server_threads() - before
+    assert not left, f"threads still running after the test: {sorted(t.name for t in left)}"
 
 
 @pytest.fixture
