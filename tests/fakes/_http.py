@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -46,7 +46,6 @@ __all__ = [
     "SSEReply",
     "Slow",
     "encode_sse_event",
-    "iter_text_pieces",
 ]
 
 # Replies that wait (Hang, Slow, SSE pauses) wake up at the latest this often to notice a stop.
@@ -649,11 +648,3 @@ class FakeServer:
                 self._sockets[sock] = thread
             else:
                 self._sockets.pop(sock, None)
-
-
-def iter_text_pieces(text: str, size: int = 2) -> Iterable[str]:
-    """Split `text` into pieces of about `size` words, keeping the spaces, for streamed deltas."""
-    words = text.split(" ")
-    for i in range(0, len(words), size):
-        chunk = " ".join(words[i : i + size])
-        yield chunk if i == 0 else " " + chunk
