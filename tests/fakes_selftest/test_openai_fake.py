@@ -358,3 +358,27 @@ def test_slow_reply_still_answers(openai_client: openai.OpenAI, openai_server: F
     completion = openai_client.chat.completions.create(model="m", messages=USER)
     assert time.monotonic() - started >= 0.15
     assert completion.choices[0].message.content == "Echo: hello there"
+
+
+def test_async_chat_stream(openai_server: FakeOpenAI) -> None:
+    async def run() -> list[openai.types.chat.ChatCompletionChunk]:
+        async with openai.AsyncOpenAI(base_url=openai_server.base_url + "/v1", api_key="k", max_retries=0) as client:
+            stream = await client.chat.completions.create(
+                model="m", messages=USER, stream=True, stream_options={"include_usage": True}
+            )
+            assert isinstance(stream, openai.AsyncStream)
+            return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(run())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: hello there"
+    assert chunks[-1].usage is not None
+
+
+def test_stalled_stream_times_out_in_the_sdk(openai_client: openai.OpenAI, openai_server: FakeOpenAI) -> None:
+    body = {"model": "m", "messages": USER, "stream": True}
+    openai_server.enqueue(SSEReply(openai_server.build_chat_chunks(body), hang_after=2))
+    received = []
+    with pytest.raises(openai.APITimeoutError):
+        for chunk in openai_client.with_options(timeout=0.3).chat.completions.create(**body):
+            received.append(chunk)
+    assert len(received) == 2
