@@ -51,6 +51,7 @@ class IngestServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else delayed ACKs stall every small response by ~40 ms
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
