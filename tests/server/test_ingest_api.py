@@ -83,9 +83,7 @@ def test_children_arriving_before_parents_assemble_into_one_tree(client: Client)
     assert tree["root_id"] == root["id"]
     assert tree["parent_missing"] is None
     assert tree["record_count"] == 4
-    shape = [
-        (c["name"], [g["name"] for g in c["children"]]) for c in tree["tree"]["children"]
-    ]
+    shape = [(c["name"], [g["name"] for g in c["children"]]) for c in tree["tree"]["children"]]
     assert shape == [("retrieve", ["chat.completions"]), ("rerank", [])]
     assert tree["totals"] == {
         "cost_usd": 0.000135,
@@ -201,7 +199,14 @@ def test_openapi_document_describes_every_route_and_the_record_schema(client: Cl
     assert parameters >= {"model", "provider", "status", "tag", "name", "user_id", "session_id", "since", "until", "q"}
     assert parameters >= {"limit", "cursor"}
     assert document["components"]["schemas"]["TraceRecord"]["required"] == [
-        "id", "name", "input", "output", "metadata", "status", "started_at", "ended_at"
+        "id",
+        "name",
+        "input",
+        "output",
+        "metadata",
+        "status",
+        "started_at",
+        "ended_at",
     ]
 
 

@@ -43,7 +43,13 @@ def test_otlp_protobuf_spans_are_stored_as_the_carrot_exporter_would_convert_the
                         [{"role": "user", "parts": [{"type": "text", "content": "Hi there"}]}]
                     ),
                     "gen_ai.output.messages": json.dumps(
-                        [{"role": "assistant", "parts": [{"type": "text", "content": "Hello!"}], "finish_reason": "stop"}]
+                        [
+                            {
+                                "role": "assistant",
+                                "parts": [{"type": "text", "content": "Hello!"}],
+                                "finish_reason": "stop",
+                            }
+                        ]
                     ),
                 }
             )
@@ -122,7 +128,9 @@ def test_otlp_json_spans_are_converted_and_non_genai_spans_elided(client: Client
     assert record["name"] == "chat.completions"
     assert record["started_at"] == "2025-05-01T12:00:00+00:00"
     assert record["input"] == {"model": "gpt-4o-mini", "temperature": 0.5}
-    assert {k: record["metadata"][k] for k in ("model", "provider", "input_tokens", "output_tokens", "total_tokens")} == {
+    assert {
+        k: record["metadata"][k] for k in ("model", "provider", "input_tokens", "output_tokens", "total_tokens")
+    } == {
         "model": "gpt-4o-mini",
         "provider": "openai",
         "input_tokens": 12,

@@ -53,7 +53,9 @@ def ids(records: list[dict[str, Any]]) -> list[str]:
         ({"model": "gpt-4o-mini", "status": "error"}, []),
     ],
 )
-def test_search_filters(client: Client, corpus: dict[str, dict[str, Any]], params: dict[str, Any], expected: list[str]) -> None:
+def test_search_filters(
+    client: Client, corpus: dict[str, dict[str, Any]], params: dict[str, Any], expected: list[str]
+) -> None:
     assert ids(client.search(**params)) == [corpus[name]["id"] for name in expected]
 
 
@@ -142,9 +144,10 @@ def test_stats_give_cost_latency_and_errors_per_time_bucket(client: Client) -> N
     )
     stats = client.get("/v1/stats", buckets=2, model="gpt-4o-mini").json()
     assert stats["total"] == 3
-    assert [(b["count"], b["errors"], b["cost_usd"], b["avg_latency_ms"], b["max_latency_ms"]) for b in stats["buckets"]] == [
+    assert [
+        (b["count"], b["errors"], b["cost_usd"], b["avg_latency_ms"], b["max_latency_ms"]) for b in stats["buckets"]
+    ] == [
         (2, 0, 0.75, 200.0, 300.0),
         (1, 1, 0.0, 50.0, 50.0),
     ]
     assert client.get("/v1/stats", model="nothing").json() == {"bucket_seconds": 0, "total": 0, "buckets": []}
-

@@ -7,6 +7,8 @@ const SVG = "http://www.w3.org/2000/svg";
 let apiKey = sessionStorage.getItem("carrot-api-key") || "";
 let cursor = null;
 let currentTrace = null;
+let listGeneration = 0;  // a response to an older request never overwrites a newer one
+let chartGeneration = 0;
 
 async function api(path, params) {
   const url = new URL(path, location.origin);
@@ -67,9 +69,11 @@ async function loadList(append) {
   const params = filterParams();
   params.push(["limit", "50"]);
   if (append && cursor) params.push(["cursor", cursor]);
+  const generation = ++listGeneration;
   status("Loading…");
   try {
     const page = await api("/v1/traces", params);
+    if (generation !== listGeneration) return;
     const body = $("#trace-list tbody");
     if (!append) body.textContent = "";
     for (const record of page.traces) body.appendChild(listRow(record));
@@ -156,8 +160,10 @@ function drawChart(svg, buckets, series, format) {
 }
 
 async function loadCharts() {
+  const generation = ++chartGeneration;
   try {
     const stats = await api("/v1/stats", [...filterParams(), ["buckets", "40"]]);
+    if (generation !== chartGeneration) return;
     drawChart($("#chart-cost"), stats.buckets, [{ key: "cost_usd", kind: "bar" }], (v) => "$" + v.toPrecision(2));
     drawChart($("#chart-latency"), stats.buckets,
       [{ key: "max_latency_ms", kind: "max" }, { key: "avg_latency_ms", kind: "avg" }], fmtLatency);
