@@ -245,3 +245,28 @@ def test_full_text_index_is_built_for_records_stored_without_it(tmp_path: Path) 
     texts, _ = indexed.search(SearchQuery(q="lighthouse"))
     assert [json.loads(t)["name"] for t in texts] == ["a"]
     indexed.close()
+
+
+def test_database_of_an_older_schema_version_is_migrated_keeping_its_records(tmp_path: Path) -> None:
+    from carrot_ai.server._store import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    old = TraceStore(path)
+    old.insert([make_record("from version 1")])
+    old.close()
+    connection = sqlite3.connect(path)  # take it back to version 1, as an older carrot-ai left it
+    connection.execute("DROP INDEX records_parent_started")
+    connection.execute("CREATE INDEX records_parent ON records (parent_id)")
+    connection.execute("PRAGMA user_version=1")
+    connection.commit()
+    connection.close()
+    assert len(MIGRATIONS) == SCHEMA_VERSION > 1
+
+    migrated = TraceStore(path)
+    try:
+        assert migrated.schema_version() == SCHEMA_VERSION
+        indexes = {row[0] for row in migrated._writer.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "records_parent_started" in indexes and "records_parent" not in indexes
+        assert migrated.count() == 1
+    finally:
+        migrated.close()

@@ -129,6 +129,8 @@ def stream_chunks(completion: dict[str, Any], include_usage: bool) -> list[dict[
 def _make_handler(model: StandInModel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per response (flushed by the handler), no delayed-ACK stalls
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -63,6 +63,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX records_session ON records (session_id, started_us)",
         "CREATE TABLE record_tags (tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)) WITHOUT ROWID",
     ),
+    (
+        # Top-level records in a time window, newest first, without scanning every root.
+        "CREATE INDEX records_parent_started ON records (parent_id, started_us, seq)",
+        "DROP INDEX records_parent",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

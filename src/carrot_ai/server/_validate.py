@@ -36,7 +36,12 @@ def _validator() -> Any:
 def validate_record(record: Any, index: int = 0) -> RecordError | None:
     """Check one record against the trace record schema; return the first problem, or None if it is valid."""
     record_id = record.get("id") if isinstance(record, dict) and isinstance(record.get("id"), str) else None
-    errors = sorted(_validator().iter_errors(record), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    validator = _validator()
+    errors = (
+        []
+        if validator.is_valid(record)
+        else sorted(validator.iter_errors(record), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    )
     if errors:
         error = errors[0]
         return RecordError(index, record_id, _field_of(error), error.message)
