@@ -453,7 +453,8 @@ def _iso(explicit: Any, ns: int) -> str:
     if cached_seconds != seconds:  # spans that end in the same second share the formatted prefix
         prefix = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         _last_second = (seconds, prefix)
-    return f"{prefix}.{remainder // 1000:06d}+00:00"
+    micros = remainder // 1000
+    return f"{prefix}.{micros:06d}+00:00" if micros else f"{prefix}+00:00"  # as datetime.isoformat() writes it
 
 
 _dumps = dumps

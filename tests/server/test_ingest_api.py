@@ -1,0 +1,272 @@
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dirty_equals import IsStr
+from opentelemetry.sdk.trace import TracerProvider
+
+import carrot_ai
+from carrot_ai.server import TraceServer, TraceStore
+from carrot_ai.server._store import SCHEMA_VERSION, StoreError
+from tests.server.conftest import Client, llm_record, make_record
+
+
+@pytest.fixture
+def traced(server: TraceServer, tracer_provider: TracerProvider) -> Iterator[TraceServer]:
+    """carrot_ai exporting to the local server (the real exporter, over real HTTP)."""
+    carrot_ai.init(base_url=server.url, flush_interval=0.05, tracer_provider=tracer_provider)
+    yield server
+    carrot_ai.shutdown()
+
+
+def without_children(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in node.items() if k != "children"}
+
+
+def test_exporter_records_round_trip_through_ingest_search_and_detail(traced: TraceServer, client: Client) -> None:
+    @carrot_ai.trace("search_knowledge_base")
+    def search_knowledge_base(question: str) -> list[str]:
+        return ["Reset it under Settings > Security."]
+
+    @carrot_ai.trace(name="answer_question", tags=["demo"])
+    def answer_question(question: str) -> str:
+        return search_knowledge_base(question)[0]
+
+    answer_question("How do I reset my password?")
+    assert carrot_ai.flush(5)
+
+    [root] = client.search(root="true")
+    [child] = client.search(name="search_knowledge_base")
+    assert root["name"] == "answer_question"
+    assert root["input"] == {"question": "How do I reset my password?"}
+    assert root["output"] == {"result": "Reset it under Settings > Security."}
+    assert root["tags"] == ["demo"]
+    assert child["metadata"]["parent_trace_id"] == root["id"]
+
+    detail = client.get(f"/v1/traces/{child['id']}").json()
+    assert detail["id"] == child["id"]
+    assert detail["root_id"] == root["id"]
+    assert detail["parent_missing"] is None
+    assert detail["record_count"] == 2
+    assert without_children(detail["tree"]) == root
+    assert [without_children(c) for c in detail["tree"]["children"]] == [child]
+
+
+def test_plain_and_gzip_bodies_are_both_accepted(client: Client) -> None:
+    plain = client.ingest([make_record("plain")], compress=False)
+    gzipped = client.ingest([make_record("gzipped")], compress=True)
+    assert (plain.status_code, gzipped.status_code) == (200, 200)
+    assert sorted(client.names()) == ["gzipped", "plain"]
+
+
+def test_children_arriving_before_parents_assemble_into_one_tree(client: Client) -> None:
+    root = make_record("answer_question", at=0)
+    child = make_record("retrieve", parent=root["id"], at=0.1)
+    grandchild = llm_record(parent=child["id"], at=0.2)
+    sibling = make_record("rerank", parent=root["id"], at=0.3)
+
+    assert client.ingest([grandchild]).status_code == 200
+    early = client.get(f"/v1/traces/{grandchild['id']}").json()
+    assert early["root_id"] == grandchild["id"]
+    assert early["parent_missing"] == child["id"]
+
+    assert client.ingest([sibling, child]).status_code == 200
+    assert client.ingest([root]).status_code == 200
+
+    tree = client.get(f"/v1/traces/{grandchild['id']}").json()
+    assert tree["root_id"] == root["id"]
+    assert tree["parent_missing"] is None
+    assert tree["record_count"] == 4
+    shape = [(c["name"], [g["name"] for g in c["children"]]) for c in tree["tree"]["children"]]
+    assert shape == [("retrieve", ["chat.completions"]), ("rerank", [])]
+    assert tree["totals"] == {
+        "cost_usd": 0.000135,
+        "input_tokens": 120,
+        "output_tokens": 30,
+        "total_tokens": 150,
+        "errors": 0,
+    }
+    assert client.get(f"/v1/traces/{sibling['id']}").json()["root_id"] == root["id"]
+
+
+def test_duplicate_delivery_is_stored_once(client: Client) -> None:
+    first = make_record("first")
+    second = make_record("second")
+    assert client.ingest([first, second]).json() == {"accepted": 2, "stored": 2, "duplicates": 0, "rejected": []}
+    changed = {**first, "name": "changed on retry"}
+    again = client.ingest([changed, second, second])
+    assert again.status_code == 200
+    assert again.json() == {"accepted": 3, "stored": 0, "duplicates": 3, "rejected": []}
+    assert sorted(client.names()) == ["first", "second"]
+
+
+def test_invalid_records_are_rejected_naming_the_field_while_valid_ones_are_kept(client: Client) -> None:
+    valid = make_record("valid")
+    no_name = make_record("x")
+    del no_name["name"]
+    negative_tokens = llm_record(metadata={"input_tokens": -1})
+    unknown_key = {**make_record("y"), "bogus": 1}
+    bad_time = {**make_record("z"), "started_at": "yesterday"}
+    response = client.ingest([valid, no_name, negative_tokens, unknown_key, bad_time, "not a record"])
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["accepted"] == 1
+    assert body["stored"] == 1
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [
+        (1, "name"),
+        (2, "metadata.input_tokens"),
+        (3, "bogus"),
+        (4, "started_at"),
+        (5, "(record)"),
+    ]
+    assert body["rejected"][1]["id"] == negative_tokens["id"]
+    assert body["rejected"][1]["error"] == "-1 is less than the minimum of 0"
+    assert body["error"] == IsStr(regex=r"^5 record\(s\) rejected; first: traces\[1\]\.name: .*'name'.*")
+    assert client.names() == ["valid"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [(b"{not json", None), (b'{"records": []}', "traces"), (b'{"traces": {}}', "traces"), (b"[]", "traces")],
+)
+def test_malformed_ingest_body_is_a_400(client: Client, body: bytes, field: str | None) -> None:
+    response = client.post("/v1/traces/ingest", body, {"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json().get("field") == field
+
+
+def test_body_larger_than_the_limit_after_decompression_is_a_413(store: TraceStore) -> None:
+    with TraceServer(store, max_body_bytes=10_000) as small:
+        client = Client(small.url)
+        bomb = gzip.compress(b'{"traces": ["' + b"a" * 50_000 + b'"]}')
+        assert len(bomb) < 10_000
+        response = client.post("/v1/traces/ingest", bomb, {"Content-Encoding": "gzip"})
+        assert response.status_code == 413
+        assert client.ingest([make_record("small")]).status_code == 200
+
+
+def test_api_key_is_required_on_every_api_route_when_configured(
+    store: TraceStore, tracer_provider: TracerProvider
+) -> None:
+    with TraceServer(store, api_key="local-secret") as secured:
+        anonymous = Client(secured.url)
+        wrong = Client(secured.url, api_key="guess")
+        assert anonymous.ingest([make_record("x")]).status_code == 401
+        assert wrong.ingest([make_record("x")]).status_code == 401
+        assert anonymous.get("/v1/traces").status_code == 401
+        assert anonymous.get("/v1/stats").status_code == 401
+        assert anonymous.get("/").status_code == 200  # the page asks for the key itself
+
+        carrot_ai.init(
+            api_key="local-secret", base_url=secured.url, flush_interval=0.05, tracer_provider=tracer_provider
+        )
+        try:
+
+            @carrot_ai.trace("step")
+            def step() -> int:
+                return 1
+
+            step()
+            assert carrot_ai.flush(5)
+        finally:
+            carrot_ai.shutdown()
+        assert Client(secured.url, api_key="local-secret").names() == ["step"]
+
+
+def test_unknown_trace_id_is_a_404(client: Client) -> None:
+    response = client.get("/v1/traces/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+
+
+def test_wrong_method_is_a_405(client: Client) -> None:
+    assert client.get("/v1/traces/ingest").status_code == 405
+    assert client.post("/openapi.json", b"", {}).status_code == 405
+
+
+def test_openapi_document_describes_every_route_and_the_record_schema(client: Client) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    assert set(document["paths"]) == {"/v1/traces/ingest", "/v1/traces", "/v1/traces/{id}", "/v1/stats"}
+    assert set(document["paths"]["/v1/traces"]) == {"get", "post"}
+    parameters = {p["name"] for p in document["paths"]["/v1/traces"]["get"]["parameters"]}
+    assert parameters >= {"model", "provider", "status", "tag", "name", "user_id", "session_id", "since", "until", "q"}
+    assert parameters >= {"limit", "cursor"}
+    assert document["components"]["schemas"]["TraceRecord"]["required"] == [
+        "id",
+        "name",
+        "input",
+        "output",
+        "metadata",
+        "status",
+        "started_at",
+        "ended_at",
+    ]
+
+
+def test_database_is_one_wal_file_at_the_current_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    store = TraceStore(path)
+    store.insert([make_record("kept")])
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    connection.close()
+    reopened = TraceStore(path)
+    assert reopened.count() == 1
+    reopened.close()
+
+
+def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(StoreError, match="schema version"):
+        TraceStore(path)
+
+
+def test_full_text_index_is_built_for_records_stored_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    plain = TraceStore(path, full_text=False)
+    plain.insert([make_record("a", input={"question": "lighthouse keeper"})])
+    plain.close()
+    indexed = TraceStore(path)
+    from carrot_ai.server import SearchQuery
+
+    texts, _ = indexed.search(SearchQuery(q="lighthouse"))
+    assert [json.loads(t)["name"] for t in texts] == ["a"]
+    indexed.close()
+
+
+def test_database_of_an_older_schema_version_is_migrated_keeping_its_records(tmp_path: Path) -> None:
+    from carrot_ai.server._store import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    old = TraceStore(path)
+    old.insert([make_record("from version 1")])
+    old.close()
+    connection = sqlite3.connect(path)  # take it back to version 1, as an older carrot-ai left it
+    connection.execute("DROP INDEX records_parent_started")
+    connection.execute("CREATE INDEX records_parent ON records (parent_id)")
+    connection.execute("PRAGMA user_version=1")
+    connection.commit()
+    connection.close()
+    assert len(MIGRATIONS) == SCHEMA_VERSION > 1
+
+    migrated = TraceStore(path)
+    try:
+        assert migrated.schema_version() == SCHEMA_VERSION
+        indexes = {row[0] for row in migrated._writer.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "records_parent_started" in indexes and "records_parent" not in indexes
+        assert migrated.count() == 1
+    finally:
+        migrated.close()
