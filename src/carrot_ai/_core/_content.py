@@ -38,11 +38,12 @@ UNAVAILABLE = "<content unavailable>"
 class ContentPolicy:
     """Capture on or off, the string limit, the media limit, and an optional string redactor.
 
-    ``redactor`` is applied to every captured string (dict keys included) after media were replaced and long
-    strings truncated; ``max_media_bytes`` is the largest base64 payload kept inline (0: none).
+    ``redactor`` is applied to every captured string after media were replaced and long strings truncated, and
+    ``key_redactor`` (default: ``redactor``) to dict keys; ``max_media_bytes`` is the largest base64 payload kept
+    inline (0: none; negative: keep all).
     """
 
-    __slots__ = ("capture", "max_string", "redactor", "max_media_bytes", "_media")
+    __slots__ = ("capture", "max_string", "redactor", "key_redactor", "max_media_bytes", "_media")
 
     def __init__(
         self,
@@ -50,10 +51,12 @@ class ContentPolicy:
         max_string: int = DEFAULT_MAX_STRING,
         redactor: Callable[[str], Any] | None = None,
         max_media_bytes: int = 0,
+        key_redactor: Callable[[str], Any] | None = None,
     ) -> None:
         self.capture = capture
         self.max_string = max_string
         self.redactor = redactor
+        self.key_redactor = key_redactor or redactor
         self.max_media_bytes = max_media_bytes
         self._media = MediaStripper(max_media_bytes) if max_media_bytes >= 0 else None
 
@@ -71,7 +74,7 @@ class ContentPolicy:
                     data[key] = replacement if replacement is not None else self.clean_string(value)
                 elif value_kind is dict or value_kind is list:
                     data[key] = self.clean(value, key)
-            if self.redactor is not None:
+            if self.key_redactor is not None:
                 data = self._redact_keys(data)
             return data
         if kind is list:
@@ -96,22 +99,39 @@ class ContentPolicy:
         return value
 
     def _redact_keys(self, data: dict[str, Any]) -> dict[str, Any]:
-        redactor = self.redactor
+        redactor = self.key_redactor
         assert redactor is not None
-        if not any(redactor(key) != key for key in data):
+        keys = [redactor(key) for key in data]
+        if all(new == old for new, old in zip(keys, data, strict=True)):
             return data
-        return {str(redactor(key)): value for key, value in data.items()}
+        out: dict[str, Any] = {}
+        for new, value in zip(keys, data.values(), strict=True):
+            key = new if isinstance(new, str) else FAILED_MASK
+            if key in out:  # two keys masked alike: keep both values
+                key = _unique_key(out, key)
+            out[key] = value
+        return out
+
+
+def _unique_key(taken: dict[str, Any], key: str) -> str:
+    number = 2
+    while f"{key} ({number})" in taken:
+        number += 1
+    return f"{key} ({number})"
 
 
 def policy_from_settings(settings: Settings) -> ContentPolicy:
     """Build the policy ``init()`` installs; ``redact_fn`` turns redaction on by itself."""
-    redactor = None
+    redactor = key_redactor = None
     if settings.redact or settings.redact_fn is not None:
         from carrot_ai._core._redact import make_string_redactor
 
         redactor = make_string_redactor(settings.redact_fn)
+        # Keys (parameter names, JSON field names) get the built-in patterns only: a failing redact_fn must not
+        # collapse every key of a dict into one.
+        key_redactor = make_string_redactor(None) if settings.redact_fn is not None else redactor
     media_limit = getattr(settings, "max_media_bytes", 0)
-    return ContentPolicy(settings.capture_content, settings.max_string_length, redactor, media_limit)
+    return ContentPolicy(settings.capture_content, settings.max_string_length, redactor, media_limit, key_redactor)
 
 
 _policy: ContentPolicy | None = None

@@ -123,14 +123,15 @@ def make_string_redactor(custom: Callable[[str], str] | None = None) -> Callable
 
 
 def make_redactor(custom: Callable[[str], str] | None = None) -> Callable[[Any], Any]:
-    """Return a function that masks every string (keys included) inside JSON-safe data."""
+    """Return a function that masks every string inside JSON-safe data (keys with the built-in patterns only)."""
     redact_string = make_string_redactor(custom)
+    redact_key = make_string_redactor(None) if custom is not None else redact_string
 
     def redact(data: Any) -> Any:
         if isinstance(data, str):
             return redact_string(data)
         if isinstance(data, dict):
-            return {redact_string(k): redact(v) for k, v in data.items()}
+            return {redact_key(k): redact(v) for k, v in data.items()}
         if isinstance(data, list):
             return [redact(v) for v in data]
         return data
