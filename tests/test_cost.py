@@ -1,4 +1,4 @@
-"""``metadata.cost_usd``: from genai-prices (offline) or the user's prices; cache and reasoning tokens; absent when unknown."""
+"""``metadata.cost_usd``: genai-prices (offline) or user prices; cache and reasoning tokens; absent when unknown."""
 
 from __future__ import annotations
 

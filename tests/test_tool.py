@@ -1,4 +1,4 @@
-"""Tool spans: ``@carrot_ai.tool`` / ``@trace(kind="tool")`` as GenAI ``execute_tool`` spans with call id, args, result."""
+"""Tool spans: ``@carrot_ai.tool`` / ``@trace(kind="tool")`` as GenAI ``execute_tool`` spans with call id."""
 
 from __future__ import annotations
 

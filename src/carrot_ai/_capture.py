@@ -303,8 +303,14 @@ def _times(data: Mapping[str, Any], path: str, parsed: _Event) -> None:
         raise _invalid(
             f"{path}.duration_ms", f"{duration!r} disagrees with end_time_ms - start_time_ms ({end - start!r})"
         )
-    parsed.start_ns = round(start * 1_000_000)
-    parsed.end_ns = round(end * 1_000_000)
+    parsed.start_ns = _nanoseconds(start)
+    parsed.end_ns = _nanoseconds(end)
+
+
+def _nanoseconds(millis: float) -> int:
+    # Exact for whole milliseconds: ``millis * 1e6`` in floating point is not (1.7e18 is beyond 2**53).
+    whole = math.floor(millis)
+    return whole * 1_000_000 + round((millis - whole) * 1_000_000)
 
 
 def _status(value: Any, path: str, parsed: _Event) -> None:
