@@ -47,9 +47,11 @@ def placeholder(media_type: str, size: int) -> str:
     return f"<media: {media_type}, {size} bytes>"
 
 
-def base64_size(payload: str) -> int:
-    """Decoded byte size of a base64 string (without decoding it)."""
-    length = len(payload) - payload.count("\n") - payload.count("\r")
+def base64_size(payload: str, start: int = 0) -> int:
+    """Decoded byte size of the base64 text ``payload[start:]`` (without decoding or copying it)."""
+    length = len(payload) - start
+    if length > 76 and ("\n" in payload[start : start + 80] or "\n" in payload[-80:]):  # MIME line breaks
+        length -= payload.count("\n", start) + payload.count("\r", start)
     padding = 2 if payload.endswith("==") else 1 if payload.endswith("=") else 0
     return max(length * 3 // 4 - padding, 0)
 
@@ -97,11 +99,11 @@ class MediaStripper:
         if value.startswith("data:"):
             match = _DATA_URL.match(value, 0, 256)
             if match is not None:
-                payload = value[match.end() :]
-                size = base64_size(payload)
+                start = match.end()
+                size = base64_size(value, start)
                 if size <= self.max_bytes:
                     return None
-                return placeholder(match.group(1) or sniff(payload), size)
+                return placeholder(match.group(1) or sniff(value[start : start + 32]), size)
             return None
         if len(value) >= MIN_BARE_BASE64 and _looks_binary(value):
             size = base64_size(value)
