@@ -191,5 +191,18 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
         return None
     except ValueError:  # usage the price table cannot bill (e.g. a unit this model has no price for)
         return None
+    except Exception as exc:  # a problem inside the price library is not a reason to lose the record
+        _log_library_error_once(exc)
+        return None
     total = result.total_price
     return total if isinstance(total, Decimal) and total >= 0 else None
+
+
+_library_error_logged = False
+
+
+def _log_library_error_once(exc: Exception) -> None:
+    global _library_error_logged
+    if not _library_error_logged:
+        _library_error_logged = True
+        logger.warning("carrot_ai: genai-prices failed to price a call; cost_usd left out: %r", exc)
