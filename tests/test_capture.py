@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 import carrot_ai
-from carrot_ai import _capture
+from carrot_ai import _capture, _events
 from tests.ingest_server import IngestServer
 from tests.privacy_helpers import carrot_session, payload_text, records_after_flush
 
@@ -675,9 +675,7 @@ def test_random_invalid_events_always_raise_with_a_field_path(event: dict[str, A
         (_set("status", data.draw(_json_scalars | st.lists(st.integers(), max_size=1))), "status"),
         (
             _set(
-                data.draw(
-                    st.from_regex(r"[a-zA-Z]{1,10}", fullmatch=True).filter(lambda k: k not in _capture._TOP_KEYS)
-                ),
+                data.draw(st.from_regex(r"[a-zA-Z]{1,10}", fullmatch=True).filter(lambda k: k not in _events.TOP_KEYS)),
                 1,
             ),
             "",
