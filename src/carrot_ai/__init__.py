@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+from carrot_ai._capture import capture_events, capture_llm_call, capture_tool_call
 from carrot_ai._compat import CarrotClient, get_client
-from carrot_ai._context import context
+from carrot_ai._context import context, tool_call_id
 from carrot_ai._decorators import tool, trace
 from carrot_ai._setup import flush, init, shutdown, stats
 from carrot_ai._version import __version__
@@ -21,6 +22,9 @@ __all__ = [
     "CarrotClient",
     "CarrotSpanExporter",
     "__version__",
+    "capture_events",
+    "capture_llm_call",
+    "capture_tool_call",
     "context",
     "flush",
     "get_client",
@@ -28,6 +32,7 @@ __all__ = [
     "shutdown",
     "stats",
     "tool",
+    "tool_call_id",
     "trace",
     "wrap",
 ]

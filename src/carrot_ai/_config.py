@@ -33,6 +33,8 @@ class Settings:
     exit_timeout: float = 2.0
     ca_bundle: str | None = None
     propagate_to_threads: bool = True
+    max_media_bytes: int = 0
+    prices: Mapping[str, Mapping[str, float]] | None = None
 
     def __repr__(self) -> str:  # never show the key
         fields = ", ".join(
@@ -104,6 +106,7 @@ def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any)
         "exit_timeout": _env_float("CARROT_EXIT_TIMEOUT", 2.0, env),
         "ca_bundle": env.get("CARROT_CA_BUNDLE") or None,
         "propagate_to_threads": env_flag("CARROT_PROPAGATE_TO_THREADS", True, env),
+        "max_media_bytes": _env_int("CARROT_MAX_MEDIA_BYTES", 0, env),
     }
     values.update(given)
     values["base_url"] = str(values["base_url"]).rstrip("/")

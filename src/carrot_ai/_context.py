@@ -2,6 +2,9 @@
 
 The scope lives in a ``contextvars.ContextVar``: asyncio tasks inherit it, and so do threads once thread
 propagation is installed (``init()`` installs it). Nested scopes merge, the inner one winning.
+
+Also here: ``carrot_ai.tool_call_id(id)``, which names the tool call that the tool execution traced directly
+inside the block answers.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
-from carrot_ai._core._serialize import dumps, to_jsonable
+from carrot_ai._core import _content
 
 
 class Scope:
@@ -74,13 +78,30 @@ def context(
 ) -> Iterator[None]:
     """Attach user, session, metadata and tags to every record created inside the block.
 
-    ``metadata_only=True`` records metadata, token counts and cost only (no prompt or response text) for the
-    calls made inside the block.
+    Applies to everything traced inside the block: wrapped LLM calls, ``@trace`` / ``@tool`` functions and manual
+    capture, in this thread, in asyncio tasks created inside it and in threads started or thread-pool work
+    submitted from it. Nested blocks merge with the outer ones: the inner ``user_id`` / ``session_id`` win,
+    ``metadata`` is merged key by key (inner wins) and ``tags`` are added. The session id is also exported as
+    the GenAI ``gen_ai.conversation.id`` span attribute.
+
+    ``metadata_only=True`` records metadata, token counts and cost only (no prompt, response, argument or
+    result text) for the calls that start inside the block.
+
+    When redaction is on, ``user_id``, ``session_id``, ``tags`` and ``metadata`` values are masked like any
+    captured string (use opaque ids if you need them with redaction on).
+    Raises ``ValueError`` for a value of the wrong type.
     """
+    for field, value in (("user_id", user_id), ("session_id", session_id)):
+        if value is not None and (not isinstance(value, str | int) or isinstance(value, bool)):
+            raise ValueError(f"{field} must be a string, not {type(value).__name__}")
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise ValueError("tags must be a list of strings")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise ValueError("metadata must be a mapping")
+    if metadata_only is not None and not isinstance(metadata_only, bool):
+        raise ValueError("metadata_only must be True or False")
+    user_id = str(user_id) if user_id is not None else None
+    session_id = str(session_id) if session_id is not None else None
     token = _scope.set(_scope.get().merged(user_id, session_id, metadata, tags, metadata_only))
     try:
         yield
@@ -98,13 +119,53 @@ def scope_attributes(
     if scope is _EMPTY and not tags and not metadata:
         return
     if scope.user_id is not None:
-        attributes[semconv.CARROT_USER_ID] = str(scope.user_id)
+        attributes[semconv.CARROT_USER_ID] = _content.prepare_text(scope.user_id)
     if scope.session_id is not None:
-        attributes[semconv.CARROT_SESSION_ID] = str(scope.session_id)
-        attributes[semconv.GEN_AI_CONVERSATION_ID] = str(scope.session_id)
+        session_id = _content.prepare_text(scope.session_id)
+        attributes[semconv.CARROT_SESSION_ID] = session_id
+        attributes[semconv.GEN_AI_CONVERSATION_ID] = session_id
     all_tags = scope.tags + tuple(t for t in (tags or ()) if t not in scope.tags)
     if all_tags:
-        attributes[semconv.CARROT_TAGS] = tuple(str(t) for t in all_tags)
+        redacting = _content.redaction_enabled()
+        attributes[semconv.CARROT_TAGS] = tuple(_content.prepare_text(t) if redacting else str(t) for t in all_tags)
     merged = {**scope.metadata, **metadata} if metadata else scope.metadata
     if merged:
-        attributes[semconv.CARROT_METADATA] = dumps(to_jsonable(merged))
+        attributes[semconv.CARROT_METADATA] = _content.prepare_json(dict(merged))
+
+
+_tool_call: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("carrot_ai.tool_call", default=None)
+
+
+def _current_span_id() -> int:
+    context = trace.get_current_span().get_span_context()
+    return context.span_id if context.is_valid else 0
+
+
+@contextlib.contextmanager
+def tool_call_id(call_id: str) -> Iterator[None]:
+    """Name the tool call (``tool_calls[i].id`` of the model's response) that the tool run inside the block answers.
+
+    The ``@carrot_ai.tool`` (or ``@trace(kind="tool")``) execution traced *directly* inside the block records it
+    as ``gen_ai.tool.call.id`` / ``metadata.tool_call_id``; tools that run nested inside that tool do not inherit
+    it. A tool function with a parameter named ``tool_call_id`` needs no block: that argument is used.
+
+    >>> for call in response.choices[0].message.tool_calls:
+    ...     with carrot_ai.tool_call_id(call.id):
+    ...         result = get_weather(**json.loads(call.function.arguments))
+    """
+    if not isinstance(call_id, str) or not call_id:
+        raise ValueError("call_id must be a non-empty string")
+    token = _tool_call.set((call_id, _current_span_id()))
+    try:
+        yield
+    finally:
+        _tool_call.reset(token)
+
+
+def pending_tool_call_id() -> str | None:
+    """The call id a tool span starting here answers: set by :func:`tool_call_id` in the current span, else None."""
+    pending = _tool_call.get()
+    if pending is None:
+        return None
+    call_id, span_id = pending
+    return call_id if span_id == _current_span_id() else None

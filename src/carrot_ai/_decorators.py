@@ -11,7 +11,13 @@ Capture rules:
   returns one.
 * **errors**: status error, ``{"error": message, "error_type": type name}``; the exception is re-raised
   unchanged. Closing a generator early is not an error.
-* Values go through the content policy (JSON-safe, truncated, redacted, or left out when content is off).
+* Values go through the content policy (JSON-safe, truncated, redacted, or left out when content is off); the
+  decision to capture is taken once, when the call starts (a generator consumed later obeys it too).
+
+Tools (``@tool`` / ``@trace(kind="tool")``): a GenAI ``execute_tool`` span whose arguments and result are also
+recorded as ``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``. The tool call id
+(``gen_ai.tool.call.id``, ``metadata.tool_call_id``) is the argument of a parameter named ``tool_call_id`` when the
+function has one, else the id given by an enclosing ``carrot_ai.tool_call_id(...)`` block.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, TypeVar, overload
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import _setup, semconv
-from carrot_ai._context import scope_attributes
+from carrot_ai._context import pending_tool_call_id, scope_attributes
 from carrot_ai._core import _content
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
@@ -40,6 +46,7 @@ _SECRET_NAME = re.compile(
     r"(?:^|_)(?:password|passwd|secret|token|api_?key|apikey|authorization|auth|cookie|credentials?|private_key)$"
 )
 _KINDS = ("function", "tool")
+_CALL_ID_PARAMETER = "tool_call_id"
 
 
 def is_secret_name(name: str) -> bool:
@@ -139,7 +146,17 @@ def _decorate(fn: Any, options: _Options) -> Any:
 class _TracedFunction:
     """What is fixed per decorated function: its name, signature and static attributes."""
 
-    __slots__ = ("fn", "name", "options", "signature", "skip_first", "static_attributes", "simple", "simple_names")
+    __slots__ = (
+        "fn",
+        "name",
+        "options",
+        "signature",
+        "skip_first",
+        "static_attributes",
+        "simple",
+        "simple_names",
+        "call_id_index",
+    )
 
     def __init__(self, fn: Callable[..., Any], options: _Options) -> None:
         self.fn = fn
@@ -166,11 +183,25 @@ class _TracedFunction:
             semconv.CARROT_NAME: self.name,
             semconv.CARROT_SOURCE: "decorator",
         }
+        self.call_id_index: int | None = None
         if options.kind == "tool":
             attributes[semconv.GEN_AI_OPERATION_NAME] = semconv.OP_EXECUTE_TOOL
             attributes[semconv.GEN_AI_TOOL_NAME] = self.name
             attributes[semconv.GEN_AI_TOOL_TYPE] = "function"
+            for index, param in enumerate(params):
+                if param.name == _CALL_ID_PARAMETER and param.kind is not inspect.Parameter.VAR_KEYWORD:
+                    self.call_id_index = index if param.kind is not inspect.Parameter.KEYWORD_ONLY else -1
         self.static_attributes = attributes
+
+    def tool_call_id(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The tool call id of one call: its ``tool_call_id`` argument, else an enclosing ``tool_call_id()`` block."""
+        value = kwargs.get(_CALL_ID_PARAMETER)
+        index = self.call_id_index
+        if value is None and index is not None and 0 <= index < len(args):
+            value = args[index]
+        if isinstance(value, str) and value:
+            return value
+        return pending_tool_call_id()
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanCall | None:
         """Start the span for one call, or return None when tracing is off; never raises."""
@@ -179,8 +210,18 @@ class _TracedFunction:
                 return None
             attributes = dict(self.static_attributes)
             scope_attributes(attributes, self.options.tags, self.options.metadata)
+            tool = self.options.kind == "tool"
+            if tool:
+                call_id = self.tool_call_id(args, kwargs)
+                if call_id is not None:
+                    attributes[semconv.GEN_AI_TOOL_CALL_ID] = call_id
             if _content.capture_enabled():
-                attributes[semconv.CARROT_INPUT] = _content.prepare_json(self.bind(args, kwargs))
+                captured_input = _content.prepare_json(self.bind(args, kwargs))
+                attributes[semconv.CARROT_INPUT] = captured_input
+                if tool:
+                    attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = captured_input
+            else:
+                attributes[semconv.CARROT_CONTENT_CAPTURED] = False
             span_name = f"{semconv.OP_EXECUTE_TOOL} {self.name}" if self.options.kind == "tool" else self.name
             call = SpanCall(semconv.SCOPE_DECORATOR, span_name, attributes)
             call.activate()
@@ -235,24 +276,37 @@ class _TracedFunction:
         return captured
 
 
-def _output_attributes(value: Any) -> dict[str, AttributeValue]:
-    if not _content.capture_enabled():
+def _captures(call: SpanCall | None) -> bool:
+    """Whether the call captures content: decided when it started (``carrot.content_captured`` is set if not)."""
+    if call is None:
+        return False
+    attributes = getattr(call.span, "attributes", None) or {}
+    return attributes.get(semconv.CARROT_CONTENT_CAPTURED) is not False
+
+
+def _output_attributes(call: SpanCall, value: Any, prepared: bool = False) -> dict[str, AttributeValue]:
+    if not _captures(call):
         return {}
-    if type(value) is dict:
-        return {semconv.CARROT_OUTPUT: _content.prepare_json(value)}
-    if value is None or type(value) in _PLAIN_TYPES:
-        return {semconv.CARROT_OUTPUT: _content.prepare_json({"result": value})}
-    data = _content.prepare(value)  # a model or dataclass that becomes a dict is the output as is
+    tool = (getattr(call.span, "attributes", None) or {}).get(semconv.CARROT_KIND) == "tool"
+    if not prepared and not tool:
+        if type(value) is dict:
+            return {semconv.CARROT_OUTPUT: _content.prepare_json(value)}
+        if value is None or type(value) in _PLAIN_TYPES:
+            return {semconv.CARROT_OUTPUT: _content.prepare_json({"result": value})}
+    data = value if prepared else _content.prepare(value)  # a model that becomes a dict is the output as is
     output = data if isinstance(data, dict) else {"result": data}
-    return {semconv.CARROT_OUTPUT: dumps(output)}
+    attributes: dict[str, AttributeValue] = {semconv.CARROT_OUTPUT: dumps(output)}
+    if tool:
+        attributes[semconv.GEN_AI_TOOL_CALL_RESULT] = dumps(data)
+    return attributes
 
 
-def _stop(call: SpanCall | None, value: Any) -> None:
+def _stop(call: SpanCall | None, value: Any, prepared: bool = False) -> None:
     if call is None:
         return
     try:
         call.deactivate()
-        call.stop(_output_attributes(value))
+        call.stop(_output_attributes(call, value, prepared))
     except Exception as exc:
         report_internal_error("@trace stop", exc)
 
@@ -309,15 +363,16 @@ def _coroutine_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Calla
 class _Collected:
     """The items a traced generator yielded (bounded)."""
 
-    __slots__ = ("items", "count")
+    __slots__ = ("items", "count", "capture")
 
-    def __init__(self) -> None:
+    def __init__(self, call: SpanCall | None) -> None:
         self.items: list[Any] = []
         self.count = 0
+        self.capture = _captures(call)
 
     def add(self, item: Any) -> None:
         self.count += 1
-        if self.count <= MAX_GENERATOR_ITEMS and _content.capture_enabled():
+        if self.count <= MAX_GENERATOR_ITEMS and self.capture:
             with guard("@trace generator item"):
                 self.items.append(_content.prepare(item))
 
@@ -326,8 +381,8 @@ class _Collected:
         if self.count > MAX_GENERATOR_ITEMS:
             result.append(f"<truncated: {self.count - MAX_GENERATOR_ITEMS} more items>")
         output: dict[str, Any] = {"result": result}
-        if return_value is not None:
-            output["return_value"] = return_value
+        if return_value is not None and self.capture:
+            output["return_value"] = _content.prepare(return_value)
         return output
 
 
@@ -337,7 +392,7 @@ def _generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Calla
         call = traced.start(args, kwargs)
         if call is not None:
             call.deactivate()  # active only while the generator's own code runs
-        collected = _Collected()
+        collected = _Collected(call)
         gen = fn(*args, **kwargs)
         to_send: Any = None
         to_throw: BaseException | None = None
@@ -358,10 +413,10 @@ def _generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Calla
                 except BaseException as exc:  # thrown in by the caller: pass it on to the generator
                     to_throw = exc
         except StopIteration as stop:
-            _stop(call, collected.output(stop.value))
+            _stop(call, collected.output(stop.value), prepared=True)
             return stop.value
         except GeneratorExit:
-            _stop(call, collected.output(None))
+            _stop(call, collected.output(None), prepared=True)
             raise
         except BaseException as exc:
             _fail(call, exc)
@@ -376,7 +431,7 @@ def _async_generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) ->
         call = traced.start(args, kwargs)
         if call is not None:
             call.deactivate()
-        collected = _Collected()
+        collected = _Collected(call)
         agen = fn(*args, **kwargs)
         to_send: Any = None
         to_throw: BaseException | None = None
@@ -397,9 +452,9 @@ def _async_generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) ->
                 except BaseException as exc:
                     to_throw = exc
         except StopAsyncIteration:
-            _stop(call, collected.output(None))
+            _stop(call, collected.output(None), prepared=True)
         except GeneratorExit:
-            _stop(call, collected.output(None))
+            _stop(call, collected.output(None), prepared=True)
             raise
         except BaseException as exc:
             _fail(call, exc)

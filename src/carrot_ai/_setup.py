@@ -64,9 +64,10 @@ def init(
         batch_size: the most records sent in one request.
         capture_content: record prompts and responses (default ``CARROT_TRACE_CONTENT``, else true).
         redact: mask emails, phone numbers and card numbers (default ``CARROT_TRACE_REDACT``, else false).
-        redact_fn: your own masking function for strings, applied when ``redact`` is on.
+        redact_fn: your own masking function for strings, applied after the built-in patterns (turns ``redact`` on).
         tracer_provider: the SDK ``TracerProvider`` to attach to (default: the global one, or a new one).
-        options: any other :class:`~carrot_ai._config.Settings` field (``max_queue_bytes``, ``exit_timeout``, ...).
+        options: any other :class:`~carrot_ai._config.Settings` field (``max_queue_bytes``, ``exit_timeout``,
+            ``max_string_length``, ``max_media_bytes``, ``prices`` ...).
 
     Calling it again is harmless; with different settings, the new ones replace the old.
     Raises ``ValueError`` when no API key is available for a remote ``base_url``.
@@ -97,9 +98,11 @@ def init(
 
 def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     global _state, _atexit_registered
+    from carrot_ai.export import _cost
     from carrot_ai.export._exporter import CarrotSpanExporter, live_exporters
     from carrot_ai.export._processor import CarrotSpanProcessor
 
+    _cost.set_price_overrides(settings.prices)  # validates: a bad price table is a ValueError from init()
     _content.set_policy(_make_policy(settings))
     if _state is not None:
         if _state.settings == settings:
@@ -142,12 +145,7 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
 
 
 def _make_policy(settings: Settings) -> _content.ContentPolicy:
-    redactor = None
-    if settings.redact:
-        from carrot_ai._core import _redact
-
-        redactor = _redact.make_redactor(settings.redact_fn)
-    return _content.ContentPolicy(settings.capture_content, settings.max_string_length, redactor)
+    return _content.policy_from_settings(settings)
 
 
 def ensure_started() -> bool:

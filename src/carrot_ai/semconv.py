@@ -113,6 +113,8 @@ CARROT_CANCELLED: Final = "carrot.cancelled"
 CARROT_CONTENT_CAPTURED: Final = "carrot.content_captured"
 CARROT_STARTED_AT: Final = "carrot.started_at"  # explicit start for manual capture / backfills (ISO 8601)
 CARROT_ENDED_AT: Final = "carrot.ended_at"
+CARROT_RECORD_ID: Final = "carrot.record_id"  # explicit record id (manual capture: the event's id)
+CARROT_PARENT_RECORD_ID: Final = "carrot.parent_record_id"  # explicit parent record id (manual capture)
 
 # Instrumentation scope names: spans from these scopes are ours.
 SCOPE_PREFIX: Final = "carrot_ai"

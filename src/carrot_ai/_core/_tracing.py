@@ -20,7 +20,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
-from carrot_ai._core import _fastspan
+from carrot_ai._core import _content, _fastspan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._version import __version__
 
@@ -180,14 +180,16 @@ class SpanCall:
         if self._ended:
             return
         self._ended = True
+        # Error messages often quote the input: they get the content policy's masking like any captured string.
+        message = _content.prepare_text(_exception_message(exc))
         error: dict[str, AttributeValue] = {
             semconv.ERROR_TYPE: type(exc).__name__,
-            semconv.CARROT_ERROR_MESSAGE: _exception_message(exc),
+            semconv.CARROT_ERROR_MESSAGE: message,
         }
         if attributes:
             error.update(attributes)
         self.span.set_attributes(error)
-        self.span.set_status(Status(StatusCode.ERROR, _exception_message(exc)))
+        self.span.set_status(Status(StatusCode.ERROR, message))
         self.span.end(end_time=end_time)
 
 

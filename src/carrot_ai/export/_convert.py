@@ -19,7 +19,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from carrot_ai import semconv
+from carrot_ai._core import _content
+from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._serialize import dumps
+from carrot_ai.export import _cost
 from carrot_ai.export._schema import TraceRecord
 
 _RESOURCE_NAMES = {
@@ -140,6 +143,7 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     attributes: Mapping[str, Any] = span.attributes or {}
     ours = semconv.CARROT_KIND in attributes
     error = span.status.status_code is StatusCode.ERROR
+    content_withheld = attributes.get(semconv.CARROT_CONTENT_CAPTURED) is False
 
     metadata: dict[str, Any] = {}
     user_metadata = _json_object(attributes.get(semconv.CARROT_METADATA))
@@ -149,6 +153,7 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     metadata["source"] = _source(attributes, kind, ours)
     if kind == "llm":
         _llm_metadata(attributes, metadata)
+        _add_cost(attributes, metadata, span.start_time or 0)
     elif kind == "tool":
         _tool_metadata(attributes, metadata)
     start_ns = span.start_time or 0
@@ -156,22 +161,33 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     metadata["latency_ms"] = round(max(end_ns - start_ns, 0) / 1e6, 3)
     metadata["trace_id"] = f"{context.trace_id:032x}"
     parent = _parent_span_id(span, attributes)
-    if parent is not None:
+    explicit_parent = attributes.get(semconv.CARROT_PARENT_RECORD_ID)
+    if isinstance(explicit_parent, str) and explicit_parent:
+        metadata["parent_trace_id"] = explicit_parent
+    elif parent is not None:
         metadata["parent_trace_id"] = record_id(context.trace_id, parent)
-    _optional_metadata(span, attributes, metadata)
+    _optional_metadata(attributes, metadata)
+    if content_withheld:
+        metadata["content_captured"] = False
     service = _service_name(span)
     if service:
         metadata["service_name"] = service
 
-    head = {"id": record_id(context.trace_id, context.span_id), "name": _name(span, attributes, kind)}
+    explicit_id = attributes.get(semconv.CARROT_RECORD_ID)
+    head = {
+        "id": explicit_id
+        if isinstance(explicit_id, str) and explicit_id
+        else record_id(context.trace_id, context.span_id),
+        "name": _name(span, attributes, kind),
+    }
     input_json = _own_json(attributes.get(semconv.CARROT_INPUT)) if ours else None
     if input_json is None:
-        input_json = _dumps(_input(attributes, ours))
+        input_json = _dumps(_input(attributes, ours, content_withheld))
     if error:
         output_json = _dumps(_error_output(span, attributes))
     else:
         output_json = (_own_json(attributes.get(semconv.CARROT_OUTPUT)) if ours else None) or _dumps(
-            _output(attributes, ours)
+            _output(attributes, ours, content_withheld)
         )
     tail: dict[str, Any] = {
         "metadata": metadata,
@@ -202,13 +218,13 @@ def _own_json(raw: Any) -> str | None:
     return None
 
 
-def _optional_metadata(span: ReadableSpan, attributes: Mapping[str, Any], metadata: dict[str, Any]) -> None:
+def _optional_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> None:
     for key, name in (("user_id", semconv.CARROT_USER_ID), ("session_id", semconv.CARROT_SESSION_ID)):
         value = attributes.get(name)
         if isinstance(value, str):
             metadata[key] = value
     if "session_id" not in metadata and isinstance(attributes.get(semconv.GEN_AI_CONVERSATION_ID), str):
-        metadata["session_id"] = attributes[semconv.GEN_AI_CONVERSATION_ID]
+        metadata["session_id"] = _content.prepare_text(attributes[semconv.GEN_AI_CONVERSATION_ID])
     for key, name in (
         ("http_status", semconv.HTTP_RESPONSE_STATUS_CODE),
         ("error_code", semconv.CARROT_ERROR_CODE),
@@ -299,6 +315,36 @@ def _llm_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> No
         metadata["operation"] = operation
 
 
+def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns: int) -> None:
+    """``metadata.cost_usd`` from the usage, provider and model, unless the span already carries a cost."""
+    if "cost_usd" in metadata or ("input_tokens" not in metadata and "output_tokens" not in metadata):
+        return
+    models = tuple(
+        dict.fromkeys(
+            m
+            for m in (attributes.get(semconv.GEN_AI_RESPONSE_MODEL), attributes.get(semconv.GEN_AI_REQUEST_MODEL))
+            if isinstance(m, str) and m
+        )
+    )
+    if not models:
+        return
+    usage = _cost.TokenUsage(
+        metadata.get("input_tokens", 0),
+        metadata.get("output_tokens", 0),
+        metadata.get("cache_read_input_tokens", 0),
+        metadata.get("cache_write_input_tokens", 0),
+        metadata.get("reasoning_tokens", 0),
+    )
+    when = datetime.datetime.fromtimestamp(start_ns / 1e9, tz=datetime.timezone.utc)
+    try:
+        cost = _cost.cost_usd(metadata.get("provider"), models, usage, when)
+    except Exception as exc:  # a price-table problem must never cost the record
+        report_internal_error("cost", exc)
+        return
+    if cost is not None:
+        metadata["cost_usd"] = cost
+
+
 def _tool_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> None:
     for key, name in (("tool_name", semconv.GEN_AI_TOOL_NAME), ("tool_call_id", semconv.GEN_AI_TOOL_CALL_ID)):
         value = attributes.get(name)
@@ -325,19 +371,31 @@ def _json_value(raw: Any) -> Any:
         return raw
 
 
-def _input(attributes: Mapping[str, Any], ours: bool) -> dict[str, Any]:
+def _input(attributes: Mapping[str, Any], ours: bool, withheld: bool) -> dict[str, Any]:
     captured = _json_object(attributes.get(semconv.CARROT_INPUT))
     if captured is not None or ours:
         return captured or {}
-    return _input_from_semconv(attributes)
+    # Another instrumentation's span: its content never went through our content policy, so apply it here.
+    data = _input_from_semconv(attributes, _foreign_content_allowed(withheld))
+    return _content.policy().clean(data)  # type: ignore[no-any-return]
 
 
-def _input_from_semconv(attributes: Mapping[str, Any]) -> dict[str, Any]:
+def _foreign_content_allowed(withheld: bool) -> bool:
+    return not withheld and _content.policy().capture
+
+
+def _input_from_semconv(attributes: Mapping[str, Any], with_content: bool = True) -> dict[str, Any]:
     """Rebuild request parameters from GenAI attributes (spans of other instrumentations)."""
     data: dict[str, Any] = {}
     model = attributes.get(semconv.GEN_AI_REQUEST_MODEL)
     if isinstance(model, str):
         data["model"] = model
+    for key, name in _REQUEST_PARAMS:
+        value = attributes.get(name)
+        if value is not None:
+            data[key] = list(value) if isinstance(value, tuple) else value
+    if not with_content:
+        return data
     messages: list[dict[str, Any]] = []
     system = _json_value(attributes.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS))
     if system:
@@ -351,10 +409,6 @@ def _input_from_semconv(attributes: Mapping[str, Any]) -> dict[str, Any]:
         messages.append({"role": "user", "content": raw_messages})
     if messages:
         data["messages"] = messages
-    for key, name in _REQUEST_PARAMS:
-        value = attributes.get(name)
-        if value is not None:
-            data[key] = list(value) if isinstance(value, tuple) else value
     tools = _json_value(attributes.get(semconv.GEN_AI_TOOL_DEFINITIONS))
     if tools:
         data["tools"] = tools
@@ -364,10 +418,16 @@ def _input_from_semconv(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _output(attributes: Mapping[str, Any], ours: bool) -> dict[str, Any]:
+def _output(attributes: Mapping[str, Any], ours: bool, withheld: bool) -> dict[str, Any]:
     captured = _json_object(attributes.get(semconv.CARROT_OUTPUT))
     if captured is not None or ours:
         return captured or {}
+    if not _foreign_content_allowed(withheld):
+        return {}
+    return _content.policy().clean(_output_from_semconv(attributes))  # type: ignore[no-any-return]
+
+
+def _output_from_semconv(attributes: Mapping[str, Any]) -> dict[str, Any]:
     result = attributes.get(semconv.GEN_AI_TOOL_CALL_RESULT)
     if result is not None:
         return {"result": _json_value(result)}
@@ -390,7 +450,8 @@ def _output(attributes: Mapping[str, Any], ours: bool) -> dict[str, Any]:
 def _error_output(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, Any]:
     message = attributes.get(semconv.CARROT_ERROR_MESSAGE) or span.status.description or ""
     error_type = attributes.get(semconv.ERROR_TYPE) or "Error"
-    return {"error": str(message), "error_type": str(error_type)}
+    # Error messages often quote the input: they are masked like any captured string.
+    return {"error": _content.prepare_text(str(message)), "error_type": str(error_type)}
 
 
 def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,208 @@
+"""The cost of one LLM call in USD, from its token usage, provider and model: ``metadata.cost_usd``.
+
+Prices come from the user's overrides (``init(prices=...)``) first, then from ``genai-prices`` (installed with the
+``openai``, ``anthropic`` and ``litellm`` extras), using only the price table bundled in that package: nothing is
+fetched at run time (its ``UpdatePrices`` background updater is never started). The price in force on the day of
+the call is used, so a record's cost never depends on when it was exported. A model neither source knows, or a
+call without token counts, gets no cost at all (absent, not zero).
+
+Token convention (the trace record's): ``input`` includes cache reads and cache writes; ``reasoning`` is part of
+``output``. Each part is billed at its own rate where the model has one, else at the input / output rate.
+
+This runs on the exporter's worker thread, never on the application's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+logger = logging.getLogger("carrot_ai")
+
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
+_MILLION = Decimal(1_000_000)
+# GenAI-convention provider names genai-prices does not resolve by itself.
+_PROVIDER_ALIASES = {
+    "x_ai": "x-ai",
+    "gcp.gen_ai": "google",
+    "azure.ai.inference": "azure",
+    "az.ai.inference": "azure",
+}
+_MAX_CACHED = 10_000
+
+
+class TokenUsage(NamedTuple):
+    """Token counts of one call, in the trace record's convention (cache parts of input, reasoning part of output)."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    def valid(self) -> bool:
+        return min(self) >= 0 and self.cache_read + self.cache_write <= self.input and self.reasoning <= self.output
+
+
+class ModelPrice(NamedTuple):
+    """A user's price for one model, in USD per million tokens; parts without a price use input / output."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    reasoning: Decimal | None = None
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        uncached = usage.input - usage.cache_read - usage.cache_write
+        total = (
+            uncached * self.input
+            + usage.cache_read * (self.input if self.cache_read is None else self.cache_read)
+            + usage.cache_write * (self.input if self.cache_write is None else self.cache_write)
+            + (usage.output - usage.reasoning) * self.output
+            + usage.reasoning * (self.output if self.reasoning is None else self.reasoning)
+        )
+        return total / _MILLION
+
+
+def parse_prices(prices: Mapping[str, Mapping[str, Any]] | None) -> dict[str, ModelPrice]:
+    """Validate ``init(prices=...)``: ``{model: {"input": usd_per_mtok, "output": ..., ...}}``.
+
+    Keys are model names (matched case-insensitively against the response model, then the request model), or
+    ``"provider/model"`` to price a model for one provider only. Each price is USD per million tokens; ``input``
+    and ``output`` are required, ``cache_read``, ``cache_write`` and ``reasoning`` are optional. Raises
+    ``ValueError`` naming the offending entry.
+    """
+    if prices is None:
+        return {}
+    if not isinstance(prices, Mapping):
+        raise ValueError(f"prices: must be a mapping of model name to prices, not {type(prices).__name__}")
+    table: dict[str, ModelPrice] = {}
+    for model, entry in prices.items():
+        where = f"prices[{model!r}]"
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"{where}: the model name must be a non-empty string")
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{where}: must be a mapping like {{'input': 2.5, 'output': 10.0}} (USD per 1M tokens)")
+        unknown = set(entry) - set(PRICE_FIELDS)
+        if unknown:
+            raise ValueError(f"{where}: unknown price(s) {sorted(map(str, unknown))}; known: {list(PRICE_FIELDS)}")
+        values: dict[str, Decimal | None] = {}
+        for field in PRICE_FIELDS:
+            value = entry.get(field)
+            if value is None:
+                if field in ("input", "output"):
+                    raise ValueError(f"{where}[{field!r}]: missing (USD per million tokens)")
+                values[field] = None
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value):
+                raise ValueError(f"{where}[{field!r}]: must be a number, not {value!r}")
+            if value < 0:
+                raise ValueError(f"{where}[{field!r}]: must not be negative, got {value!r}")
+            values[field] = Decimal(str(value))
+        table[model.strip().lower()] = ModelPrice(**values)  # type: ignore[arg-type]
+    return table
+
+
+_overrides: dict[str, ModelPrice] = {}
+_unknown: set[tuple[str | None, str]] = set()
+_lock = threading.Lock()
+_genai_missing_logged = False
+
+
+def set_price_overrides(prices: Mapping[str, Mapping[str, Any]] | None) -> None:
+    """Install the user's prices (validated; raises ``ValueError``)."""
+    global _overrides
+    _overrides = parse_prices(prices)
+
+
+def cost_usd(
+    provider: str | None,
+    models: tuple[str, ...],
+    usage: TokenUsage,
+    when: datetime.datetime,
+) -> float | None:
+    """The call's cost in USD, or None when no price is known for any of ``models`` (or the usage is invalid).
+
+    ``models`` are tried in order (the response model, then the request model).
+    """
+    if not usage.valid():
+        return None
+    provider_key = provider.lower() if provider else None
+    for model in models:
+        price = _override(provider_key, model)
+        if price is not None:
+            return float(price.cost(usage))
+    for model in models:
+        total = _genai_cost(provider_key, model, usage, when)
+        if total is not None:
+            return float(total)
+    return None
+
+
+def _override(provider: str | None, model: str) -> ModelPrice | None:
+    overrides = _overrides
+    if not overrides:
+        return None
+    key = model.lower()
+    if provider is not None:
+        specific = overrides.get(f"{provider}/{key}")
+        if specific is not None:
+            return specific
+    return overrides.get(key)
+
+
+def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datetime.datetime) -> Decimal | None:
+    global _genai_missing_logged
+    provider_id = _PROVIDER_ALIASES.get(provider, provider) if provider else None
+    key = (provider_id, model)
+    if key in _unknown:
+        return None
+    try:
+        import genai_prices
+    except ImportError:
+        if not _genai_missing_logged:
+            _genai_missing_logged = True
+            logger.info("carrot_ai: genai-prices is not installed; records carry no cost_usd unless init(prices=...)")
+        return None
+    try:
+        result = genai_prices.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cache_read_tokens=usage.cache_read,
+                cache_write_tokens=usage.cache_write,
+                output_reasoning_tokens=usage.reasoning,
+            ),
+            model,
+            provider_id=provider_id,
+            genai_request_timestamp=when,
+        )
+    except LookupError:
+        with _lock:
+            if len(_unknown) >= _MAX_CACHED:
+                _unknown.clear()
+            _unknown.add(key)
+        return None
+    except ValueError:  # usage the price table cannot bill (e.g. a unit this model has no price for)
+        return None
+    except Exception as exc:  # a problem inside the price library is not a reason to lose the record
+        _log_library_error_once(exc)
+        return None
+    total = result.total_price
+    return total if isinstance(total, Decimal) and total >= 0 else None
+
+
+_library_error_logged = False
+
+
+def _log_library_error_once(exc: Exception) -> None:
+    global _library_error_logged
+    if not _library_error_logged:
+        _library_error_logged = True
+        logger.warning("carrot_ai: genai-prices failed to price a call; cost_usd left out: %r", exc)

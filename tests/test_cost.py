@@ -1,0 +1,291 @@
+"""``metadata.cost_usd``: genai-prices (offline) or user prices; cache and reasoning tokens; absent when unknown."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+import carrot_ai
+from carrot_ai import semconv
+from carrot_ai.export import _cost
+from carrot_ai.export._cost import TokenUsage, cost_usd
+from tests.ingest_server import IngestServer
+from tests.privacy_helpers import carrot_session, records_after_flush
+
+WHEN = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def _no_overrides() -> Any:
+    _cost.set_price_overrides(None)
+    yield
+    _cost.set_price_overrides(None)
+
+
+def _llm_event(
+    model: str, usage: dict[str, Any] | None, provider: str | None = "openai", **extra: Any
+) -> dict[str, Any]:
+    now = time.time() * 1000
+    llm: dict[str, Any] = {"model": model}
+    if usage is not None:
+        llm["usage"] = usage
+    event: dict[str, Any] = {
+        "start_time_ms": now - 100,
+        "end_time_ms": now,
+        "status": {"state": "ok"},
+        "properties": {"llm": llm},
+        **extra,
+    }
+    if provider:
+        event["instrumentation"] = {"source_provider": provider}
+    return event
+
+
+# --- genai-prices ------------------------------------------------------------------------------------------------
+
+
+def test_known_model_is_priced_per_input_and_output_token() -> None:
+    assert cost_usd("openai", ("gpt-4o",), TokenUsage(1000, 100), WHEN) == pytest.approx(0.0035)
+
+
+def test_dated_model_name_resolves_to_its_family() -> None:
+    assert cost_usd("openai", ("gpt-4o-2024-08-06",), TokenUsage(1000, 100), WHEN) == pytest.approx(0.0035)
+
+
+def test_cache_reads_are_billed_at_the_cache_rate_within_input() -> None:
+    # gpt-4o: $2.5 input, $1.25 cached input, $10 output per million; 800 of the 1000 input tokens were cached.
+    assert cost_usd("openai", ("gpt-4o",), TokenUsage(1000, 100, cache_read=800), WHEN) == pytest.approx(
+        (200 * 2.5 + 800 * 1.25 + 100 * 10) / 1e6
+    )
+
+
+def test_anthropic_cache_writes_and_reads_are_billed_at_their_rates() -> None:
+    # claude-sonnet-4-5: $3 input, $0.3 cache read, $3.75 cache write, $15 output per million.
+    usage = TokenUsage(input=1000, output=100, cache_read=200, cache_write=300)
+    assert cost_usd("anthropic", ("claude-sonnet-4-5",), usage, WHEN) == pytest.approx(
+        (500 * 3 + 200 * 0.3 + 300 * 3.75 + 100 * 15) / 1e6
+    )
+
+
+def test_reasoning_tokens_are_part_of_output_not_extra() -> None:
+    plain = cost_usd("openai", ("o3",), TokenUsage(1000, 1000), WHEN)
+    with_reasoning = cost_usd("openai", ("o3",), TokenUsage(1000, 1000, reasoning=900), WHEN)
+    assert plain is not None and with_reasoning == plain
+
+
+def test_reasoning_tokens_use_their_own_rate_where_the_model_has_one() -> None:
+    # sonar-deep-research: $2 input, $8 output, $3 reasoning per million.
+    cost = cost_usd("perplexity", ("sonar-deep-research",), TokenUsage(1000, 1000, reasoning=400), WHEN)
+    assert cost == pytest.approx((1000 * 2 + 600 * 8 + 400 * 3) / 1e6)
+
+
+def test_response_model_is_tried_before_request_model() -> None:
+    assert cost_usd("openai", ("no-such-model-x", "gpt-4o"), TokenUsage(1000, 100), WHEN) == pytest.approx(0.0035)
+
+
+def test_unknown_model_has_no_cost() -> None:
+    assert cost_usd("openai", ("my-finetune-that-does-not-exist",), TokenUsage(1000, 100), WHEN) is None
+
+
+def test_unknown_provider_is_not_guessed_from_the_model_name() -> None:
+    assert cost_usd("my-local-server", ("gpt-4o",), TokenUsage(1000, 100), WHEN) is None
+
+
+def test_without_provider_the_model_name_finds_it() -> None:
+    assert cost_usd(None, ("claude-3-5-sonnet-20241022",), TokenUsage(1000, 100), WHEN) == pytest.approx(0.0045)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("azure.ai.openai", "gpt-4o"),
+        ("aws.bedrock", "anthropic.claude-3-5-sonnet-20241022-v2:0"),
+        ("gcp.gen_ai", "gemini-2.0-flash"),
+        ("gcp.vertex_ai", "gemini-2.0-flash"),
+        ("x_ai", "grok-3"),
+        ("mistral_ai", "mistral-large-latest"),
+    ],
+)
+def test_genai_convention_provider_names_are_understood(provider: str, model: str) -> None:
+    assert cost_usd(provider, (model,), TokenUsage(1000, 100), WHEN) is not None
+
+
+def test_usage_that_breaks_the_token_convention_has_no_cost() -> None:
+    assert cost_usd("openai", ("gpt-4o",), TokenUsage(10, 100, cache_read=20), WHEN) is None
+    assert cost_usd("openai", ("gpt-4o",), TokenUsage(10, 100, reasoning=200), WHEN) is None
+
+
+def test_price_of_the_day_of_the_call_is_used() -> None:
+    model, provider = "deepseek/deepseek-v4.1-flash", "arcee"
+    before = cost_usd(
+        provider, (model,), TokenUsage(0, 1_000_000), datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+    )
+    after = cost_usd(
+        provider, (model,), TokenUsage(0, 1_000_000), datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    )
+    if before is None:
+        pytest.skip("the installed genai-prices has no dated price for this model")
+    assert (before, after) == (pytest.approx(0.66), pytest.approx(1.2))
+
+
+def test_prices_are_computed_offline_without_any_network_access() -> None:
+    """In a fresh interpreter where every non-loopback connection fails, cost still comes out; nothing dialled out."""
+    script = """
+import datetime, socket, json
+attempts = []
+real_connect = socket.socket.connect
+def connect(self, address):
+    attempts.append(repr(address))
+    raise OSError("network disabled by the test")
+socket.socket.connect = connect
+real_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("network disabled by the test")
+socket.getaddrinfo = getaddrinfo
+from carrot_ai.export._cost import TokenUsage, cost_usd
+when = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+costs = [cost_usd("openai", ("gpt-4o",), TokenUsage(1000, 100), when) for _ in range(3)]
+import threading
+print(json.dumps({"costs": costs, "attempts": attempts, "threads": [t.name for t in threading.enumerate()]}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["costs"] == [pytest.approx(0.0035)] * 3
+    assert result["attempts"] == []
+    assert result["threads"] == ["MainThread"]  # no price updater running
+
+
+# --- user prices -------------------------------------------------------------------------------------------------
+
+
+def test_user_prices_cover_cache_and_reasoning_parts() -> None:
+    _cost.set_price_overrides(
+        {"acme-large": {"input": 1.0, "output": 4.0, "cache_read": 0.1, "cache_write": 2.0, "reasoning": 8.0}}
+    )
+    usage = TokenUsage(input=1000, output=500, cache_read=300, cache_write=200, reasoning=100)
+    expected = (500 * 1.0 + 300 * 0.1 + 200 * 2.0 + 400 * 4.0 + 100 * 8.0) / 1e6
+    assert cost_usd(None, ("ACME-Large",), usage, WHEN) == pytest.approx(expected)
+
+
+def test_user_prices_default_cache_and_reasoning_to_input_and_output_rates() -> None:
+    _cost.set_price_overrides({"acme": {"input": 1, "output": 2}})
+    usage = TokenUsage(input=1000, output=500, cache_read=300, reasoning=100)
+    assert cost_usd(None, ("acme",), usage, WHEN) == pytest.approx((1000 * 1 + 500 * 2) / 1e6)
+
+
+def test_user_prices_override_the_price_table_and_can_target_one_provider() -> None:
+    _cost.set_price_overrides({"gpt-4o": {"input": 1, "output": 1}, "azure/gpt-4o": {"input": 2, "output": 2}})
+    assert cost_usd("openai", ("gpt-4o",), TokenUsage(1000, 0), WHEN) == pytest.approx(0.001)
+    assert cost_usd("azure", ("gpt-4o",), TokenUsage(1000, 0), WHEN) == pytest.approx(0.002)
+
+
+@pytest.mark.parametrize(
+    ("prices", "message"),
+    [
+        ({"m": {"input": 1}}, r"prices\['m'\]\['output'\]: missing"),
+        ({"m": {"input": -1, "output": 1}}, r"prices\['m'\]\['input'\]: must not be negative"),
+        ({"m": {"input": "1", "output": 1}}, r"prices\['m'\]\['input'\]: must be a number"),
+        ({"m": {"input": float("nan"), "output": 1}}, r"prices\['m'\]\['input'\]: must be a number"),
+        ({"m": {"input": 1, "output": 1, "audio": 3}}, r"prices\['m'\]: unknown price"),
+        ({"m": 3.0}, r"prices\['m'\]: must be a mapping"),
+        ({"": {"input": 1, "output": 1}}, r"prices\[''\]: the model name"),
+        ([("m", 1)], r"prices: must be a mapping"),
+    ],
+)
+def test_invalid_user_prices_are_a_value_error_from_init(
+    ingest: IngestServer, tracer_provider: TracerProvider, prices: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        carrot_ai.init(api_key="k", base_url=ingest.base_url, tracer_provider=tracer_provider, prices=prices)
+    carrot_ai.shutdown()
+
+
+# --- end to end --------------------------------------------------------------------------------------------------
+
+
+def test_llm_records_carry_cost_and_unknown_models_carry_none(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    with carrot_session(ingest, tracer_provider, prices={"acme-large": {"input": 1.0, "output": 2.0}}):
+        carrot_ai.capture_llm_call(_llm_event("gpt-4o", {"input_tokens": 1000, "output_tokens": 100}, name="known"))
+        carrot_ai.capture_llm_call(
+            _llm_event("acme-large", {"input_tokens": 1000, "output_tokens": 100}, provider=None, name="custom")
+        )
+        carrot_ai.capture_llm_call(
+            _llm_event("mystery-model-9", {"input_tokens": 1000, "output_tokens": 100}, name="unknown")
+        )
+        carrot_ai.capture_llm_call(_llm_event("gpt-4o", None, name="no-usage"))
+        records_after_flush(ingest, 4)
+        assert ingest.by_name("known")["metadata"]["cost_usd"] == pytest.approx(0.0035)
+        assert ingest.by_name("custom")["metadata"]["cost_usd"] == pytest.approx(0.0012)
+        assert "cost_usd" not in ingest.by_name("unknown")["metadata"]
+        assert "cost_usd" not in ingest.by_name("no-usage")["metadata"]
+
+
+def test_cached_and_reasoning_usage_flow_into_record_and_cost(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    usage = {
+        "input_tokens": 1000,
+        "input_token_details": {"uncached_tokens": 200, "cache_read_tokens": 800, "cache_write_tokens": 0},
+        "output_tokens": 100,
+        "output_token_details": {"reasoning_tokens": 40, "response_tokens": 60},
+        "total_tokens": 1100,
+    }
+    with carrot_session(ingest, tracer_provider):
+        carrot_ai.capture_llm_call(_llm_event("gpt-4o", usage))
+        [record] = records_after_flush(ingest, 1)
+        metadata = record["metadata"]
+        assert {k: metadata[k] for k in ("input_tokens", "output_tokens", "total_tokens")} == {
+            "input_tokens": 1000,
+            "output_tokens": 100,
+            "total_tokens": 1100,
+        }
+        assert metadata["cache_read_input_tokens"] == 800
+        assert metadata["cache_write_input_tokens"] == 0
+        assert metadata["reasoning_tokens"] == 40
+        assert metadata["cost_usd"] == pytest.approx((200 * 2.5 + 800 * 1.25 + 100 * 10) / 1e6)
+
+
+def test_foreign_genai_spans_get_a_cost_too(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    tracer = tracer_provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    with carrot_session(ingest, tracer_provider):
+        with tracer.start_as_current_span("chat gpt-4o") as span:
+            span.set_attributes(
+                {
+                    semconv.GEN_AI_OPERATION_NAME: "chat",
+                    semconv.GEN_AI_PROVIDER_NAME: "openai",
+                    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                    semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06",
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
+                }
+            )
+        [record] = records_after_flush(ingest, 1)
+        assert record["metadata"]["cost_usd"] == pytest.approx(0.0035)
+
+
+def test_explicit_cost_attribute_is_kept(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    tracer = tracer_provider.get_tracer("some.gateway")
+    with carrot_session(ingest, tracer_provider):
+        with tracer.start_as_current_span("chat") as span:
+            span.set_attributes(
+                {
+                    semconv.GEN_AI_OPERATION_NAME: "chat",
+                    semconv.GEN_AI_PROVIDER_NAME: "openai",
+                    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
+                    semconv.CARROT_COST_USD: 0.5,
+                }
+            )
+        [record] = records_after_flush(ingest, 1)
+        assert record["metadata"]["cost_usd"] == 0.5
