@@ -1,0 +1,103 @@
+"""Keep anthropic 2.x's own span out of the calls we record.
+
+anthropic 2.x starts a ``CLIENT`` span for every API call (scope ``com.anthropic.sdk.python``) whenever its client
+has a tracer. How it decides: each client resolves its ``open_telemetry`` option once, at construction (from the
+constructor argument, else the ``ANTHROPIC_OPEN_TELEMETRY*`` environment variables; ``copy()`` / ``with_options()``
+inherit it), and on first use gets a tracer from the global tracer provider (or the option's ``tracer_provider``)
+unless traces are disabled. ``BaseClient._tracer`` is that lazily resolved tracer, read at the start of every
+``request()``; ``None`` skips all span work.
+
+While one of our LLM calls is current, the guard installed here makes ``_tracer`` answer for that request only:
+
+* with trace-context propagation on (the default), a tracer whose spans are the *current* span's context without
+  recording (a ``NonRecordingSpan``): the SDK still sends ``traceparent`` (now naming our call's span), but
+  records nothing, and its response / stream bookkeeping returns at once;
+* with propagation off, ``None``: no span work at all.
+
+Nothing the application can see changes: the environment, each client's ``open_telemetry`` option and calls made
+outside our instrumentation are left alone. The export side stays correct without the guard too: the span
+processor drops a model-call span whose parent is our LLM span, so exactly one record reaches the ingest API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai._core._guard import report_internal_error
+from carrot_ai._core._tracing import in_llm_call
+
+_lock = threading.Lock()
+_installed = False
+
+
+class _CurrentSpanTracer(Tracer):
+    """A tracer whose spans are the current span's context, not recorded: propagation without a second span."""
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Span:
+        return NonRecordingSpan(trace.get_current_span(context).get_span_context())
+
+    @contextmanager
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[Span]:  # type: ignore[override]
+        span = self.start_span(name, kwargs.get("context"))
+        with trace.use_span(span, end_on_exit=False):
+            yield span
+
+
+_CURRENT_SPAN_TRACER = _CurrentSpanTracer()
+
+
+def install_native_span_guard() -> bool:
+    """Install the guard on anthropic's ``BaseClient._tracer`` once; False when this SDK version has no spans."""
+    global _installed
+    with _lock:
+        if _installed:
+            return True
+        try:
+            from anthropic import _base_client
+        except ImportError:
+            return False
+        base = getattr(_base_client, "BaseClient", None)
+        prop = base.__dict__.get("_tracer") if base is not None else None
+        if not isinstance(prop, property) or prop.fget is None:
+            return False  # anthropic < 2: no native spans
+        original = prop.fget
+
+        def _tracer(client: Any) -> Any:
+            tracer = original(client)
+            if tracer is None or not in_llm_call():
+                return tracer
+            try:
+                options = client._open_telemetry
+                return _CURRENT_SPAN_TRACER if options.get("propagation", True) else None
+            except Exception as exc:
+                report_internal_error("anthropic native span guard", exc)
+                return tracer
+
+        _tracer.__doc__ = original.__doc__
+        _tracer._carrot_original = original  # type: ignore[attr-defined]
+        base._tracer = property(_tracer, doc=prop.__doc__)  # type: ignore[union-attr]
+        _installed = True
+        return True
+
+
+def native_span_guard_installed() -> bool:
+    """Whether :func:`install_native_span_guard` is in force."""
+    return _installed
