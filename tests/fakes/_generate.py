@@ -11,8 +11,10 @@ __all__ = [
     "PrefixCache",
     "count_tokens",
     "fragments",
+    "iter_text_pieces",
     "sample_from_schema",
     "text_of",
+    "tool_arguments",
     "truncate_words",
     "wants_tools",
 ]
@@ -159,3 +161,11 @@ class PrefixCache:
             seen = k in self._seen
             self._seen.add(k)
             return seen
+
+
+def iter_text_pieces(text: str, size: int = 2) -> Iterable[str]:
+    """Split `text` into pieces of about `size` words, keeping the spaces, for streamed deltas."""
+    words = text.split(" ")
+    for i in range(0, len(words), size):
+        chunk = " ".join(words[i : i + size])
+        yield chunk if i == 0 else " " + chunk

@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -46,7 +46,6 @@ __all__ = [
     "SSEReply",
     "Slow",
     "encode_sse_event",
-    "iter_text_pieces",
 ]
 
 # Replies that wait (Hang, Slow, SSE pauses) wake up at the latest this often to notice a stop.
@@ -382,12 +381,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._track(self.connection, add=True)
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
-        self.server.fake._track(self.connection, add=False)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -448,6 +445,23 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         super().__init__(("127.0.0.1", 0), _Handler)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Registered before the thread starts, so stop() can always find (and wake, and join) it.
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            name=f"{type(self.fake).__name__}-connection",
+            daemon=True,
+        )
+        self.fake._track(request, thread, add=True)
+        thread.start()
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            self.fake._track(request, threading.current_thread(), add=False)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Client hang-ups and resets during stop are normal for a test server; stay quiet.
         pass
@@ -489,7 +503,7 @@ class FakeServer:
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             name=f"{type(self).__name__}",
             daemon=True,
         )
@@ -628,17 +642,9 @@ class FakeServer:
             return self.default_reply(request)
         return item if isinstance(item, Reply) else item(request)
 
-    def _track(self, sock: socket.socket, *, add: bool) -> None:
+    def _track(self, sock: socket.socket, thread: threading.Thread, *, add: bool) -> None:
         with self._lock:
             if add:
-                self._sockets[sock] = threading.current_thread()
+                self._sockets[sock] = thread
             else:
                 self._sockets.pop(sock, None)
-
-
-def iter_text_pieces(text: str, size: int = 2) -> Iterable[str]:
-    """Split `text` into pieces of about `size` words, keeping the spaces, for streamed deltas."""
-    words = text.split(" ")
-    for i in range(0, len(words), size):
-        chunk = " ".join(words[i : i + size])
-        yield chunk if i == 0 else " " + chunk

@@ -27,8 +27,17 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ._generate import PrefixCache, count_tokens, fragments, sample_from_schema, text_of, truncate_words, wants_tools
-from ._http import ErrorReply, FakeServer, JSONReply, RecordedRequest, Reply, SSEEvent, SSEReply, iter_text_pieces
+from ._generate import (
+    PrefixCache,
+    count_tokens,
+    fragments,
+    iter_text_pieces,
+    sample_from_schema,
+    text_of,
+    truncate_words,
+    wants_tools,
+)
+from ._http import ErrorReply, FakeServer, JSONReply, RecordedRequest, Reply, SSEEvent, SSEReply
 
 __all__ = [
     "FakeAnthropic",
@@ -180,7 +189,8 @@ class FakeAnthropic(FakeServer):
             content.append({"type": "thinking", "thinking": thought, "signature": _signature(thought)})
 
         tools = [t for t in body.get("tools") or [] if isinstance(t, Mapping) and "name" in t]
-        choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), Mapping) else {}
+        raw_choice = body.get("tool_choice")
+        choice: Mapping[str, Any] = raw_choice if isinstance(raw_choice, Mapping) else {}
         selected: list[Mapping[str, Any]] = []
         if tools and not tool_results and choice.get("type") != "none":
             mode = wants_tools(user_text)

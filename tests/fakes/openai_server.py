@@ -33,13 +33,14 @@ from ._generate import (
     PrefixCache,
     count_tokens,
     fragments,
+    iter_text_pieces,
     sample_from_schema,
     text_of,
     tool_arguments,
     truncate_words,
     wants_tools,
 )
-from ._http import ErrorReply, FakeServer, JSONReply, RecordedRequest, Reply, SSEEvent, SSEReply, iter_text_pieces
+from ._http import ErrorReply, FakeServer, JSONReply, RecordedRequest, Reply, SSEEvent, SSEReply
 
 __all__ = [
     "CREATED",
@@ -257,12 +258,13 @@ class FakeOpenAI(FakeServer):
             finish = "function_call"
         else:
             for i in range(n):
+                structured = self._structured_text(body.get("response_format"), user_text)
                 if tool_results is not None:
                     text = f"Tool results: {tool_results}"
+                elif structured is not None:
+                    text = structured
                 else:
-                    text = self._structured_text(body.get("response_format"), user_text)
-                    if text is None:
-                        text = f"Echo: {user_text}" if i == 0 else f"Echo #{i + 1}: {user_text}"
+                    text = f"Echo: {user_text}" if i == 0 else f"Echo #{i + 1}: {user_text}"
                 text, cut = truncate_words(text, limit)
                 if cut:
                     finish = "length"
