@@ -78,4 +78,8 @@ def _wrap_resource(resource: Any, options: CallOptions) -> None:
 
 
 def _is_async(function: Any) -> bool:
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(getattr(function, "__wrapped__", None))
+    # The SDK's methods are decorated (`required_args`) and may be wrapt-wrapped by an instrumentor: unwrap all.
+    try:
+        return inspect.iscoroutinefunction(inspect.unwrap(function))
+    except ValueError:
+        return inspect.iscoroutinefunction(function)

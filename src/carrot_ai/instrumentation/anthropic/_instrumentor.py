@@ -32,6 +32,9 @@ _TARGETS: tuple[tuple[str, str, Any], ...] = (
 )
 
 
+_WRAPPERS = frozenset(wrapper for _, _, wrapper in _TARGETS)
+
+
 class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instrument the ``anthropic`` SDK's Messages API for carrot-ai (sync, async, streaming, beta)."""
 
@@ -49,8 +52,10 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **kwargs: Any) -> None:
         for module_name, class_name, method, _ in _targets():
             cls = getattr(importlib.import_module(module_name), class_name)
-            if isinstance(cls.__dict__.get(method), wrapt.ObjectProxy):
-                setattr(cls, method, cls.__dict__[method].__wrapped__)
+            patched = cls.__dict__.get(method)
+            # wrapt's C FunctionWrapper is not a `wrapt.ObjectProxy` subclass in wrapt 2: look for ours by marker.
+            if patched is not None and getattr(patched, "_self_wrapper", None) in _WRAPPERS:
+                setattr(cls, method, patched.__wrapped__)
 
 
 def _targets() -> list[tuple[str, str, str, Any]]:
