@@ -40,7 +40,9 @@ def test_uninstrumented_calls_are_not_recorded(fake: FakeAnthropic, carrot: Inge
     no_more_records(carrot, 0)
 
 
-def test_wrap_and_instrumentor_together_record_once(fake: FakeAnthropic, carrot: IngestServer, instrumentor: AnthropicInstrumentor) -> None:
+def test_wrap_and_instrumentor_together_record_once(
+    fake: FakeAnthropic, carrot: IngestServer, instrumentor: AnthropicInstrumentor
+) -> None:
     client = carrot_ai.wrap(make_client(fake), name="wrapped")
     client.messages.create(model=MODEL, max_tokens=10, messages=user("both"))
     for _event in client.messages.create(model=MODEL, max_tokens=10, messages=user("both"), stream=True):
@@ -58,7 +60,9 @@ def test_client_created_before_instrument_is_recorded(fake: FakeAnthropic, carro
     instrumentor = AnthropicInstrumentor()
     instrumentor.instrument()
     try:
-        assert isinstance(client.messages.create(model=MODEL, max_tokens=10, messages=user("x")), anthropic.types.Message)
+        assert isinstance(
+            client.messages.create(model=MODEL, max_tokens=10, messages=user("x")), anthropic.types.Message
+        )
     finally:
         instrumentor.uninstrument()
     records(carrot, 1)

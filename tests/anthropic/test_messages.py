@@ -26,7 +26,9 @@ WEATHER_TOOL = {
 }
 
 
-def test_create_records_one_trace_with_input_output_and_usage(way: str, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_create_records_one_trace_with_input_output_and_usage(
+    way: str, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     client = client_for(way, fake)
     message = client.messages.create(model=MODEL, max_tokens=100, system="Be brief.", messages=user("hello there"))
 
@@ -143,7 +145,9 @@ def test_tool_result_history_is_kept_in_input(client: anthropic.Anthropic, carro
     record = records(carrot, 2)[1]
     sent = record["input"]["messages"]
     # Blocks of an earlier response are models: recorded as their dump.
-    assert sent[1]["content"][1] == IsPartialDict(type="tool_use", id=tool_use.id, name="get_weather", input=tool_use.input)
+    assert sent[1]["content"][1] == IsPartialDict(
+        type="tool_use", id=tool_use.id, name="get_weather", input=tool_use.input
+    )
     assert sent[2]["content"] == [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "18 C, sunny"}]
     assert record["output"]["message"]["content"] == "Tool results: 18 C, sunny"
 
@@ -192,7 +196,9 @@ def test_prompt_cache_tokens_follow_the_token_convention(client: anthropic.Anthr
     assert read["total_tokens"] == read["input_tokens"] + read["output_tokens"]
 
 
-def test_messages_given_as_a_generator_reach_the_sdk_whole(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_messages_given_as_a_generator_reach_the_sdk_whole(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     def history() -> Any:
         yield {"role": "user", "content": "first"}
         yield {"role": "assistant", "content": "ok"}
@@ -219,7 +225,9 @@ def test_extra_body_params_are_part_of_the_input(client: anthropic.Anthropic, ca
     }
 
 
-def test_metadata_only_header_drops_content_and_is_not_sent(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_metadata_only_header_drops_content_and_is_not_sent(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     headers = {"X-Carrot-Trace": "metadata-only", "X-App": "kept"}
     client.messages.create(model=MODEL, max_tokens=20, messages=user("secret prompt"), extra_headers=headers)
     assert "x-carrot-trace" not in fake.last_request.headers
@@ -265,7 +273,9 @@ def test_beta_messages_create_is_recorded(way: str, fake: FakeAnthropic, carrot:
     assert record["input"]["betas"] == ["structured-outputs-2025-11-13"]
 
 
-def test_nested_under_trace_the_record_has_the_function_as_parent(client: anthropic.Anthropic, carrot: IngestServer) -> None:
+def test_nested_under_trace_the_record_has_the_function_as_parent(
+    client: anthropic.Anthropic, carrot: IngestServer
+) -> None:
     @carrot_ai.trace
     def pipeline() -> str:
         return client.messages.create(model=MODEL, max_tokens=10, messages=user("nested")).content[0].text
@@ -277,7 +287,9 @@ def test_nested_under_trace_the_record_has_the_function_as_parent(client: anthro
     assert llm["metadata"]["parent_trace_id"] == function["id"]
 
 
-def test_count_tokens_is_not_a_model_call(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_count_tokens_is_not_a_model_call(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     from tests.fakes import JSONReply
 
     fake.enqueue(JSONReply(200, {"input_tokens": 7}))

@@ -68,7 +68,9 @@ def test_wrapped_call_has_one_span_and_one_record_and_still_propagates(
     no_more_records(carrot, 1)
 
 
-def test_wrap_changes_no_setting_the_application_can_see(fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer) -> None:
+def test_wrap_changes_no_setting_the_application_can_see(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
     client = native_client(fake, tracer_provider)
     before = client.open_telemetry
     carrot_ai.wrap(client)
@@ -95,7 +97,11 @@ def test_streams_and_stream_helper_have_no_native_span(
 
 
 def test_instrumentor_suppresses_the_native_span_too(
-    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer, instrumentor: Any
+    fake: FakeAnthropic,
+    tracer_provider: TracerProvider,
+    spans: InMemorySpanExporter,
+    carrot: IngestServer,
+    instrumentor: Any,
 ) -> None:
     native_client(fake, tracer_provider).messages.create(**body("instrumented"))
     assert scopes(spans) == [semconv.SCOPE_ANTHROPIC]
@@ -121,7 +127,11 @@ def unguarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_without_the_guard_the_processor_still_keeps_one_record(
-    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer, unguarded: None
+    fake: FakeAnthropic,
+    tracer_provider: TracerProvider,
+    spans: InMemorySpanExporter,
+    carrot: IngestServer,
+    unguarded: None,
 ) -> None:
     client = carrot_ai.wrap(native_client(fake, tracer_provider))
     client.messages.create(**body("backstop"))
@@ -134,7 +144,9 @@ def test_without_the_guard_the_processor_still_keeps_one_record(
 # --- exporter only: the SDK's span is converted like any GenAI span ------------------------------------------
 
 
-def test_exporter_only_converts_the_native_span(fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer) -> None:
+def test_exporter_only_converts_the_native_span(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
     client = native_client(fake, tracer_provider)
     system = [{"type": "text", "text": "context " * 30, "cache_control": {"type": "ephemeral"}}]
     client.messages.create(**body("warm"), system=system)
@@ -148,7 +160,9 @@ def test_exporter_only_converts_the_native_span(fake: FakeAnthropic, tracer_prov
     assert meta["source"] == "otel"
     assert meta["provider"] == "anthropic"
     assert meta["model"] == MODEL
-    assert meta["input_tokens"] == usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    assert (
+        meta["input_tokens"] == usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    )
     assert meta["cache_read_input_tokens"] == usage.cache_read_input_tokens > 0
     assert meta["output_tokens"] == usage.output_tokens
     assert meta["finish_reasons"] == ["end_turn"]
@@ -156,7 +170,9 @@ def test_exporter_only_converts_the_native_span(fake: FakeAnthropic, tracer_prov
     assert meta["request_id"] == message._request_id
 
 
-def test_exporter_only_with_sdk_content_mode_converts_messages(fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer) -> None:
+def test_exporter_only_with_sdk_content_mode_converts_messages(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
     client = native_client(fake, tracer_provider, traces={"content_mode": "content"})
     client.messages.create(**body("with content"), system="Be kind.")
     [record] = records(carrot, 1)
@@ -167,7 +183,9 @@ def test_exporter_only_with_sdk_content_mode_converts_messages(fake: FakeAnthrop
     assert record["output"]["message"] == {"role": "assistant", "content": "Echo: with content"}
 
 
-def test_exporter_only_native_error_span(fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer) -> None:
+def test_exporter_only_native_error_span(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
     fake.enqueue(not_found(MODEL))
     with pytest.raises(anthropic.NotFoundError):
         native_client(fake, tracer_provider).messages.create(**body("missing"))

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 import carrot_ai
-from tests.anthropic.conftest import MODEL, client_for, make_client, no_more_records, records, user
+from tests.anthropic.conftest import MODEL, client_for, make_client, records, user
 from tests.fakes import Hang, Reset
 from tests.fakes.anthropic_server import FakeAnthropic, not_found, overloaded, rate_limit
 from tests.ingest_server import IngestServer
@@ -32,7 +32,9 @@ def test_with_raw_response_records_the_parsed_body(way: str, fake: FakeAnthropic
     assert record["metadata"]["output_tokens"] == message.usage.output_tokens
 
 
-def test_with_raw_response_stream_parses_to_the_proxied_stream(client: anthropic.Anthropic, carrot: IngestServer) -> None:
+def test_with_raw_response_stream_parses_to_the_proxied_stream(
+    client: anthropic.Anthropic, carrot: IngestServer
+) -> None:
     raw = client.messages.with_raw_response.create(**body("raw stream"), stream=True)
     stream = raw.parse()
     assert isinstance(stream, anthropic.Stream)
@@ -51,7 +53,9 @@ def test_with_streaming_response_parse(way: str, fake: FakeAnthropic, carrot: In
     assert record["output"]["message"]["content"] == "Echo: streamed response"
 
 
-def test_with_streaming_response_read_as_json_is_recorded_on_close(client: anthropic.Anthropic, carrot: IngestServer) -> None:
+def test_with_streaming_response_read_as_json_is_recorded_on_close(
+    client: anthropic.Anthropic, carrot: IngestServer
+) -> None:
     with client.messages.with_streaming_response.create(**body("json body")) as response:
         data = response.json()
     assert data["content"][0]["text"] == "Echo: json body"
@@ -60,7 +64,9 @@ def test_with_streaming_response_read_as_json_is_recorded_on_close(client: anthr
     assert record["metadata"]["response_id"] == data["id"]
 
 
-def test_with_streaming_response_sse_lines_end_the_span_on_close(client: anthropic.Anthropic, carrot: IngestServer) -> None:
+def test_with_streaming_response_sse_lines_end_the_span_on_close(
+    client: anthropic.Anthropic, carrot: IngestServer
+) -> None:
     with client.messages.with_streaming_response.create(**body("lines"), stream=True) as response:
         lines = list(response.iter_lines())
     assert any(line.startswith("event: message_stop") for line in lines)
@@ -102,7 +108,9 @@ def test_http_error_propagates_unchanged_and_is_recorded(way: str, fake: FakeAnt
     assert meta["request_id"] == raised.value.request_id
 
 
-def test_async_http_error_is_recorded(aclient: anthropic.AsyncAnthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_async_http_error_is_recorded(
+    aclient: anthropic.AsyncAnthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     fake.enqueue(not_found(MODEL))
 
     async def main() -> None:
@@ -155,7 +163,9 @@ def test_timeout_is_recorded(client: anthropic.Anthropic, fake: FakeAnthropic, c
     fake.stop()
 
 
-def test_sdk_argument_error_propagates_and_is_recorded(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_sdk_argument_error_propagates_and_is_recorded(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     with pytest.raises(TypeError) as raised:
         client.messages.create(model=MODEL, messages=user("no max_tokens"))  # type: ignore[call-overload]
     assert fake.requests == []
@@ -163,7 +173,9 @@ def test_sdk_argument_error_propagates_and_is_recorded(client: anthropic.Anthrop
     assert record["output"] == {"error": str(raised.value), "error_type": "TypeError"}
 
 
-def test_failing_message_iterator_propagates_its_own_error(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_failing_message_iterator_propagates_its_own_error(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     def broken() -> Any:
         yield {"role": "user", "content": "first"}
         raise KeyError("from the user's generator")

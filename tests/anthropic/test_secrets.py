@@ -22,7 +22,9 @@ def test_api_key_never_appears_in_ingest_bodies_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     client = carrot_ai.wrap(make_client(fake, default_headers={"X-Custom-Auth": API_KEY}))
-    client.messages.create(model=MODEL, max_tokens=10, messages=user("hi"), extra_headers={"Authorization": f"Bearer {API_KEY}"})
+    client.messages.create(
+        model=MODEL, max_tokens=10, messages=user("hi"), extra_headers={"Authorization": f"Bearer {API_KEY}"}
+    )
     for _event in client.messages.create(model=MODEL, max_tokens=10, messages=user("stream"), stream=True):
         pass
     fake.enqueue(not_found(MODEL))

@@ -102,7 +102,9 @@ def test_streamed_tool_use_is_assembled_into_tool_calls(client: anthropic.Anthro
 
 
 def test_streamed_thinking_becomes_reasoning(client: anthropic.Anthropic, carrot: IngestServer) -> None:
-    events = list(client.messages.create(**body("think"), thinking={"type": "enabled", "budget_tokens": 50}, stream=True))
+    events = list(
+        client.messages.create(**body("think"), thinking={"type": "enabled", "budget_tokens": 50}, stream=True)
+    )
     thinking = "".join(
         e.delta.thinking for e in events if e.type == "content_block_delta" and e.delta.type == "thinking_delta"
     )
@@ -163,7 +165,9 @@ def test_error_event_mid_stream_is_an_error_with_partial_output(
     no_more_records(carrot, 1)
 
 
-def test_connection_reset_mid_stream_is_an_error(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_connection_reset_mid_stream_is_an_error(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     fake.enqueue(SSEReply(fake.build_message_events(body(LONG)), reset_after=4))
     with pytest.raises(Exception) as raised:
         for _event in client.messages.create(**body(LONG), stream=True):
@@ -173,7 +177,9 @@ def test_connection_reset_mid_stream_is_an_error(client: anthropic.Anthropic, fa
     assert record["output"]["error_type"] == type(raised.value).__name__
 
 
-def test_cancelled_async_stream_is_recorded_as_cancelled(aclient: anthropic.AsyncAnthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_cancelled_async_stream_is_recorded_as_cancelled(
+    aclient: anthropic.AsyncAnthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     fake.enqueue(SSEReply(fake.build_message_events(body(LONG)), hang_after=3))
 
     async def main() -> None:
@@ -260,13 +266,17 @@ def test_stream_helper_left_early_records_once(client: anthropic.Anthropic, carr
     no_more_records(carrot, 1)
 
 
-def test_stream_helper_never_entered_records_nothing(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_stream_helper_never_entered_records_nothing(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     client.messages.stream(**body("never sent"))
     assert fake.requests == []
     no_more_records(carrot, 0)
 
 
-def test_stream_helper_http_error_on_enter(client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer) -> None:
+def test_stream_helper_http_error_on_enter(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
     from tests.fakes.anthropic_server import not_found
 
     fake.enqueue(not_found(MODEL))
