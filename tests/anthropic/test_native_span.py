@@ -68,6 +68,24 @@ def test_wrapped_call_has_one_span_and_one_record_and_still_propagates(
     no_more_records(carrot, 1)
 
 
+def test_no_traceparent_when_the_sdk_would_send_none(fake: FakeAnthropic, carrot: IngestServer) -> None:
+    # No tracer provider is installed globally here (the test's provider is carrot's own), so the bare SDK sends none.
+    make_client(fake).messages.create(**body("bare"))
+    assert "traceparent" not in fake.last_request.headers
+    carrot_ai.wrap(make_client(fake)).messages.create(**body("wrapped"))
+    assert "traceparent" not in fake.last_request.headers
+
+
+def test_stream_helper_still_propagates(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(native_client(fake, tracer_provider))
+    with client.messages.stream(**body("helper")) as stream:
+        stream.get_final_text()
+    [ours] = spans.get_finished_spans()
+    assert fake.last_request.headers["traceparent"].split("-")[2] == f"{ours.context.span_id:016x}"
+
+
 def test_wrap_changes_no_setting_the_application_can_see(
     fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
 ) -> None:

@@ -15,10 +15,11 @@ handed back inside the shared stream proxy (the span ends with the stream); a ra
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from carrot_ai import semconv
@@ -26,7 +27,7 @@ from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
 from carrot_ai._core._tracing import in_llm_call
-from carrot_ai.instrumentation.anthropic import _extract
+from carrot_ai.instrumentation.anthropic import _extract, _native
 from carrot_ai.instrumentation.anthropic._accumulate import MessageStreamAccumulator
 from carrot_ai.instrumentation.anthropic._trace_header import pop_trace_header
 
@@ -148,6 +149,21 @@ def _sdk_types() -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
     return anthropic.Stream, anthropic.AsyncStream, tuple(raw)
 
 
+def _with_trace_headers(resource: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], contextvars.Token[bool]]:
+    """Add the trace-context headers the SDK would send, so its own span machinery can be skipped entirely."""
+    headers = None
+    try:
+        client = getattr(resource, "_client", None)
+        headers = _native.propagation_headers(client) if client is not None else None
+        if headers:
+            extra = kwargs.get("extra_headers")
+            kwargs = {**kwargs, "extra_headers": {**extra, **headers} if isinstance(extra, Mapping) else headers}
+    except Exception as exc:
+        report_internal_error("anthropic trace headers", exc)
+        headers = None
+    return kwargs, _native.headers_added.set(headers is not None)
+
+
 def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
     metadata_only = False
@@ -175,12 +191,14 @@ def create_sync(
     call = start_call(instance, kwargs, options, kwargs.get("stream") is True, metadata_only)
     if call is None:
         return wrapped(*args, **kwargs)
+    kwargs, token = _with_trace_headers(instance, kwargs)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
         fail_call(call, exc)
         raise
     finally:
+        _native.headers_added.reset(token)
         LLMCall.leave(call)
     return finish(call, result)
 
@@ -199,12 +217,14 @@ async def create_async(
     call = start_call(instance, kwargs, options, kwargs.get("stream") is True, metadata_only)
     if call is None:
         return await wrapped(*args, **kwargs)
+    kwargs, token = _with_trace_headers(instance, kwargs)
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
         fail_call(call, exc)
         raise
     finally:
+        _native.headers_added.reset(token)
         LLMCall.leave(call)
     return finish(call, result)
 

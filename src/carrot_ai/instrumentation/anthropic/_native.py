@@ -9,10 +9,12 @@ unless traces are disabled. ``BaseClient._tracer`` is that lazily resolved trace
 
 While one of our LLM calls is current, the guard installed here makes ``_tracer`` answer for that request only:
 
-* with trace-context propagation on (the default), a tracer whose spans are the *current* span's context without
-  recording (a ``NonRecordingSpan``): the SDK still sends ``traceparent`` (now naming our call's span), but
-  records nothing, and its response / stream bookkeeping returns at once;
-* with propagation off, ``None``: no span work at all.
+* ``None`` (no span work at all) for ``create`` / ``parse``: the wrapper has already put the trace-context headers
+  the SDK would have sent (``traceparent``, now naming our call's span) into ``extra_headers``, exactly when the
+  SDK would have sent them (:func:`propagation_headers`);
+* for ``messages.stream()``, whose request is built before our span starts, a tracer whose spans are the current
+  span's context without recording (a ``NonRecordingSpan``) when the client propagates: the SDK still sends
+  ``traceparent`` itself but records nothing (its bookkeeping returns at once); ``None`` when it does not.
 
 Nothing the application can see changes: the environment, each client's ``open_telemetry`` option and calls made
 outside our instrumentation are left alone. The export side stays correct without the guard too: the span
@@ -21,6 +23,7 @@ processor drops a model-call span whose parent is our LLM span, so exactly one r
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +39,9 @@ from carrot_ai._core._tracing import in_llm_call
 
 _lock = threading.Lock()
 _installed = False
+_original_tracer: Any = None
+# Set while a wrapper runs an SDK call whose trace-context headers it has already added.
+headers_added: contextvars.ContextVar[bool] = contextvars.ContextVar("carrot_ai.anthropic.headers_added", default=False)
 
 
 class _CurrentSpanTracer(Tracer):
@@ -66,7 +72,7 @@ _CURRENT_SPAN_TRACER = _CurrentSpanTracer()
 
 def install_native_span_guard() -> bool:
     """Install the guard on anthropic's ``BaseClient._tracer`` once; False when this SDK version has no spans."""
-    global _installed
+    global _installed, _original_tracer
     with _lock:
         if _installed:
             return True
@@ -84,6 +90,8 @@ def install_native_span_guard() -> bool:
             tracer = original(client)
             if tracer is None or not in_llm_call():
                 return tracer
+            if headers_added.get():
+                return None
             try:
                 options = client._open_telemetry
                 return _CURRENT_SPAN_TRACER if options.get("propagation", True) else None
@@ -94,6 +102,7 @@ def install_native_span_guard() -> bool:
         _tracer.__doc__ = original.__doc__
         _tracer._carrot_original = original  # type: ignore[attr-defined]
         base._tracer = property(_tracer, doc=prop.__doc__)  # type: ignore[union-attr]
+        _original_tracer = original
         _installed = True
         return True
 
@@ -101,3 +110,36 @@ def install_native_span_guard() -> bool:
 def native_span_guard_installed() -> bool:
     """Whether :func:`install_native_span_guard` is in force."""
     return _installed
+
+
+def propagation_headers(client: Any) -> dict[str, str] | None:
+    """The trace-context headers the SDK would send for a call on ``client`` now, computed for the current span.
+
+    ``{}`` when the SDK would send none (its spans are off, propagation is off, or no tracer provider is installed,
+    so its span would have no valid context); None when this is not known (no guard, anthropic < 2).
+    """
+    if _original_tracer is None:
+        return None
+    options = client.__dict__.get("_open_telemetry")
+    if not isinstance(options, dict):
+        return None
+    if not options.get("propagation", True) or _original_tracer(client) is None:
+        return {}
+    if options.get("tracer_provider") is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return {}
+    carrier: dict[str, str] = {}
+    _inject()(carrier)
+    return carrier
+
+
+_injector: Any = None
+
+
+def _inject() -> Any:
+    global _injector
+    if _injector is None:
+        # Imported on first use, as the SDK does: importing it loads the propagators OTEL_PROPAGATORS names.
+        from opentelemetry.propagate import inject
+
+        _injector = inject
+    return _injector
