@@ -93,5 +93,12 @@ def no_more_records(ingest: IngestServer, count: int) -> None:
     assert len(ingest.records) == count, ingest.records
 
 
+def takes(method: Any, parameter: str) -> bool:
+    """Whether this anthropic version's ``method`` has ``parameter`` (older SDKs lack newer API features)."""
+    import inspect
+
+    return parameter in inspect.signature(inspect.unwrap(method)).parameters
+
+
 def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]

@@ -13,7 +13,7 @@ import pytest
 from dirty_equals import IsFloat, IsPartialDict, IsStr
 
 import carrot_ai
-from tests.anthropic.conftest import MODEL, client_for, make_client, no_more_records, records, user
+from tests.anthropic.conftest import MODEL, client_for, make_client, no_more_records, records, takes, user
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.ingest_server import IngestServer
 
@@ -152,6 +152,7 @@ def test_tool_result_history_is_kept_in_input(client: anthropic.Anthropic, carro
     assert record["output"]["message"]["content"] == "Tool results: 18 C, sunny"
 
 
+@pytest.mark.skipif(not takes(anthropic.resources.messages.Messages.create, "thinking"), reason="SDK without thinking")
 def test_thinking_becomes_reasoning(client: anthropic.Anthropic, carrot: IngestServer) -> None:
     message = client.messages.create(
         model=MODEL, max_tokens=200, thinking={"type": "enabled", "budget_tokens": 100}, messages=user("think")
@@ -249,6 +250,7 @@ def test_content_capture_off_keeps_metadata_only(fake: FakeAnthropic, carrot: In
     assert record["metadata"]["input_tokens"] > 0
 
 
+@pytest.mark.skipif(not hasattr(anthropic.resources.messages.Messages, "parse"), reason="SDK without messages.parse")
 def test_parse_records_the_structured_answer(way: str, fake: FakeAnthropic, carrot: IngestServer) -> None:
     class Answer(pydantic.BaseModel):
         city: str

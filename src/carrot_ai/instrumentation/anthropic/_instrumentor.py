@@ -19,7 +19,7 @@ from carrot_ai._core._guard import report_internal_error
 from carrot_ai.instrumentation.anthropic._calls import create_async, create_sync, stream_helper
 from carrot_ai.instrumentation.anthropic._native import install_native_span_guard
 
-SUPPORTED = "anthropic >= 0.40"
+SUPPORTED = "anthropic >= 0.43"
 
 _MODULES = ("anthropic.resources.messages", "anthropic.resources.beta.messages")
 _TARGETS: tuple[tuple[str, str, Any], ...] = (

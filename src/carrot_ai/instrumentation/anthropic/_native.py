@@ -76,6 +76,9 @@ def install_native_span_guard() -> bool:
     with _lock:
         if _installed:
             return True
+        from carrot_ai.instrumentation.anthropic._compat import patch_stream_instancecheck
+
+        patch_stream_instancecheck()
         try:
             from anthropic import _base_client
         except ImportError:
