@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import anthropic
@@ -41,6 +42,18 @@ def test_with_raw_response_stream_parses_to_the_proxied_stream(
     assert [e.type for e in stream][-1] == "message_stop"
     [record] = records(carrot, 1)
     assert record["output"]["message"]["content"] == "Echo: raw stream"
+
+
+def test_abandoned_raw_stream_response_is_recorded_when_collected(
+    client: anthropic.Anthropic, carrot: IngestServer
+) -> None:
+    raw = client.messages.with_raw_response.create(**body("never parsed"), stream=True)
+    assert raw.status_code == 200
+    del raw
+    gc.collect()
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert record["input"]["messages"] == user("never parsed")
 
 
 def test_with_streaming_response_parse(way: str, fake: FakeAnthropic, carrot: IngestServer) -> None:
