@@ -11,7 +11,7 @@ import anthropic
 import pytest
 
 from tests.anthropic.conftest import MODEL, client_for, make_client, no_more_records, records, takes, user
-from tests.fakes import SSEReply
+from tests.fakes import SSEEvent, SSEReply
 from tests.fakes.anthropic_server import FakeAnthropic, error_event, stream_failing_with
 from tests.ingest_server import IngestServer
 
@@ -296,3 +296,41 @@ def test_stream_helper_error_event(client: anthropic.Anthropic, fake: FakeAnthro
     [record] = records(carrot, 1)
     assert record["status"] == "error"
     assert record["metadata"]["error_code"] == "api_error"
+
+
+def test_malformed_events_pass_through_and_are_recorded_as_far_as_known(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    events = [
+        {"type": "message_start", "message": {"id": "msg_odd", "type": "message", "role": "assistant", "model": MODEL}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "kept"}},
+        {"type": "content_block_delta", "index": 7, "delta": {"type": "text_delta", "text": "no such block"}},
+        {"type": "content_block_delta", "index": 0},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": None}},
+        {"type": "brand_new_event", "payload": [1, 2, 3]},
+        {"type": "message_delta", "delta": {"stop_reason": None}, "usage": None},
+        {"type": "message_stop"},
+    ]
+    fake.enqueue(SSEReply([SSEEvent(e, e["type"]) for e in events]))
+    got = [e.type for e in client.messages.create(**body("odd"), stream=True)]
+    assert got == [e["type"] for e in events]
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert record["output"]["message"]["content"] == "kept"
+    assert record["metadata"]["response_id"] == "msg_odd"
+    assert "input_tokens" not in record["metadata"]
+
+
+def test_malformed_message_is_returned_and_recorded(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    from tests.fakes import JSONReply
+
+    fake.enqueue(JSONReply(200, {"id": "msg_bare", "type": "message", "model": MODEL, "content": None, "usage": None}))
+    message = client.messages.create(**body("odd"))
+    assert message.id == "msg_bare"
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert record["output"]["message"] == {"role": "assistant", "content": None}
+    assert "input_tokens" not in record["metadata"]

@@ -40,30 +40,37 @@ class MessageStreamAccumulator:
         self._final_usage = False
 
     def process(self, chunk: Any) -> bool:
+        # The SDK builds events without validating them: any field may be missing or None, so read defensively.
         kind = getattr(chunk, "type", None)
         if kind == "content_block_delta":
             if self._capture:
-                block = self._blocks.get(chunk.index)
-                if block is not None:
-                    delta = chunk.delta
-                    delta_type = delta.type
+                block = self._blocks.get(getattr(chunk, "index", None))  # type: ignore[arg-type]
+                delta = getattr(chunk, "delta", None)
+                if block is not None and delta is not None:
+                    delta_type = getattr(delta, "type", None)
+                    piece = None
                     if delta_type == "text_delta":
-                        block[1].append(delta.text)
+                        piece = getattr(delta, "text", None)
                     elif delta_type == "input_json_delta":
-                        block[1].append(delta.partial_json)
+                        piece = getattr(delta, "partial_json", None)
                     elif delta_type == "thinking_delta":
-                        block[1].append(delta.thinking)
+                        piece = getattr(delta, "thinking", None)
+                    if isinstance(piece, str):
+                        block[1].append(piece)
         elif kind == "content_block_start":
-            if self._capture:
-                self._blocks[chunk.index] = [chunk.content_block, []]
+            index = getattr(chunk, "index", None)
+            if self._capture and isinstance(index, int):
+                self._blocks[index] = [getattr(chunk, "content_block", None), []]
         elif kind == "message_start":
-            message = chunk.message
-            self._id = getattr(message, "id", None)
-            self._model = getattr(message, "model", None)
+            message = getattr(chunk, "message", None)
+            response_id = getattr(message, "id", None)
+            model = getattr(message, "model", None)
+            self._id = response_id if isinstance(response_id, str) else None
+            self._model = model if isinstance(model, str) else None
             self._take_usage(getattr(message, "usage", None))
         elif kind == "message_delta":
-            stop_reason = getattr(chunk.delta, "stop_reason", None)
-            if stop_reason is not None:
+            stop_reason = getattr(getattr(chunk, "delta", None), "stop_reason", None)
+            if isinstance(stop_reason, str):
                 self._stop_reason = stop_reason
             self._final_usage = True
             self._take_usage(getattr(chunk, "usage", None))
