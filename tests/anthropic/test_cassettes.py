@@ -141,7 +141,7 @@ def without_image_data(messages: Any) -> Any:
         source = messages.get("source")
         if messages.get("type") == "image" and isinstance(source, dict) and source.get("type") == "base64":
             size = len(base64.b64decode(source["data"]))
-            return {**messages, "source": {**source, "data": f"<{source['media_type']}, {size} bytes, omitted>"}}
+            return {**messages, "source": {**source, "data": f"<media: {source['media_type']}, {size} bytes>"}}
         return {k: without_image_data(v) for k, v in messages.items()}
     return messages
 

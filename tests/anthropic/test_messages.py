@@ -177,7 +177,7 @@ def test_image_is_a_placeholder_with_media_type_and_size(client: anthropic.Anthr
     sent_image = record["input"]["messages"][0]["content"][0]
     assert sent_image == {
         "type": "image",
-        "source": {"type": "base64", "media_type": "image/png", "data": f"<image/png, {len(png)} bytes, omitted>"},
+        "source": {"type": "base64", "media_type": "image/png", "data": f"<media: image/png, {len(png)} bytes>"},
     }
     assert messages[0]["content"][0] is image and image["source"]["data"] == data  # the caller's dict is untouched
 
@@ -239,6 +239,15 @@ def test_metadata_only_header_drops_content_and_is_not_sent(
     assert record["input"] == {"model": MODEL}
     assert record["output"] == {}
     assert record["metadata"]["output_tokens"] > 0
+
+
+def test_other_trace_header_values_are_sent_on(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    client.messages.create(model=MODEL, max_tokens=20, messages=user("kept"), extra_headers={"X-Carrot-Trace": "true"})
+    assert fake.last_request.headers["x-carrot-trace"] == "true"
+    [record] = records(carrot, 1)
+    assert record["input"]["messages"] == user("kept")
 
 
 def test_content_capture_off_keeps_metadata_only(fake: FakeAnthropic, carrot: IngestServer) -> None:

@@ -6,7 +6,6 @@ manual capture) obeys it the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -63,18 +62,4 @@ def prepare(value: Any) -> Any:
 
 def prepare_json(value: Any) -> str:
     """:func:`prepare`, then encode as compact JSON."""
-    if _policy.redactor is None:
-        # Fast path: content is nearly always plain dicts, lists and strings. One C-encoder pass gives the JSON
-        # prepare() would, when no string can exceed the limit (the whole text is within it). Models, sets, NaN,
-        # cycles and long strings fail or overflow here and take the generic path.
-        try:
-            text = _encode(value)
-        except (TypeError, ValueError):
-            pass
-        else:
-            if len(text) <= _policy.max_string:
-                return text
     return dumps(prepare(value))
-
-
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode

@@ -168,7 +168,7 @@ def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
     metadata_only = False
     try:
-        kwargs, metadata_only = pop_trace_header(kwargs)
+        metadata_only = pop_trace_header(kwargs)  # kwargs is this call's own dict (wrapt / **kwargs made it)
     except Exception as exc:
         report_internal_error("anthropic trace header", exc)
     return _extract.materialize_iterables(kwargs), metadata_only

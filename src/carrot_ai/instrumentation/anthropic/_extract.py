@@ -173,15 +173,15 @@ def media_part(kind: str, source: Any) -> dict[str, Any]:
 
 
 def inline_placeholder(source: Any) -> str:
-    """What replaces inline base64 data: its media type and decoded size, never the bytes."""
+    """What replaces inline base64 data: ``"<media: image/png, 48213 bytes>"`` (the core's format), never the bytes."""
     data = get(source, "data")
     size = _decoded_size(data) if isinstance(data, str) else 0
-    return f"<{get(source, 'media_type') or 'data'}, {size} bytes, omitted>"
+    return f"<media: {get(source, 'media_type') or 'application/octet-stream'}, {size} bytes>"
 
 
 def _decoded_size(data: str) -> int:
-    stripped = data.rstrip("=")
-    return len(stripped) * 3 // 4
+    padding = 2 if data.endswith("==") else 1 if data.endswith("=") else 0
+    return max(len(data) * 3 // 4 - padding, 0)
 
 
 def _tool_result_response(content: Any) -> Any:
