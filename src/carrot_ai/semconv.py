@@ -76,6 +76,10 @@ GEN_AI_USAGE_REASONING_TOKENS_OLD: Final = "gen_ai.usage.reasoning_tokens"
 GEN_AI_PROMPT: Final = "gen_ai.prompt"
 GEN_AI_COMPLETION: Final = "gen_ai.completion"
 
+# --- Names the anthropic SDK's own spans use (scope com.anthropic.sdk.python), read by the exporter -------------
+ANTHROPIC_REQUEST_ID: Final = "anthropic.request.id"
+ANTHROPIC_MESSAGE_STOP_REASON: Final = "anthropic.message.stop_reason"
+
 # --- General conventions --------------------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
@@ -123,3 +127,5 @@ SCOPE_OPENAI: Final = "carrot_ai.openai"
 SCOPE_ANTHROPIC: Final = "carrot_ai.anthropic"
 SCOPE_LITELLM: Final = "carrot_ai.litellm"
 SCOPE_MANUAL: Final = "carrot_ai.manual"
+# The anthropic SDK's own instrumentation scope (2.x emits a span per API call under it).
+SCOPE_ANTHROPIC_SDK: Final = "com.anthropic.sdk.python"

@@ -234,6 +234,8 @@ def _optional_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) 
         value = attributes.get(name)
         if value is not None and value != "":
             metadata[key] = value
+    if "request_id" not in metadata and isinstance(attributes.get(semconv.ANTHROPIC_REQUEST_ID), str):
+        metadata["request_id"] = attributes[semconv.ANTHROPIC_REQUEST_ID]
 
 
 def _source(attributes: Mapping[str, Any], kind: str, ours: bool) -> str:
@@ -307,6 +309,9 @@ def _llm_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> No
     reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
     if reasons:
         metadata["finish_reasons"] = [str(r) for r in reasons]
+    elif isinstance(attributes.get(semconv.ANTHROPIC_MESSAGE_STOP_REASON), str):
+        # anthropic 2.x's own spans name the stop reason this way.
+        metadata["finish_reasons"] = [attributes[semconv.ANTHROPIC_MESSAGE_STOP_REASON]]
     response_id = attributes.get(semconv.GEN_AI_RESPONSE_ID)
     if isinstance(response_id, str) and response_id:
         metadata["response_id"] = response_id

@@ -1,0 +1,148 @@
+"""Keep anthropic 2.x's own span out of the calls we record.
+
+anthropic 2.x starts a ``CLIENT`` span for every API call (scope ``com.anthropic.sdk.python``) whenever its client
+has a tracer. How it decides: each client resolves its ``open_telemetry`` option once, at construction (from the
+constructor argument, else the ``ANTHROPIC_OPEN_TELEMETRY*`` environment variables; ``copy()`` / ``with_options()``
+inherit it), and on first use gets a tracer from the global tracer provider (or the option's ``tracer_provider``)
+unless traces are disabled. ``BaseClient._tracer`` is that lazily resolved tracer, read at the start of every
+``request()``; ``None`` skips all span work.
+
+While one of our LLM calls is current, the guard installed here makes ``_tracer`` answer for that request only:
+
+* ``None`` (no span work at all) for ``create`` / ``parse``: the wrapper has already put the trace-context headers
+  the SDK would have sent (``traceparent``, now naming our call's span) into ``extra_headers``, exactly when the
+  SDK would have sent them (:func:`propagation_headers`);
+* for ``messages.stream()``, whose request is built before our span starts, a tracer whose spans are the current
+  span's context without recording (a ``NonRecordingSpan``) when the client propagates: the SDK still sends
+  ``traceparent`` itself but records nothing (its bookkeeping returns at once); ``None`` when it does not.
+
+Nothing the application can see changes: the environment, each client's ``open_telemetry`` option and calls made
+outside our instrumentation are left alone. The export side stays correct without the guard too: the span
+processor drops a model-call span whose parent is our LLM span, so exactly one record reaches the ingest API.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai._core._guard import report_internal_error
+from carrot_ai._core._tracing import in_llm_call
+
+_lock = threading.Lock()
+_installed = False
+_original_tracer: Any = None
+# Set while a wrapper runs an SDK call whose trace-context headers it has already added.
+headers_added: contextvars.ContextVar[bool] = contextvars.ContextVar("carrot_ai.anthropic.headers_added", default=False)
+
+
+class _CurrentSpanTracer(Tracer):
+    """A tracer whose spans are the current span's context, not recorded: propagation without a second span."""
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Span:
+        return NonRecordingSpan(trace.get_current_span(context).get_span_context())
+
+    @contextmanager
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[Span]:  # type: ignore[override]
+        span = self.start_span(name, kwargs.get("context"))
+        with trace.use_span(span, end_on_exit=False):
+            yield span
+
+
+_CURRENT_SPAN_TRACER = _CurrentSpanTracer()
+
+
+def install_native_span_guard() -> bool:
+    """Install the guard on anthropic's ``BaseClient._tracer`` once; False when this SDK version has no spans."""
+    global _installed, _original_tracer
+    with _lock:
+        if _installed:
+            return True
+        from carrot_ai.instrumentation.anthropic._compat import patch_stream_instancecheck
+
+        patch_stream_instancecheck()
+        try:
+            from anthropic import _base_client
+        except ImportError:
+            return False
+        base = getattr(_base_client, "BaseClient", None)
+        prop = base.__dict__.get("_tracer") if base is not None else None
+        if not isinstance(prop, property) or prop.fget is None:
+            return False  # anthropic < 2: no native spans
+        original = prop.fget
+
+        def _tracer(client: Any) -> Any:
+            tracer = original(client)
+            if tracer is None or not in_llm_call():
+                return tracer
+            if headers_added.get():
+                return None
+            try:
+                options = client._open_telemetry
+                return _CURRENT_SPAN_TRACER if options.get("propagation", True) else None
+            except Exception as exc:
+                report_internal_error("anthropic native span guard", exc)
+                return tracer
+
+        _tracer.__doc__ = original.__doc__
+        _tracer._carrot_original = original  # type: ignore[attr-defined]
+        base._tracer = property(_tracer, doc=prop.__doc__)  # type: ignore[union-attr]
+        _original_tracer = original
+        _installed = True
+        return True
+
+
+def native_span_guard_installed() -> bool:
+    """Whether :func:`install_native_span_guard` is in force."""
+    return _installed
+
+
+def propagation_headers(client: Any) -> dict[str, str] | None:
+    """The trace-context headers the SDK would send for a call on ``client`` now, computed for the current span.
+
+    ``{}`` when the SDK would send none (its spans are off, propagation is off, or no tracer provider is installed,
+    so its span would have no valid context); None when this is not known (no guard, anthropic < 2).
+    """
+    if _original_tracer is None:
+        return None
+    options = client.__dict__.get("_open_telemetry")
+    if not isinstance(options, dict):
+        return None
+    if not options.get("propagation", True) or _original_tracer(client) is None:
+        return {}
+    if options.get("tracer_provider") is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return {}
+    carrier: dict[str, str] = {}
+    _inject()(carrier)
+    return carrier
+
+
+_injector: Any = None
+
+
+def _inject() -> Any:
+    global _injector
+    if _injector is None:
+        # Imported on first use, as the SDK does: importing it loads the propagators OTEL_PROPAGATORS names.
+        from opentelemetry.propagate import inject
+
+        _injector = inject
+    return _injector

@@ -1,0 +1,214 @@
+"""anthropic 2.x's own span (scope com.anthropic.sdk.python): one record per call, with or without our wrapper."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import carrot_ai
+from carrot_ai import semconv
+from carrot_ai.instrumentation.anthropic._native import install_native_span_guard
+from tests.anthropic.conftest import MODEL, make_client, no_more_records, records, user
+from tests.fakes.anthropic_server import FakeAnthropic, not_found
+from tests.ingest_server import IngestServer
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(anthropic._base_client.BaseClient, "_tracer"), reason="this anthropic version emits no spans"
+)
+
+
+@pytest.fixture
+def spans(tracer_provider: TracerProvider) -> InMemorySpanExporter:
+    """Every span that ends on the test's tracer provider (ours and the SDK's)."""
+    exporter = InMemorySpanExporter()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def native_client(fake: FakeAnthropic, tracer_provider: TracerProvider, is_async: bool = False, **otel: Any) -> Any:
+    """A client whose own spans go to the test's tracer provider (as they would to a global one)."""
+    return make_client(fake, is_async=is_async, open_telemetry={"tracer_provider": tracer_provider, **otel})
+
+
+def scopes(spans: InMemorySpanExporter) -> list[str]:
+    return [s.instrumentation_scope.name for s in spans.get_finished_spans() if s.instrumentation_scope]
+
+
+def body(text: str) -> dict[str, Any]:
+    return {"model": MODEL, "max_tokens": 50, "messages": user(text)}
+
+
+def test_without_our_instrumentation_the_sdk_records_its_span(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter
+) -> None:
+    client = native_client(fake, tracer_provider)
+    client.messages.create(**body("native"))
+    assert scopes(spans) == [semconv.SCOPE_ANTHROPIC_SDK]  # the premise: the SDK does emit its span
+
+
+def test_wrapped_call_has_one_span_and_one_record_and_still_propagates(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(native_client(fake, tracer_provider))
+    client.messages.create(**body("one record"))
+    [ours] = spans.get_finished_spans()
+    assert ours.instrumentation_scope.name == semconv.SCOPE_ANTHROPIC
+    # traceparent still goes to the API, naming our span (the call's span now).
+    traceparent = fake.last_request.headers["traceparent"]
+    assert traceparent.split("-")[1:3] == [f"{ours.context.trace_id:032x}", f"{ours.context.span_id:016x}"]
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == "Echo: one record"
+    no_more_records(carrot, 1)
+
+
+def test_no_traceparent_when_the_sdk_would_send_none(fake: FakeAnthropic, carrot: IngestServer) -> None:
+    # No tracer provider is installed globally here (the test's provider is carrot's own), so the bare SDK sends none.
+    make_client(fake).messages.create(**body("bare"))
+    assert "traceparent" not in fake.last_request.headers
+    carrot_ai.wrap(make_client(fake)).messages.create(**body("wrapped"))
+    assert "traceparent" not in fake.last_request.headers
+
+
+def test_stream_helper_still_propagates(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(native_client(fake, tracer_provider))
+    with client.messages.stream(**body("helper")) as stream:
+        stream.get_final_text()
+    [ours] = spans.get_finished_spans()
+    assert fake.last_request.headers["traceparent"].split("-")[2] == f"{ours.context.span_id:016x}"
+
+
+def test_wrap_changes_no_setting_the_application_can_see(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
+    client = native_client(fake, tracer_provider)
+    before = client.open_telemetry
+    carrot_ai.wrap(client)
+    assert client.open_telemetry == before
+    assert client.with_options(timeout=5).open_telemetry == before
+
+
+def test_streams_and_stream_helper_have_no_native_span(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(native_client(fake, tracer_provider))
+    for _event in client.messages.create(**body("stream"), stream=True):
+        pass
+    with client.messages.stream(**body("helper")) as stream:
+        stream.get_final_message()
+
+    async def main() -> None:
+        async with carrot_ai.wrap(native_client(fake, tracer_provider, is_async=True)) as aclient:
+            await aclient.messages.create(**body("async"))
+
+    asyncio.run(main())
+    assert scopes(spans) == [semconv.SCOPE_ANTHROPIC] * 3
+    records(carrot, 3)
+
+
+def test_instrumentor_suppresses_the_native_span_too(
+    fake: FakeAnthropic,
+    tracer_provider: TracerProvider,
+    spans: InMemorySpanExporter,
+    carrot: IngestServer,
+    instrumentor: Any,
+) -> None:
+    native_client(fake, tracer_provider).messages.create(**body("instrumented"))
+    assert scopes(spans) == [semconv.SCOPE_ANTHROPIC]
+    records(carrot, 1)
+
+
+def test_propagation_off_means_no_span_work_and_no_traceparent(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(native_client(fake, tracer_provider, propagation=False))
+    client.messages.create(**body("no propagation"))
+    assert "traceparent" not in fake.last_request.headers
+    assert scopes(spans) == [semconv.SCOPE_ANTHROPIC]
+
+
+@pytest.fixture
+def unguarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The SDK's own `_tracer`, as if the guard were not installed."""
+    install_native_span_guard()
+    base = anthropic._base_client.BaseClient
+    monkeypatch.setattr(base, "_tracer", property(base.__dict__["_tracer"].fget._carrot_original))
+    yield
+
+
+def test_without_the_guard_the_processor_still_keeps_one_record(
+    fake: FakeAnthropic,
+    tracer_provider: TracerProvider,
+    spans: InMemorySpanExporter,
+    carrot: IngestServer,
+    unguarded: None,
+) -> None:
+    client = carrot_ai.wrap(native_client(fake, tracer_provider))
+    client.messages.create(**body("backstop"))
+    assert sorted(scopes(spans)) == sorted([semconv.SCOPE_ANTHROPIC, semconv.SCOPE_ANTHROPIC_SDK])
+    [record] = records(carrot, 1)
+    assert record["metadata"]["source"] == "sdk"
+    no_more_records(carrot, 1)
+
+
+# --- exporter only: the SDK's span is converted like any GenAI span ------------------------------------------
+
+
+def test_exporter_only_converts_the_native_span(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
+    client = native_client(fake, tracer_provider)
+    system = [{"type": "text", "text": "context " * 30, "cache_control": {"type": "ephemeral"}}]
+    client.messages.create(**body("warm"), system=system)
+    message = client.messages.create(**body("warm"), system=system)
+    record = records(carrot, 2)[1]
+    usage = message.usage
+    assert record["name"] == "messages"
+    assert record["status"] == "success"
+    assert record["input"] == {"model": MODEL, "max_tokens": 50}  # the SDK records no content by default
+    meta = record["metadata"]
+    assert meta["source"] == "otel"
+    assert meta["provider"] == "anthropic"
+    assert meta["model"] == MODEL
+    assert (
+        meta["input_tokens"] == usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    )
+    assert meta["cache_read_input_tokens"] == usage.cache_read_input_tokens > 0
+    assert meta["output_tokens"] == usage.output_tokens
+    assert meta["finish_reasons"] == ["end_turn"]
+    assert meta["response_id"] == message.id
+    assert meta["request_id"] == message._request_id
+
+
+def test_exporter_only_with_sdk_content_mode_converts_messages(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
+    client = native_client(fake, tracer_provider, traces={"content_mode": "content"})
+    client.messages.create(**body("with content"), system="Be kind.")
+    [record] = records(carrot, 1)
+    assert record["input"]["messages"] == [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "with content"},
+    ]
+    assert record["output"]["message"] == {"role": "assistant", "content": "Echo: with content"}
+
+
+def test_exporter_only_native_error_span(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
+    fake.enqueue(not_found(MODEL))
+    with pytest.raises(anthropic.NotFoundError):
+        native_client(fake, tracer_provider).messages.create(**body("missing"))
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["output"]["error_type"] == "not_found_error"
+    assert record["metadata"]["http_status"] == 404
+    assert record["metadata"]["request_id"].startswith("req_fake_")
