@@ -35,12 +35,13 @@ class Settings:
     propagate_to_threads: bool = True
     max_media_bytes: int = 0
     prices: Mapping[str, Mapping[str, float]] | None = None
+    stats_log_interval: float = 60.0
 
-    def __repr__(self) -> str:  # never show the key
-        fields = ", ".join(
-            f"{f.name}={'***' if f.name == 'api_key' and self.api_key else repr(getattr(self, f.name))}"
-            for f in dataclasses.fields(self)
-        )
+    def __repr__(self) -> str:  # never show the key, nor credentials in the URL
+        from carrot_ai.export._urls import redact_url
+
+        shown = {"api_key": "***" if self.api_key else None, "base_url": redact_url(self.base_url)}
+        fields = ", ".join(f"{f.name}={shown.get(f.name, getattr(self, f.name))!r}" for f in dataclasses.fields(self))
         return f"Settings({fields})"
 
 
@@ -107,6 +108,7 @@ def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any)
         "ca_bundle": env.get("CARROT_CA_BUNDLE") or None,
         "propagate_to_threads": env_flag("CARROT_PROPAGATE_TO_THREADS", True, env),
         "max_media_bytes": _env_int("CARROT_MAX_MEDIA_BYTES", 0, env),
+        "stats_log_interval": _env_float("CARROT_STATS_LOG_INTERVAL", 60.0, env),
     }
     values.update(given)
     values["base_url"] = str(values["base_url"]).rstrip("/")

@@ -11,6 +11,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -176,10 +177,19 @@ def _auto_init() -> bool:
 def flush(timeout: float = 10.0) -> bool:
     """Deliver every queued record now; True if all of it arrived within ``timeout`` seconds."""
     state = _state
-    if state is None:
-        return True
+    if state is None:  # maybe exporters set up through OTEL_TRACES_EXPORTER=carrot
+        from carrot_ai.export._exporter import live_exporters
+
+        exporters = live_exporters()
+    else:
+        exporters = [state.exporter]
     try:
-        return bool(state.exporter.force_flush(int(timeout * 1000)))
+        deadline = time.monotonic() + timeout
+        delivered = True
+        for exporter in exporters:  # one shared timeout
+            remaining_ms = int(max(deadline - time.monotonic(), 0.0) * 1000)
+            delivered = bool(exporter.force_flush(remaining_ms)) and delivered
+        return delivered
     except Exception as exc:
         report_internal_error("flush", exc)
         return False
@@ -208,12 +218,11 @@ def shutdown() -> None:
 def stats() -> dict[str, Any]:
     """Counters of the export path: records delivered, and records lost by reason."""
     from carrot_ai._core import _guard
+    from carrot_ai.export._exporter import live_exporters, merged_stats
 
     state = _state
-    data: dict[str, Any] = state.exporter.stats.as_dict() if state is not None else {}
+    data: dict[str, Any] = merged_stats([state.exporter] if state is not None else live_exporters())
     data["internal_errors"] = _guard.internal_errors
-    if state is not None:
-        data["queued"] = len(state.exporter._queue)
     return data
 
 

@@ -132,7 +132,7 @@ def encode_span(span: ReadableSpan) -> bytes | None:
     head = _dumps(parts.head)
     tail = _dumps(parts.tail)
     text = f'{head[:-1]},"input":{parts.input_json},"output":{parts.output_json},{tail[1:]}'
-    return text.encode("utf-8")
+    return text.encode("utf-8", "replace")  # a lone surrogate becomes "?", not a batch the server cannot parse
 
 
 def _convert(span: ReadableSpan) -> _Parts | None:

@@ -9,7 +9,11 @@ ancestor as its parent when its OpenTelemetry parent is a span carrot does not e
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
+import weakref
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -18,7 +22,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from carrot_ai import semconv
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._tracing import is_foreign_model_call, parent_attribute
-from carrot_ai.export._exporter import CarrotSpanExporter, is_exportable
+from carrot_ai.export._exporter import CarrotSpanExporter, raw_attributes
+
+_MISSING: Any = object()
+_KIND = semconv.CARROT_KIND
+_OPERATION = semconv.GEN_AI_OPERATION_NAME
 
 _MAX_TRACKED = 100_000
 
@@ -38,6 +46,8 @@ class CarrotSpanProcessor(SpanProcessor):
         self.exporter = exporter
         self._duplicates: set[int] = set()
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=functools.partial(_reset_after_fork, weakref.ref(self)))
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
@@ -69,7 +79,15 @@ class CarrotSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            if not is_exportable(span):
+            # raw_attributes(), inlined: this runs for every span the application ends.
+            attributes = getattr(span, "_attributes", _MISSING)
+            if attributes is _MISSING:
+                attributes = raw_attributes(span)
+            elif attributes is None:
+                return
+            else:
+                attributes = getattr(attributes, "_dict", attributes)
+            if _KIND not in attributes and _OPERATION not in attributes:
                 return
             if self._duplicates:
                 context = span.context
@@ -77,8 +95,12 @@ class CarrotSpanProcessor(SpanProcessor):
                     with self._lock:
                         self._duplicates.discard(context.span_id)
                     return
-            self.exporter.enqueue(span)
+            self.exporter.enqueue(span, attributes)
         except Exception as exc:
+            try:
+                self.exporter.count_internal_loss()
+            except Exception:
+                pass
             report_internal_error("processor.on_end", exc)
 
     def on_end_own(self, span: ReadableSpan) -> None:
@@ -89,7 +111,16 @@ class CarrotSpanProcessor(SpanProcessor):
             report_internal_error("processor.on_end", exc)
 
     def shutdown(self) -> None:
+        """Shut the exporter down (bounded by its ``exit_timeout``)."""
         self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Deliver what is queued; True only if all of it arrived within the timeout."""
         return self.exporter.force_flush(timeout_millis)
+
+
+def _reset_after_fork(ref: weakref.ref[CarrotSpanProcessor]) -> None:
+    processor = ref()
+    if processor is not None:
+        # A lock held by another thread at fork time would stay held forever in the child.
+        processor._lock = threading.Lock()

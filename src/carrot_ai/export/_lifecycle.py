@@ -1,0 +1,93 @@
+"""The exporters of this process: a registry, and what happens to them at exit and across a fork.
+
+* **exit**: one ``atexit`` hook gives every open exporter a shared deadline (``exit_timeout``) to deliver what it
+  holds. A child of multiprocessing's ``fork`` start method leaves through ``os._exit()`` where ``atexit`` hooks
+  never run, so the same hook is registered there as a multiprocessing finalizer.
+* **fork**: in a forked child every exporter forgets its parent's queue, locks, worker and connections.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import time
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from carrot_ai.export._exporter import CarrotSpanExporter
+
+_instances: weakref.WeakSet[CarrotSpanExporter] = weakref.WeakSet()
+_exit_hook_registered = False
+
+
+def register(exporter: CarrotSpanExporter) -> None:
+    """Track ``exporter``: reset it in forked children, flush it at exit."""
+    global _exit_hook_registered
+    _instances.add(exporter)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(exporter)))
+    if not _exit_hook_registered:
+        _exit_hook_registered = True
+        atexit.register(_at_exit)
+        _flush_at_multiprocessing_exit()
+
+
+class _Token:
+    """Something for multiprocessing's weak registry to hold on to."""
+
+
+_MULTIPROCESSING_TOKEN = _Token()
+
+
+def _flush_at_multiprocessing_exit() -> None:
+    # A child of multiprocessing's "fork" start method leaves through os._exit(): atexit hooks never run there,
+    # but multiprocessing's own finalizers do. Register one in each such child (after multiprocessing has
+    # cleared the finalizers inherited from the parent).
+    try:
+        import multiprocessing.util
+
+        multiprocessing.util.register_after_fork(_MULTIPROCESSING_TOKEN, _in_multiprocessing_child)
+    except Exception:
+        pass
+
+
+def _in_multiprocessing_child(_: object) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _at_exit, exitpriority=0)
+
+
+def _after_fork_in_child(ref: weakref.ref[CarrotSpanExporter]) -> None:
+    exporter = ref()
+    if exporter is not None:
+        exporter._after_fork()
+
+
+def _at_exit() -> None:
+    """Deliver what every open exporter holds, within one shared exit deadline each."""
+    exporters = live_exporters()
+    now = time.monotonic()
+    for exporter in exporters:
+        exporter._begin_exit(now)
+    for exporter in exporters:
+        try:
+            exporter._exit_flush()
+        except Exception:
+            pass
+
+
+def live_exporters() -> list[CarrotSpanExporter]:
+    """Exporters created in this process that are not shut down."""
+    return [e for e in list(_instances) if not e.closed]
+
+
+def merged_stats(exporters: Iterable[CarrotSpanExporter]) -> dict[str, int]:
+    """The counters of several exporters added up (the peak queue size is the largest one)."""
+    total: dict[str, int] = {}
+    for exporter in exporters:
+        for key, value in exporter.snapshot().items():
+            total[key] = max(total.get(key, 0), value) if key == "queue_peak_bytes" else total.get(key, 0) + value
+    return total
