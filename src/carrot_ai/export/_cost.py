@@ -9,7 +9,10 @@ call without token counts, gets no cost at all (absent, not zero).
 Token convention (the trace record's): ``input`` includes cache reads and cache writes; ``reasoning`` is part of
 ``output``. Each part is billed at its own rate where the model has one, else at the input / output rate.
 
-This runs on the exporter's worker thread, never on the application's.
+This runs on the exporter's worker thread, never on the application's. genai-prices resolves a model in about a
+microsecond (it caches the lookup) but then spends ~80 µs decomposing the usage into priced units, so results are
+memoized per (provider, model, price in force, usage): the price object genai-prices selects for the call's time is
+part of the key, so a memoized cost is exactly the one genai-prices would compute.
 """
 
 from __future__ import annotations
@@ -111,6 +114,9 @@ def parse_prices(prices: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Mo
 
 _overrides: dict[str, ModelPrice] = {}
 _unknown: set[tuple[str | None, str]] = set()
+# (provider id, model id, id(price in force), usage) -> cost; the price objects of the keys are kept in _prices.
+_memo: dict[tuple[Any, ...], Decimal | None] = {}
+_prices: dict[int, Any] = {}
 _lock = threading.Lock()
 _genai_missing_logged = False
 
@@ -170,6 +176,10 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
             _genai_missing_logged = True
             logger.info("carrot_ai: genai-prices is not installed; records carry no cost_usd unless init(prices=...)")
         return None
+    memo_key, price = _memo_key(genai_prices, provider_id, model, usage, when)
+    if memo_key is not None:
+        if memo_key in _memo:
+            return _memo.get(memo_key)
     try:
         result = genai_prices.calc_price(
             genai_prices.Usage(
@@ -195,7 +205,30 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
         _log_library_error_once(exc)
         return None
     total = result.total_price
-    return total if isinstance(total, Decimal) and total >= 0 else None
+    cost = total if isinstance(total, Decimal) and total >= 0 else None
+    if memo_key is not None:
+        with _lock:
+            if len(_memo) >= _MAX_CACHED:
+                _memo.clear()
+                _prices.clear()
+            _memo[memo_key] = cost
+            _prices[id(price)] = price  # kept alive, so that its id stays its own while it is part of a key
+    return cost
+
+
+def _memo_key(
+    genai_prices: Any, provider_id: str | None, model: str, usage: TokenUsage, when: datetime.datetime
+) -> tuple[tuple[Any, ...] | None, Any]:
+    """What decides genai-prices' answer: the provider and model it resolves, the price in force at ``when`` (the same
+    object for every call it applies to) and the usage, with that price object; None when that cannot be known (then
+    nothing is memoized)."""
+    try:
+        snapshot = genai_prices.data_snapshot.get_snapshot()
+        provider, model_info = snapshot.find_provider_model(model, None, provider_id, None)
+        price = model_info.get_prices(when)
+        return (provider.id, model_info.id, id(price), usage), price
+    except Exception:  # an unknown model (calc_price says so below), or another genai-prices version
+        return None, None
 
 
 _library_error_logged = False

@@ -1,0 +1,102 @@
+"""The export worker's CPU per record: conversion + serialization (+ gzip), on one core, on real spans.
+
+The spans are made the way applications make them: ``@carrot_ai.trace`` calls (a function record with captured
+input and output) and ``carrot_ai.wrap(anthropic_client).messages.create`` calls over an in-process transport (an
+LLM record with request attributes, usage and cost). They are taken from the exporter's queue (its worker is kept
+asleep) and then run through exactly what the worker does per batch of 50: ``encode_span`` (span -> record JSON,
+cost included), ``split_by_bytes`` and gzip. Thread CPU time, best of several passes.
+
+Run: ``python benchmarks/convert_throughput.py`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _harness import machine, parse_args, report
+
+import carrot_ai
+from carrot_ai import _setup
+from carrot_ai.export._convert import encode_span
+from carrot_ai.export._encode import body_of, compress, split_by_bytes
+
+BATCH = 50
+
+
+def queued_spans(exporter: Any) -> list[Any]:
+    spans = [item for item, _ in exporter._queue]
+    exporter._queue.clear()
+    exporter._queued_bytes = 0
+    return spans
+
+
+def make_function_spans(count: int, exporter: Any) -> list[Any]:
+    @carrot_ai.trace
+    def answer(question: str, top_k: int = 3) -> dict[str, Any]:
+        return {"answer": question.upper(), "sources": ["doc-1", "doc-2"]}
+
+    for index in range(count):
+        answer(f"question {index}: " + "x" * 200, top_k=index % 5)
+    return queued_spans(exporter)
+
+
+def make_llm_spans(count: int, exporter: Any) -> list[Any]:
+    warnings.simplefilter("ignore")
+    import anthropic_overhead
+
+    client = carrot_ai.wrap(anthropic_overhead.make_client())
+    call = anthropic_overhead.create_call(client)
+    for _ in range(count):
+        call()
+    return queued_spans(exporter)
+
+
+def worker_pass(spans: list[Any], *, gzip: bool) -> float:
+    """Thread CPU seconds for the worker's per-batch work over ``spans``."""
+    started = time.thread_time()
+    for start in range(0, len(spans), BATCH):
+        encoded = [data for data in map(encode_span, spans[start : start + BATCH]) if data is not None]
+        if gzip:
+            for group in split_by_bytes(encoded, 5 * 1024 * 1024):
+                compress(body_of(group))
+    return time.thread_time() - started
+
+
+def measure(spans: list[Any], passes: int) -> dict[str, float]:
+    convert = min(worker_pass(spans, gzip=False) for _ in range(passes))
+    total = min(worker_pass(spans, gzip=True) for _ in range(passes))
+    return {
+        "records": len(spans),
+        "records_per_s_convert_serialize": round(len(spans) / convert),
+        "records_per_s_with_gzip": round(len(spans) / total),
+        "us_per_record": round(convert / len(spans) * 1e6, 2),
+    }
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    functions, llm, passes = (1_000, 200, 2) if args.quick else (20_000, 5_000, 5)
+    carrot_ai.init(
+        api_key="ck-bench", base_url="http://127.0.0.1:9", flush_interval=3600, batch_size=10**9,
+        max_batch_bytes=10**12, max_queue_bytes=10**12,
+    )  # fmt: skip
+    exporter = _setup.current_exporter()
+    assert exporter is not None
+    function_spans = make_function_spans(functions, exporter)
+    llm_spans = make_llm_spans(llm, exporter)
+    if not args.json:
+        print(machine())
+    report("function records (@trace)", measure(function_spans, passes), as_json=args.json, target=">= 50,000/s")
+    report("LLM records (anthropic, with cost)", measure(llm_spans, passes), as_json=args.json, target=">= 50,000/s")
+    exporter._closed = True  # nothing to deliver: the spans were taken out of the queue
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
