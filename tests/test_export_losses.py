@@ -18,7 +18,7 @@ from tests.ingest_server import Fault, IngestServer, refused_url
 
 def _queue_full(ingest: IngestServer) -> dict[str, Any]:
     ingest.fault = Fault.hang()
-    return {"max_queue_bytes": 20_000, "exit_timeout": 0.1, "request_timeout": 60}
+    return {"max_queue_bytes": 5_000, "exit_timeout": 0.1, "request_timeout": 60}
 
 
 def _too_large(ingest: IngestServer) -> dict[str, Any]:

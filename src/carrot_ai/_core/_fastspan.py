@@ -4,8 +4,8 @@ The SDK's ``Tracer.start_span`` serves every possible pipeline (any sampler, lim
 metrics) and costs ~12 µs per span here; the processor calls and attribute validation add more. When the
 provider's only span processor is carrot's, its sampler is the default (parent-based, always on), and no span
 limits are configured, none of that generality is observable, so our spans take this path: the same ids, the
-same parenting and sampling decision, and at ``end()`` a real SDK ``ReadableSpan`` handed to our processor.
-Any other configuration (an application processor on the same provider, a custom sampler, attribute limits)
+same parenting and sampling decision; the span is itself an SDK ``ReadableSpan``, handed as is to our processor at
+``end()``. Any other configuration (an application processor on the same provider, a custom sampler, attribute limits)
 uses the SDK unchanged. :func:`fast_path` decides, per span, in a few attribute reads.
 """
 
@@ -93,8 +93,12 @@ def fast_path() -> FastPath | None:
     return None
 
 
-class FastSpan(trace.Span):
-    """An OpenTelemetry span recorded straight into carrot's processor (see the module docstring)."""
+class FastSpan(trace.Span, ReadableSpan):
+    """An OpenTelemetry span recorded straight into carrot's processor (see the module docstring).
+
+    It is its own finished ``ReadableSpan``: ``end()`` hands the span itself to the processor (nothing is copied),
+    and every mutator is a no-op once it has ended, as on an SDK span.
+    """
 
     __slots__ = (
         "_fast",
@@ -102,7 +106,9 @@ class FastSpan(trace.Span):
         "_context",
         "_parent",
         "_kind",
-        "_scope",
+        "_instrumentation_scope",
+        "_instrumentation_info",
+        "_resource",
         "_attributes",
         "_events",
         "_links",
@@ -131,49 +137,44 @@ class FastSpan(trace.Span):
         self._name = name
         self._parent = parent
         self._kind = kind
-        self._scope = fast.scope(scope)
+        scope_object = fast.scopes.get(scope)
+        self._instrumentation_scope = scope_object if scope_object is not None else fast.scope(scope)
+        self._instrumentation_info = None
+        self._resource = fast.provider.resource
         self._attributes = attributes
-        self._events: list[Event] = []
-        self._links: list[Link] = []
+        self._events: tuple[Event, ...] = ()
+        self._links: tuple[Link, ...] = ()
         self._status = _UNSET
         self._start_time = start_time if start_time is not None else time.time_ns()
         self._end_time: int | None = None
 
-    # --- what our processor and tracing helpers read (as on an SDK span) ----------------------------------------
-    @property
-    def name(self) -> str:
-        return self._name
-
+    # --- what our processor and tracing helpers read of a live span (the dict itself, not a read-only copy) -------
     @property
     def attributes(self) -> Mapping[str, AttributeValue]:
-        return self._attributes
-
-    @property
-    def instrumentation_scope(self) -> InstrumentationScope:
-        return self._scope
+        return self._attributes  # type: ignore[return-value]  # always our dict
 
     # --- the OpenTelemetry Span API -------------------------------------------------------------------------------
     def get_span_context(self) -> SpanContext:
-        return self._context
+        return self._context  # type: ignore[return-value]  # always set
 
     def is_recording(self) -> bool:
         return self._end_time is None
 
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         if self._end_time is None:
-            self._attributes.update(attributes)
+            self._attributes.update(attributes)  # type: ignore[union-attr]  # always our dict
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         if self._end_time is None:
-            self._attributes[key] = value
+            self._attributes[key] = value  # type: ignore[index]  # always our dict
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self._end_time is None:
-            self._events.append(Event(name, attributes, timestamp))
+            self._events = (*self._events, Event(name, attributes, timestamp))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if self._end_time is None:
-            self._links.append(Link(context, attributes))
+            self._links = (*self._links, Link(context, attributes))
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -207,21 +208,7 @@ class FastSpan(trace.Span):
         if self._end_time is not None:
             return
         self._end_time = end_time if end_time is not None else time.time_ns()
-        readable = ReadableSpan(
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=self._fast.provider.resource,
-            attributes=self._attributes,
-            events=tuple(self._events) if self._events else (),
-            links=tuple(self._links) if self._links else (),
-            kind=self._kind,
-            status=self._status,
-            start_time=self._start_time,
-            end_time=self._end_time,
-            instrumentation_scope=self._scope,
-        )
-        self._fast.processor.on_end_own(readable)
+        self._fast.processor.on_end_own(self)
 
     def __repr__(self) -> str:
         return f'FastSpan(name="{self._name}", context={self._context})'

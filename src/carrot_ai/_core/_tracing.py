@@ -10,12 +10,14 @@ of one span.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
@@ -29,6 +31,42 @@ LLM_CALL_KEY = otel_context.create_key("carrot_ai.llm_call")
 
 _tracer_provider: trace.TracerProvider | None = None
 _tracers: dict[str, Tracer] = {}
+
+# OpenTelemetry's default runtime context keeps the current Context in one ContextVar; reading and setting that
+# variable directly saves two Python calls per operation. Any other runtime context goes through the public API.
+_runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+_context_var: Any = getattr(_runtime, "_current_context", None)
+if type(_runtime).__name__ != "ContextVarsRuntimeContext" or not isinstance(_context_var, contextvars.ContextVar):
+    _context_var = None
+
+
+def current_context() -> Context:
+    """``opentelemetry.context.get_current()``."""
+    if _context_var is not None and otel_context._RUNTIME_CONTEXT is _runtime:
+        return _context_var.get()  # type: ignore[no-any-return]
+    return otel_context.get_current()
+
+
+def _attach(context: Context) -> object:
+    if _context_var is not None and otel_context._RUNTIME_CONTEXT is _runtime:
+        return _context_var.set(context)
+    return otel_context.attach(context)
+
+
+def _detach(token: Any) -> None:
+    if type(token) is contextvars.Token and token.var is _context_var:
+        try:
+            _context_var.reset(token)
+            return
+        except Exception:
+            pass  # e.g. a token of another Context: OpenTelemetry's detach logs it, as it always did
+    otel_context.detach(token)
+
+
+def _span_in(context: Context) -> Span:
+    """``trace.get_current_span(context)``."""
+    span = context.get(_SPAN_KEY)
+    return span if span is not None and isinstance(span, Span) else INVALID_SPAN
 
 
 def set_tracer_provider(provider: trace.TracerProvider | None) -> None:
@@ -51,7 +89,7 @@ def get_tracer(scope: str) -> Tracer:
 
 def in_llm_call() -> bool:
     """Whether one of our LLM-call spans is active (a nested instrumented call is then the same call)."""
-    return otel_context.get_value(LLM_CALL_KEY) is not None
+    return current_context().get(LLM_CALL_KEY) is not None
 
 
 def _exported_operation(span: Span) -> str | None:
@@ -78,11 +116,14 @@ def parent_attribute(parent_context: otel_context.Context, *, llm: bool = False)
 
     None means "the OpenTelemetry parent is the exported parent" (or there is no parent at all).
     """
-    parent_span = trace.get_current_span(parent_context)
+    return _parent_attribute(parent_context, trace.get_current_span(parent_context), llm)
+
+
+def _parent_attribute(parent_context: Context, parent_span: Span, llm: bool) -> str | None:
     otel_parent = parent_span.get_span_context()
     if not otel_parent.is_valid:
         return None
-    exported: int | None = otel_context.get_value(EXPORTED_PARENT_KEY, parent_context)  # type: ignore[assignment]
+    exported: int | None = parent_context.get(EXPORTED_PARENT_KEY)  # type: ignore[assignment]
     if otel_parent.span_id == exported:
         return None
     if _exported_operation(parent_span) is not None and not (llm and is_foreign_model_call(parent_span)):
@@ -109,17 +150,16 @@ class SpanCall:
         llm: bool = False,
         start_time: int | None = None,
     ) -> None:
-        parent_context = otel_context.get_current()
-        parent = parent_attribute(parent_context, llm=llm)
+        parent_context = current_context()
+        parent_span = _span_in(parent_context)
+        parent = _parent_attribute(parent_context, parent_span, llm)
         if parent is not None:
             attributes[semconv.CARROT_PARENT_SPAN_ID] = parent
         span: Span | None = None
         if isinstance(tracer, str):
             fast = _fastspan.fast_path()
             if fast is not None:
-                span = _fastspan.start_fast_span(
-                    fast, tracer, name, trace.get_current_span(parent_context), kind, attributes, start_time
-                )
+                span = _fastspan.start_fast_span(fast, tracer, name, parent_span, kind, attributes, start_time)
                 if span is not None and llm:
                     fast.processor.on_start(span, parent_context)
             if span is None:
@@ -138,17 +178,17 @@ class SpanCall:
         """Make the span current for what runs next on this thread or task."""
         span_id = self.span.get_span_context().span_id
         # One new Context with all three keys (set_span_in_context + set_value would copy it three times).
-        values: dict[str, object] = {**otel_context.get_current(), _SPAN_KEY: self.span, EXPORTED_PARENT_KEY: span_id}
+        values: dict[str, object] = {**current_context(), _SPAN_KEY: self.span, EXPORTED_PARENT_KEY: span_id}
         if self._llm:
             values[LLM_CALL_KEY] = span_id
-        self._token = otel_context.attach(Context(values))
+        self._token = _attach(Context(values))
 
     def deactivate(self) -> None:
         """Undo :meth:`activate`; harmless if it was not active."""
         token, self._token = self._token, None
         if token is not None:
             try:
-                otel_context.detach(token)  # type: ignore[arg-type]
+                _detach(token)
             except Exception as exc:
                 report_internal_error("context detach", exc)
 

@@ -173,16 +173,19 @@ class CarrotSpanExporter(SpanExporter):
                 report_internal_error("exporter.export", exc)
         return SpanExportResult.SUCCESS
 
-    def enqueue(self, span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> None:
+    def enqueue(
+        self, span: ReadableSpan, attributes: Mapping[str, Any] | None = None, overhead: int = SPAN_OVERHEAD_BYTES
+    ) -> None:
         """Queue one exportable span: the processor's hot path (no conversion, no I/O; about a microsecond).
 
-        ``attributes``: the span's :func:`raw_attributes`, when the caller already has them. The size estimate
+        ``attributes``: the span's :func:`raw_attributes`, when the caller already has them; ``overhead``: the fixed
+        part of its size estimate (smaller for our own fast spans). The size estimate
         and :meth:`_accept` are inlined here because this runs for every span; keep them in step with
         :func:`span_size` and :meth:`_accept` (a test checks the sizes agree).
         """
         if attributes is None:
             attributes = raw_attributes(span)
-        size = SPAN_OVERHEAD_BYTES + ATTRIBUTE_OVERHEAD_BYTES * len(attributes)
+        size = overhead + ATTRIBUTE_OVERHEAD_BYTES * len(attributes)
         for value in attributes.values():
             if type(value) is str:
                 n = len(value)

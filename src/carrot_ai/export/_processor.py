@@ -20,9 +20,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from carrot_ai import semconv
+from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._tracing import is_foreign_model_call, parent_attribute
 from carrot_ai.export._exporter import CarrotSpanExporter, raw_attributes
+from carrot_ai.export._sizing import FAST_SPAN_OVERHEAD_BYTES
 
 _MISSING: Any = object()
 _KIND = semconv.CARROT_KIND
@@ -103,10 +105,10 @@ class CarrotSpanProcessor(SpanProcessor):
                 pass
             report_internal_error("processor.on_end", exc)
 
-    def on_end_own(self, span: ReadableSpan) -> None:
-        """``on_end`` for a span carrot made itself (exportable, never a duplicate): straight to the queue."""
+    def on_end_own(self, span: FastSpan) -> None:
+        """``on_end`` for a fast span carrot made itself (exportable, never a duplicate): straight to the queue."""
         try:
-            self.exporter.enqueue(span)
+            self.exporter.enqueue(span, span._attributes, FAST_SPAN_OVERHEAD_BYTES)
         except Exception as exc:
             report_internal_error("processor.on_end", exc)
 
