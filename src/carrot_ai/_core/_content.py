@@ -272,7 +272,15 @@ def prepare_json(value: Any) -> str:
 
 
 def _has_media_hint(text: str) -> bool:
-    return any(hint in text for hint in _MEDIA_HINTS)
+    # The hints of _MEDIA_HINTS, spelled out: six substring searches at C speed, no generator.
+    return (
+        "data:" in text
+        or "base64" in text
+        or "b64_json" in text
+        or "blob" in text
+        or "audio" in text
+        or "inline" in text
+    )
 
 
 def prepare_text(text: str) -> str:
