@@ -20,7 +20,7 @@ Call sites read::
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -65,17 +65,13 @@ class LLMCall:
         it is captured only when content capture is on for this call.
         """
         try:
-            from carrot_ai import _setup
-
-            if not _setup.ensure_started() or in_llm_call():
+            if not _ensure_started() or in_llm_call():
                 return None
-            from carrot_ai._context import scope_attributes
-
             capture = not metadata_only and _content.capture_enabled()
             attributes[semconv.CARROT_KIND] = "llm"
             attributes[semconv.CARROT_NAME] = record_name
             attributes[semconv.CARROT_SOURCE] = source
-            scope_attributes(attributes, tags)
+            _scope_attributes(attributes, tags)
             if capture and record_input is not None:
                 attributes[semconv.CARROT_INPUT] = _content.prepare_json(record_input)
             elif record_input is not None:
@@ -102,7 +98,7 @@ class LLMCall:
             call.span.deactivate()
 
     def mark_first_chunk(self) -> None:
-        """Record the time to the first chunk of a stream (once)."""
+        """Record the time to the first chunk of a stream (once; :class:`StreamState` calls it for the first only)."""
         if self.first_chunk_ns is None:
             self.first_chunk_ns = time.perf_counter_ns()
             self.span.set_attributes(
@@ -146,6 +142,28 @@ class LLMCall:
         if call is not None:
             with guard("LLM call fail"):
                 call.fail(exc, attributes)
+
+
+def _ensure_started() -> bool:
+    global _ensure_started_fn
+    if _ensure_started_fn is None:  # imported on first use: carrot_ai._setup imports the core
+        from carrot_ai._setup import ensure_started
+
+        _ensure_started_fn = ensure_started
+    return _ensure_started_fn()
+
+
+def _scope_attributes(attributes: dict[str, AttributeValue], tags: Sequence[str]) -> None:
+    global _scope_attributes_fn
+    if _scope_attributes_fn is None:  # imported on first use: carrot_ai._context imports the core
+        from carrot_ai._context import scope_attributes
+
+        _scope_attributes_fn = scope_attributes
+    _scope_attributes_fn(attributes, tags)
+
+
+_ensure_started_fn: Callable[[], bool] | None = None
+_scope_attributes_fn: Callable[[dict[str, AttributeValue], Sequence[str]], None] | None = None
 
 
 def _is_cancellation(exc: BaseException) -> bool:

@@ -34,20 +34,24 @@ class StreamAccumulator(Protocol):
 class StreamState:
     """The span side of a stream: accumulates and finalizes exactly once."""
 
-    __slots__ = ("call", "accumulator", "done")
+    __slots__ = ("call", "accumulator", "done", "_process", "_first")
 
     def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
         self.call = call
         self.accumulator = accumulator
         self.done = False
+        self._process = accumulator.process  # bound once: this runs for every chunk
+        self._first = True
 
     def chunk(self, chunk: Any) -> bool:
         """Process one chunk; return whether the caller should see it. Never raises."""
         if self.done:
             return True
         try:
-            self.call.mark_first_chunk()
-            return self.accumulator.process(chunk) is not False
+            if self._first:
+                self._first = False
+                self.call.mark_first_chunk()
+            return self._process(chunk) is not False
         except Exception as exc:
             from carrot_ai._core._guard import report_internal_error
 
@@ -85,9 +89,10 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __next__(self) -> Any:
         state = self._self_state
+        next_ = self.__wrapped__.__next__
         while True:
             try:
-                chunk = self.__wrapped__.__next__()
+                chunk = next_()
             except StopIteration:
                 state.finish()
                 raise
