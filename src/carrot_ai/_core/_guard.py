@@ -24,6 +24,16 @@ _logged: set[str] = set()
 internal_errors = 0
 
 
+def _reset_lock_after_fork() -> None:
+    # A lock another thread held at fork time would stay held forever in the child, hanging its first report.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
 def _strict() -> bool:
     return os.environ.get("CARROT_STRICT", "") in ("1", "true")
 
