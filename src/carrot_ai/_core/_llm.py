@@ -27,7 +27,8 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
-from carrot_ai._core import _content
+from carrot_ai._core import _content, _fastspan
+from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai._core._tracing import SpanCall, in_llm_call
@@ -36,11 +37,14 @@ from carrot_ai._core._tracing import SpanCall, in_llm_call
 class LLMCall:
     """One model call's span; :meth:`stop` or :meth:`fail` ends it exactly once."""
 
-    __slots__ = ("span", "capture", "start_ns", "first_chunk_ns", "_error_attributes")
+    __slots__ = ("span", "capture", "content_attributes", "start_ns", "first_chunk_ns", "_error_attributes")
 
     def __init__(self, span: SpanCall, capture: bool) -> None:
         self.span = span
         self.capture = capture
+        # GenAI content attributes of the response are worth extracting only when someone else sees the span (see
+        # wants_content_attributes()).
+        self.content_attributes = capture and not isinstance(span.span, FastSpan)
         self.start_ns = time.perf_counter_ns()
         self.first_chunk_ns: int | None = None
         self._error_attributes: dict[str, AttributeValue] | None = None
@@ -90,6 +94,19 @@ class LLMCall:
     def capture_content() -> bool:
         """Whether this call may record content (ask before extracting content attributes)."""
         return _content.capture_enabled()
+
+    @staticmethod
+    def wants_content_attributes() -> bool:
+        """Whether a call starting now should carry the GenAI *content* attributes (``gen_ai.input.messages``,
+        ``gen_ai.system_instructions``, ``gen_ai.tool.definitions``, ``gen_ai.output.messages``), given that
+        :meth:`capture_content` allows content at all.
+
+        False while carrot's processor is the tracer provider's only observer (its fast path): the record's input
+        and output come from ``carrot.input`` / ``carrot.output``, so nobody would ever read them and encoding the
+        content a second time is skipped. With any other processor on the provider they are set as always. For the
+        response side of a started call, read :attr:`content_attributes`.
+        """
+        return _fastspan.fast_path() is None
 
     @staticmethod
     def leave(call: LLMCall | None) -> None:

@@ -24,6 +24,7 @@ from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai.export import _cost
 from carrot_ai.export._schema import TraceRecord
+from carrot_ai.export._sizing import raw_attributes
 
 _RESOURCE_NAMES = {
     ("openai", semconv.OP_CHAT): "chat.completions",
@@ -81,9 +82,10 @@ def record_id(trace_id: int, span_id: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def record_kind(span: ReadableSpan) -> str | None:
+def record_kind(span: ReadableSpan, attributes: Mapping[str, Any] | None = None) -> str | None:
     """``"llm"``, ``"function"`` or ``"tool"`` for a span that becomes a record; None for one that does not."""
-    attributes = span.attributes or {}
+    if attributes is None:
+        attributes = raw_attributes(span)
     kind = attributes.get(semconv.CARROT_KIND)
     if isinstance(kind, str):
         return kind
@@ -136,11 +138,13 @@ def encode_span(span: ReadableSpan) -> bytes | None:
 
 
 def _convert(span: ReadableSpan) -> _Parts | None:
-    kind = record_kind(span)
+    # The plain dict under the SDK's BoundedAttributes: its Mapping methods are Python code that raises KeyError for
+    # every absent key, and a record reads some forty keys, most of them absent.
+    attributes = raw_attributes(span)
+    kind = record_kind(span, attributes)
     context = span.context
     if kind is None or context is None:
         return None
-    attributes: Mapping[str, Any] = span.attributes or {}
     ours = semconv.CARROT_KIND in attributes
     error = span.status.status_code is StatusCode.ERROR
     content_withheld = attributes.get(semconv.CARROT_CONTENT_CAPTURED) is False

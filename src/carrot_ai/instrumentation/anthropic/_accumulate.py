@@ -26,10 +26,21 @@ _USAGE_KEYS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_
 class MessageStreamAccumulator:
     """A :class:`carrot_ai._core._stream.StreamAccumulator` for Anthropic message streams."""
 
-    __slots__ = ("_capture", "_request_id", "_blocks", "_id", "_model", "_usage", "_stop_reason", "_final_usage")
+    __slots__ = (
+        "_capture",
+        "_content_attributes",
+        "_request_id",
+        "_blocks",
+        "_id",
+        "_model",
+        "_usage",
+        "_stop_reason",
+        "_final_usage",
+    )
 
-    def __init__(self, capture: bool, request_id: str | None = None) -> None:
+    def __init__(self, capture: bool, request_id: str | None = None, content_attributes: bool = True) -> None:
         self._capture = capture
+        self._content_attributes = content_attributes  # gen_ai.output.messages too
         self._request_id = request_id
         # index -> [content_block from content_block_start, list of delta pieces]
         self._blocks: dict[int, list[Any]] = {}
@@ -99,7 +110,7 @@ class MessageStreamAccumulator:
         if not self._capture:
             return attributes, None
         blocks = [_finished_block(*self._blocks[i]) for i in sorted(self._blocks)]
-        return attributes, output_from_blocks(blocks, self._stop_reason, attributes)
+        return attributes, output_from_blocks(blocks, self._stop_reason, attributes, self._content_attributes)
 
 
 def _finished_block(start: Any, pieces: list[str]) -> Any:

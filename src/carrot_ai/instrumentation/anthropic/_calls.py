@@ -83,7 +83,8 @@ def start_call(
     try:
         params = _extract.request_params(kwargs)
         capture = not metadata_only and LLMCall.capture_content()
-        attributes = _extract.request_attributes(params, capture, _server(resource), stream)
+        content_attributes = capture and LLMCall.wants_content_attributes()  # unread on carrot's fast path
+        attributes = _extract.request_attributes(params, content_attributes, _server(resource), stream)
         model = params.get("model")
         return LLMCall.start(
             semconv.SCOPE_ANTHROPIC,
@@ -117,7 +118,7 @@ def finish(call: LLMCall, result: Any) -> Any:
             from carrot_ai.instrumentation.anthropic._raw import track_raw_response
 
             return track_raw_response(call, result)
-        attributes, output = _extract.message_result(result, call.capture)
+        attributes, output = _extract.message_result(result, call.capture, call.content_attributes)
         call.stop(attributes, output)
     except Exception as exc:
         report_internal_error("anthropic call finish", exc)
@@ -129,7 +130,7 @@ def stream_state(call: LLMCall, stream: Any) -> AnthropicStreamState:
     """The state of a proxied stream, with the request id from its response headers."""
     headers = getattr(getattr(stream, "response", None), "headers", None)
     request_id = headers.get("request-id") if headers is not None else None
-    return AnthropicStreamState(call, MessageStreamAccumulator(call.capture, request_id))
+    return AnthropicStreamState(call, MessageStreamAccumulator(call.capture, request_id, call.content_attributes))
 
 
 @functools.lru_cache(maxsize=1)

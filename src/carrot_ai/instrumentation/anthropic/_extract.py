@@ -276,8 +276,11 @@ def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
         attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = thinking
 
 
-def message_result(message: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
-    """Response attributes and the record's ``output`` of a complete ``Message`` (model or decoded JSON)."""
+def message_result(
+    message: Any, capture: bool, content_attributes: bool = True
+) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+    """Response attributes and the record's ``output`` of a complete ``Message`` (model or decoded JSON);
+    ``content_attributes``: whether to set ``gen_ai.output.messages`` too (when ``capture`` is on)."""
     attributes: dict[str, AttributeValue] = {}
     response_id = get(message, "id")
     if isinstance(response_id, str):
@@ -296,11 +299,14 @@ def message_result(message: Any, capture: bool) -> tuple[dict[str, AttributeValu
         return attributes, None
     content = get(message, "content")
     blocks = list(content) if isinstance(content, list | tuple) else []
-    return attributes, output_from_blocks(blocks, stop_reason, attributes)
+    return attributes, output_from_blocks(blocks, stop_reason, attributes, content_attributes)
 
 
-def output_from_blocks(blocks: list[Any], stop_reason: Any, attributes: dict[str, AttributeValue]) -> dict[str, Any]:
-    """The record's ``output`` from response blocks; also sets ``gen_ai.output.messages`` in ``attributes``.
+def output_from_blocks(
+    blocks: list[Any], stop_reason: Any, attributes: dict[str, AttributeValue], content_attributes: bool = True
+) -> dict[str, Any]:
+    """The record's ``output`` from response blocks; also sets ``gen_ai.output.messages`` in ``attributes`` unless
+    ``content_attributes`` is False.
 
     ``output.message`` is OpenAI-like so records look the same across providers: ``content`` is the text,
     ``tool_calls`` are ``{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}``, and
@@ -331,10 +337,11 @@ def output_from_blocks(blocks: list[Any], stop_reason: Any, attributes: dict[str
         message["tool_calls"] = tool_calls
     if thinking:
         message["reasoning"] = "".join(thinking)
-    output_message: dict[str, Any] = {"role": "assistant", "parts": parts}
-    if isinstance(stop_reason, str):
-        output_message["finish_reason"] = stop_reason
-    attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.prepare_json([output_message])
+    if content_attributes:
+        output_message: dict[str, Any] = {"role": "assistant", "parts": parts}
+        if isinstance(stop_reason, str):
+            output_message["finish_reason"] = stop_reason
+        attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.prepare_json([output_message])
     return {"message": message}
 
 

@@ -65,7 +65,7 @@ class _RawTracker:
                 proxy_type = SyncStreamProxy if isinstance(result, stream_type) else AsyncStreamProxy
                 self.proxy = proxy_type(result, self.state)
                 return self.proxy
-            attributes, output = _extract.message_result(result, self.call.capture)
+            attributes, output = _extract.message_result(result, self.call.capture, self.call.content_attributes)
             self.call.stop(attributes, output)
         return result
 
@@ -155,6 +155,6 @@ def _headers_attributes(http: Any) -> dict[str, Any]:
 
 
 def _stop_with_body(call: LLMCall, http: Any, body: Any) -> None:
-    attributes, output = _extract.message_result(body, call.capture)
+    attributes, output = _extract.message_result(body, call.capture, call.content_attributes)
     attributes.update(_headers_attributes(http))
     call.stop(attributes, output)
