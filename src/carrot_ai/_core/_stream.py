@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import wrapt
 from opentelemetry.util.types import AttributeValue
 
-from carrot_ai._core._guard import guard
+from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 
 
@@ -31,10 +31,14 @@ class StreamAccumulator(Protocol):
         ...
 
 
+def _report_chunk_error(exc: Exception) -> None:
+    report_internal_error("stream chunk", exc)
+
+
 class StreamState:
     """The span side of a stream: accumulates and finalizes exactly once."""
 
-    __slots__ = ("call", "accumulator", "done", "_process", "_first")
+    __slots__ = ("call", "accumulator", "done", "_process", "_first", "_inline")
 
     def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
         self.call = call
@@ -42,6 +46,8 @@ class StreamState:
         self.done = False
         self._process = accumulator.process  # bound once: this runs for every chunk
         self._first = True
+        # The proxies inline chunk() for every chunk after the first, unless a subclass overrides it.
+        self._inline = type(self).chunk is StreamState.chunk
 
     def chunk(self, chunk: Any) -> bool:
         """Process one chunk; return whether the caller should see it. Never raises."""
@@ -53,9 +59,7 @@ class StreamState:
                 self.call.mark_first_chunk()
             return self._process(chunk) is not False
         except Exception as exc:
-            from carrot_ai._core._guard import report_internal_error
-
-            report_internal_error("stream chunk", exc)
+            _report_chunk_error(exc)
             return True
 
     def finish(self) -> None:
@@ -99,7 +103,16 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             except BaseException as exc:
                 state.fail(exc)
                 raise
-            if state.chunk(chunk):
+            # StreamState.chunk, inlined for the common case (this runs for every chunk).
+            if state.done or state._first or not state._inline:
+                if state.chunk(chunk):
+                    return chunk
+                continue
+            try:
+                if state._process(chunk) is not False:
+                    return chunk
+            except Exception as exc:
+                _report_chunk_error(exc)
                 return chunk
 
     def __enter__(self) -> SyncStreamProxy:
@@ -153,7 +166,15 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             except BaseException as exc:
                 state.fail(exc)
                 raise
-            if state.chunk(chunk):
+            if state.done or state._first or not state._inline:
+                if state.chunk(chunk):
+                    return chunk
+                continue
+            try:
+                if state._process(chunk) is not False:
+                    return chunk
+            except Exception as exc:
+                _report_chunk_error(exc)
                 return chunk
 
     async def __aenter__(self) -> AsyncStreamProxy:
