@@ -108,11 +108,19 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     if _state is not None:
         if _state.settings == settings:
             return
+        _state.settings = settings
+        if _state.processor is None:
+            # The exporter built from OTEL_TRACES_EXPORTER=carrot keeps its own settings; the content policy and
+            # prices above still apply.
+            logger.info("carrot_ai.init(): the exporter set up by OTEL_TRACES_EXPORTER keeps its settings")
+            return
         old = _state.exporter
         _state.exporter = CarrotSpanExporter(settings=settings)
+        _state.exporter._carrot_attached_by = "init"
         _state.processor.exporter = _state.exporter
-        _state.settings = settings
-        old.shutdown()
+        # The old exporter delivers what it holds (bounded by its exit_timeout) without blocking this caller;
+        # a non-daemon thread, so interpreter exit waits for that bounded delivery.
+        threading.Thread(target=_shutdown_quietly, args=(old,), name="carrot-ai-reinit", daemon=False).start()
         return
 
     provider: Any = tracer_provider or trace.get_tracer_provider()
@@ -143,6 +151,13 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     if not _atexit_registered:
         atexit.register(_at_exit)
         _atexit_registered = True
+
+
+def _shutdown_quietly(exporter: Any) -> None:
+    try:
+        exporter.shutdown()
+    except Exception as exc:
+        report_internal_error("shutdown of the replaced exporter", exc)
 
 
 def _make_policy(settings: Settings) -> _content.ContentPolicy:
@@ -204,6 +219,7 @@ def shutdown() -> None:
     if state is None:
         return
     _fastspan.disable()
+    _tracing.set_tracer_provider(None)  # never keep recording on a provider that is being shut down
     try:
         if state.processor is not None:
             state.processor.shutdown()
