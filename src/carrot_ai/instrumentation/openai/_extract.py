@@ -202,6 +202,14 @@ def _tool_response(content: Any) -> Any:
     return content
 
 
+def _arguments_json(arguments: Any) -> str:
+    if arguments is None:
+        return ""
+    from carrot_ai._core._serialize import dumps, to_jsonable
+
+    return dumps(to_jsonable(arguments))
+
+
 def _arguments(function: Any) -> Any:
     arguments = get(function, "arguments")
     if isinstance(arguments, str):
@@ -364,19 +372,30 @@ def assistant_message(
     calls = []
     for call in tool_calls or ():
         function = get(call, "function")
+        name = get(function, "name")
+        arguments = get(function, "arguments")
+        call_id = get(call, "id")
+        kind = get(call, "type")
+        if name is None and not arguments and call_id is None:
+            continue  # nothing known about this call (a malformed delta)
         calls.append(
             {
-                "id": get(call, "id"),
-                "type": get(call, "type") or "function",
-                "function": {"name": get(function, "name"), "arguments": get(function, "arguments") or ""},
+                "id": call_id if isinstance(call_id, str) else None,
+                "type": kind if isinstance(kind, str) else "function",
+                "function": {
+                    "name": name if isinstance(name, str) else "",
+                    "arguments": arguments if isinstance(arguments, str) else _arguments_json(arguments),
+                },
             }
         )
     if calls:
         message["tool_calls"] = calls
     if function_call is not None:
+        name = get(function_call, "name")
+        arguments = get(function_call, "arguments")
         message["function_call"] = {
-            "name": get(function_call, "name"),
-            "arguments": get(function_call, "arguments") or "",
+            "name": name if isinstance(name, str) else "",
+            "arguments": arguments if isinstance(arguments, str) else _arguments_json(arguments),
         }
     if isinstance(refusal, str) and refusal:
         message["refusal"] = refusal
