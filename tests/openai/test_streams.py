@@ -102,7 +102,8 @@ def test_streamed_tool_call_deltas_are_assembled(way: str, fake: FakeOpenAI, car
     assert [(c["function"]["name"], c["function"]["arguments"]) for c in record["output"]["message"]["tool_calls"]] == [
         (c.function.name, c.function.arguments) for c in calls
     ]
-    assert all(c["id"].startswith("call_") and c["type"] == "function" for c in record["output"]["message"]["tool_calls"])
+    recorded = record["output"]["message"]["tool_calls"]
+    assert all(c["id"].startswith("call_") and c["type"] == "function" for c in recorded)
     assert record["output"]["message"]["content"] is None
     assert record["metadata"]["finish_reasons"] == ["tool_calls"]
 
