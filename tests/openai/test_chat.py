@@ -321,3 +321,18 @@ def test_metadata_only_header_keeps_content_out(client: openai.OpenAI, fake: Fak
     assert record["metadata"]["content_captured"] is False
     assert record["metadata"]["output_tokens"] > 0
     assert "x-carrot-trace" not in fake.last_request.headers  # type: ignore[union-attr]
+
+
+def test_inline_image_data_is_replaced_by_a_placeholder(client: openai.OpenAI, carrot: IngestServer) -> None:
+    import base64
+
+    payload = base64.b64encode(bytes(range(256)) * 64).decode()
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}"}},
+    ]
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}])
+    [record] = records(carrot, 1)
+    assert payload not in json.dumps(record)
+    url = record["input"]["messages"][0]["content"][1]["image_url"]["url"]
+    assert url.startswith(("<media: image/png", "data:image/png")), url
