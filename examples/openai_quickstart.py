@@ -15,7 +15,7 @@ import carrot_ai
 
 
 def main() -> None:
-    carrot_ai.init()  # the seed passes api_key="sk-..."; here CARROT_API_KEY / CARROT_BASE_URL come from the environment
+    carrot_ai.init()  # the seed passes api_key="sk-..."; here CARROT_API_KEY / CARROT_BASE_URL come from the env
     client = carrot_ai.wrap(OpenAI())
 
     response = client.chat.completions.create(
