@@ -336,3 +336,17 @@ def test_inline_image_data_is_replaced_by_a_placeholder(client: openai.OpenAI, c
     assert payload not in json.dumps(record)
     url = record["input"]["messages"][0]["content"][1]["image_url"]["url"]
     assert url.startswith(("<media: image/png", "data:image/png")), url
+
+
+def test_azure_client_is_wrapped(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    client = carrot_ai.wrap(
+        openai.AzureOpenAI(base_url=fake.base_url + "/v1", api_key="azure-key", api_version="2024-10-21", max_retries=0)
+    )
+    assert type(client) is openai.AzureOpenAI
+    from tests.fakes import JSONReply
+
+    # The fake has no /deployments/ routes: script the answer (an enqueued reply answers any path).
+    fake.enqueue(JSONReply(200, fake.build_chat_completion({"model": MODEL, "messages": user("azure")})))
+    client.chat.completions.create(model=MODEL, messages=user("azure"))
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == "Echo: azure"
