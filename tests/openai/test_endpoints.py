@@ -314,3 +314,37 @@ def test_async_with_raw_and_streaming_response(fake: FakeOpenAI, carrot: IngestS
     asyncio.run(main())
     got = records(carrot, 2)
     assert [r["output"]["message"]["content"] for r in got] == ["Echo: araw", "Echo: asr"]
+
+
+def test_responses_error_event_mid_stream_is_an_error(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    from tests.fakes import SSEEvent, SSEReply
+
+    events = fake.build_response_events({"model": MODEL, "input": LONG})
+    error = {"type": "error", "code": "server_error", "message": "The model crashed.", "param": None}
+    fake.enqueue(SSEReply([*events[:5], SSEEvent({**error, "sequence_number": 5}, "error")]))
+    got = list(client.responses.create(model=MODEL, input=LONG, stream=True))
+    assert got[-1].type == "error"  # the SDK yields it; nothing is raised
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["output"]["error"] == "The model crashed."
+    assert record["metadata"]["error_code"] == "server_error"
+
+
+def test_responses_failed_response_is_an_error(client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    from tests.fakes import JSONReply
+
+    failed = {
+        **fake.build_response({"model": MODEL, "input": "x"}),
+        "status": "failed",
+        "output": [],
+        "error": {"code": "rate_limit_exceeded", "message": "Too many requests."},
+    }
+    fake.enqueue(JSONReply(200, failed))
+    response = client.responses.create(model=MODEL, input="x")
+    assert response.status == "failed"
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["metadata"]["error_code"] == "rate_limit_exceeded"
+    assert record["output"]["error"] == "Too many requests."

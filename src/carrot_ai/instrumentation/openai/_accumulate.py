@@ -215,11 +215,13 @@ _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.fa
 class ResponseStreamAccumulator:
     """Responses API stream events -> response attributes and the record's ``output``."""
 
-    __slots__ = ("_capture", "_request_id", "_response", "_final", "_items", "_texts", "_arguments")
+    __slots__ = ("_capture", "_request_id", "_response", "_final", "_items", "_texts", "_arguments", "error")
 
     def __init__(self, capture: bool, request_id: str | None = None, hide_usage: bool = False) -> None:
         self._capture = capture
         self._request_id = request_id
+        # (code, message) of an `error` event or a `response.failed` response: the stream ends as an error.
+        self.error: tuple[str | None, str] | None = None
         self._response: Any = None  # the latest response snapshot (created / in_progress)
         self._final: Any = None
         self._items: dict[int, Any] = {}  # output_index -> item (added, then done)
@@ -244,6 +246,12 @@ class ResponseStreamAccumulator:
                 self._items[getattr(chunk, "output_index", len(self._items))] = item
         elif kind in _TERMINAL:
             self._final = getattr(chunk, "response", None)
+            if kind == "response.failed" and self.error is None:
+                self.error = response_error(self._final) or (None, "response failed")
+        elif kind == "error":
+            code = getattr(chunk, "code", None)
+            message = getattr(chunk, "message", None)
+            self.error = (code if isinstance(code, str) else None, message if isinstance(message, str) else "error")
         elif kind in ("response.created", "response.in_progress", "response.queued"):
             self._response = getattr(chunk, "response", None)
         return True
@@ -280,6 +288,18 @@ class ResponseStreamAccumulator:
         has_calls = any(_item_type(i) == "function_call" for i in items)
         reason = responses_finish_reason(response, has_calls) if response is not None else None
         return attributes, output_from_items(items, None if reason == "in_progress" else reason, attributes)
+
+
+def response_error(response: Any) -> tuple[str | None, str] | None:
+    """(code, message) of a Responses API ``response`` whose status is ``failed``, else None."""
+    if getattr(response, "status", None) != "failed" and not (
+        isinstance(response, dict) and response.get("status") == "failed"
+    ):
+        return None
+    error = response.get("error") if isinstance(response, dict) else getattr(response, "error", None)
+    code = error.get("code") if isinstance(error, dict) else getattr(error, "code", None)
+    message = error.get("message") if isinstance(error, dict) else getattr(error, "message", None)
+    return (code if isinstance(code, str) else None, message if isinstance(message, str) else "response failed")
 
 
 def _item_type(item: Any) -> Any:

@@ -37,6 +37,7 @@ from carrot_ai.instrumentation.openai._accumulate import (
     ChatStreamAccumulator,
     CompletionStreamAccumulator,
     ResponseStreamAccumulator,
+    response_error,
 )
 
 _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
@@ -81,10 +82,32 @@ class CallOptions:
 DEFAULT_OPTIONS = CallOptions()
 
 
+class ResponseFailedError(Exception):
+    """Stands for a Responses API failure the SDK does not raise (a ``response.failed`` or ``error`` event)."""
+
+
 class OpenAIStreamState(StreamState):
-    """The shared stream state, plus the HTTP status / error code / request id of an error that ends the stream."""
+    """The shared stream state, plus the HTTP status / error code / request id of an error that ends the stream.
+
+    A Responses stream that reported a failure (an ``error`` event, ``response.failed``) ends as an error even
+    though the SDK yields those events rather than raising.
+    """
 
     __slots__ = ()
+
+    def finish(self) -> None:
+        error = getattr(self.accumulator, "error", None)
+        if error is None:
+            super().finish()
+            return
+        if self.done:
+            return
+        self.done = True
+        with guard("openai stream finish"):
+            attributes, output = self.accumulator.result()
+            if error[0]:
+                attributes[semconv.CARROT_ERROR_CODE] = error[0]
+            self.call.fail(ResponseFailedError(error[1]), attributes, output)
 
     def fail(self, exc: BaseException) -> None:
         if self.done:
@@ -160,7 +183,13 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
 
             return track_raw_response(endpoint, call, result)
         attributes, output = endpoint.result(result, call.capture)
-        call.stop(attributes, output)
+        error = response_error(result) if endpoint is RESPONSES else None
+        if error is not None:
+            if error[0]:
+                attributes[semconv.CARROT_ERROR_CODE] = error[0]
+            call.fail(ResponseFailedError(error[1]), attributes, output)
+        else:
+            call.stop(attributes, output)
     except Exception as exc:
         report_internal_error("openai call finish", exc)
         LLMCall.stop_quietly(call, {}, None)
