@@ -283,3 +283,35 @@ def test_stream_helper_left_early_records_once(client: openai.OpenAI, carrot: In
 def test_stream_helper_never_entered_records_nothing(client: openai.OpenAI, carrot: IngestServer) -> None:
     client.chat.completions.stream(**body("never"))
     no_more_records(carrot, 0)
+
+
+def test_stream_inside_trace_is_a_child(client: openai.OpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+
+    @carrot_ai.trace(name="streamer")
+    def run() -> str:
+        stream = client.chat.completions.create(**body("nested stream"), stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in stream)
+
+    assert run() == "Echo: nested stream"
+    got = records(carrot, 2)
+    [llm] = [r for r in got if r["name"] == "chat.completions"]
+    [parent] = [r for r in got if r["name"] == "streamer"]
+    assert llm["metadata"]["parent_trace_id"] == parent["id"]
+    assert llm["metadata"]["output_tokens"] > 0
+
+
+def test_async_stream_inside_trace_is_a_child(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+
+    @carrot_ai.trace(name="async-streamer")
+    async def run() -> str:
+        async with carrot_ai.wrap(make_client(fake, is_async=True)) as client:
+            stream = await client.chat.completions.create(**body("async nested"), stream=True)
+            return "".join([c.choices[0].delta.content or "" async for c in stream])
+
+    assert asyncio.run(run()) == "Echo: async nested"
+    got = records(carrot, 2)
+    [llm] = [r for r in got if r["name"] == "chat.completions"]
+    [parent] = [r for r in got if r["name"] == "async-streamer"]
+    assert llm["metadata"]["parent_trace_id"] == parent["id"]
