@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 from typing import Any
@@ -325,7 +326,8 @@ def test_responses_error_event_mid_stream_is_an_error(
     error = {"type": "error", "code": "server_error", "message": "The model crashed.", "param": None}
     fake.enqueue(SSEReply([*events[:5], SSEEvent({**error, "sequence_number": 5}, "error")]))
     got = list(client.responses.create(model=MODEL, input=LONG, stream=True))
-    assert got[-1].type == "error"  # the SDK yields it; nothing is raised
+    # The SDK yields it, nothing is raised (openai < 2 yields it as {"data": ..., "event": "error"}).
+    assert got[-1].type == "error" or getattr(got[-1], "event", None) == "error"
     [record] = records(carrot, 1)
     assert record["status"] == "error"
     assert record["output"]["error"] == "The model crashed."
@@ -348,3 +350,33 @@ def test_responses_failed_response_is_an_error(client: openai.OpenAI, fake: Fake
     assert record["status"] == "error"
     assert record["metadata"]["error_code"] == "rate_limit_exceeded"
     assert record["output"]["error"] == "Too many requests."
+
+
+def test_responses_failed_event_mid_stream_is_an_error(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    from tests.fakes import SSEEvent, SSEReply
+
+    events = fake.build_response_events({"model": MODEL, "input": LONG})
+    failed = {
+        **events[0].data["response"],  # type: ignore[index]
+        "status": "failed",
+        "error": {"code": "server_error", "message": "The model failed."},
+    }
+    fake.enqueue(
+        SSEReply(
+            [
+                *events[:4],
+                SSEEvent({"type": "response.failed", "sequence_number": 4, "response": failed}, "response.failed"),
+            ]
+        )
+    )
+    with contextlib.suppress(
+        openai.APIError
+    ):  # the SDK raises it (openai 1.x, 3.x); an SDK that yields it: same record
+        for _event in client.responses.create(model=MODEL, input=LONG, stream=True):
+            pass
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["metadata"]["error_code"] == "server_error"
+    assert record["output"]["error"] == "The model failed."

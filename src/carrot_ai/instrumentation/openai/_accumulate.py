@@ -252,6 +252,12 @@ class ResponseStreamAccumulator:
             code = getattr(chunk, "code", None)
             message = getattr(chunk, "message", None)
             self.error = (code if isinstance(code, str) else None, message if isinstance(message, str) else "error")
+        elif kind is None and getattr(chunk, "event", None) == "error":
+            # openai < 2 hands an `event: error` over as {"data": {...}, "event": "error"}
+            data = getattr(chunk, "data", None)
+            code = data.get("code") if isinstance(data, dict) else None
+            message = data.get("message") if isinstance(data, dict) else None
+            self.error = (code if isinstance(code, str) else None, message if isinstance(message, str) else "error")
         elif kind in ("response.created", "response.in_progress", "response.queued"):
             self._response = getattr(chunk, "response", None)
         return True
