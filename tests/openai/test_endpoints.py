@@ -380,3 +380,30 @@ def test_responses_failed_event_mid_stream_is_an_error(
     assert record["status"] == "error"
     assert record["metadata"]["error_code"] == "server_error"
     assert record["output"]["error"] == "The model failed."
+
+
+def test_with_raw_response_parse_helpers(client: openai.OpenAI, carrot: IngestServer) -> None:
+    chat = client.chat.completions.with_raw_response.parse(model=MODEL, messages=user("w"), response_format=Weather)
+    parsed_chat = chat.parse()
+    responses = client.responses.with_raw_response.parse(model=MODEL, input="w", text_format=Weather)
+    parsed_response = responses.parse()
+    got = records(carrot, 2)
+    assert [r["name"] for r in got] == ["chat.completions", "responses"]
+    assert json.loads(got[0]["output"]["message"]["content"]) == parsed_chat.choices[0].message.parsed.model_dump()  # type: ignore[union-attr]
+    assert json.loads(got[1]["output"]["message"]["content"]) == parsed_response.output_parsed.model_dump()  # type: ignore[union-attr]
+
+
+def test_async_legacy_completion_stream(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+
+    async def main() -> list[Any]:
+        async with carrot_ai.wrap(make_client(fake, is_async=True)) as client:
+            stream = await client.completions.create(model="gpt-3.5-turbo-instruct", prompt="async legacy", stream=True)
+            assert isinstance(stream, openai.AsyncStream)
+            return [c async for c in stream]
+
+    chunks = asyncio.run(main())
+    assert all(c.choices for c in chunks)
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == "".join(c.choices[0].text for c in chunks)
+    assert record["metadata"]["output_tokens"] > 0

@@ -315,3 +315,14 @@ def test_async_stream_inside_trace_is_a_child(fake: FakeOpenAI, carrot: IngestSe
     [llm] = [r for r in got if r["name"] == "chat.completions"]
     [parent] = [r for r in got if r["name"] == "async-streamer"]
     assert llm["metadata"]["parent_trace_id"] == parent["id"]
+
+
+def test_stream_keeps_the_sdks_attributes_and_methods(client: openai.OpenAI, carrot: IngestServer) -> None:
+    stream = client.chat.completions.create(**body("attrs"), stream=True)
+    assert type(stream).__name__ == "Stream" or isinstance(stream, openai.Stream)
+    assert stream.response.headers["x-request-id"].startswith("req_fake_")
+    first = next(stream)
+    assert first.choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in stream][-1] == "stop"
+    [record] = records(carrot, 1)
+    assert record["metadata"]["request_id"] == stream.response.headers["x-request-id"]
