@@ -1,13 +1,16 @@
-"""Our instrumentation together with the official OpenTelemetry OpenAI instrumentation: one record per call.
+"""Our instrumentation together with another OpenAI instrumentation: one record per call.
 
-Runs when ``opentelemetry-instrumentation-genai-openai`` is importable (it is not a dependency of the test suite);
-skipped otherwise.
+The others are the official OpenTelemetry one (``opentelemetry-instrumentation-genai-openai``) and OpenInference's
+(``openinference-instrumentation-openai``). Neither is a dependency of the test suite: each case runs when its
+package is importable and is skipped otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,54 +23,67 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
 from tests.openai.conftest import MODEL, make_client, no_more_records, records, user
 
-official = pytest.importorskip("opentelemetry.instrumentation.genai.openai")
+OTHERS = {
+    "official": "opentelemetry.instrumentation.genai.openai",
+    "openinference": "openinference.instrumentation.openai",
+}
+
+
+def other_instrumentor(name: str) -> Any:
+    try:
+        module = importlib.import_module(OTHERS[name])
+    except ImportError:
+        pytest.skip(f"{OTHERS[name]} is not installed")
+    return module.OpenAIInstrumentor()
 
 
 @pytest.fixture
 def spans(tracer_provider: TracerProvider) -> InMemorySpanExporter:
-    """Every span made on the test's provider (to check that the official instrumentation did make its own)."""
+    """Every span made on the test's provider (to check that the other instrumentation did make its own)."""
     exporter = InMemorySpanExporter()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
 
 
-@pytest.fixture(params=["official-first", "ours-first"])
+@pytest.fixture(params=[(name, order) for name in OTHERS for order in ("theirs-first", "ours-first")])
 def both(request: pytest.FixtureRequest, carrot: IngestServer, tracer_provider: TracerProvider) -> Iterator[None]:
-    theirs = official.OpenAIInstrumentor()
+    name, order = request.param
+    theirs = other_instrumentor(name)
     ours = OpenAIInstrumentor()
-    order = [theirs, ours] if request.param == "official-first" else [ours, theirs]
-    for instrumentor in order:
+    sequence = [theirs, ours] if order == "theirs-first" else [ours, theirs]
+    for instrumentor in sequence:
         instrumentor.instrument(tracer_provider=tracer_provider)
     yield
-    for instrumentor in reversed(order):
+    for instrumentor in reversed(sequence):
         instrumentor.uninstrument()
 
 
-def official_spans(spans: InMemorySpanExporter) -> list[str]:
+def other_spans(spans: InMemorySpanExporter) -> list[str]:
     return [s.name for s in spans.get_finished_spans() if not s.instrumentation_scope.name.startswith("carrot_ai")]
 
 
-def test_one_record_per_call_with_the_official_instrumentation(
+def test_one_record_per_call_with_another_instrumentation(
     spans: InMemorySpanExporter, both: None, fake: FakeOpenAI, carrot: IngestServer
 ) -> None:
     client = make_client(fake)
-    client.chat.completions.create(model=MODEL, messages=user("official"))
-    for _chunk in client.chat.completions.create(model=MODEL, messages=user("official stream"), stream=True):
+    client.chat.completions.create(model=MODEL, messages=user("other"))
+    for _chunk in client.chat.completions.create(model=MODEL, messages=user("other stream"), stream=True):
         pass
-    client.embeddings.create(model="text-embedding-3-small", input="official")
+    client.embeddings.create(model="text-embedding-3-small", input="other")
     got = records(carrot, 3)
     assert [r["name"] for r in got] == ["chat.completions", "chat.completions", "embeddings"]
-    assert got[0]["output"]["message"]["content"] == "Echo: official"
-    assert got[1]["output"]["message"]["content"] == "Echo: official stream"
+    assert got[0]["output"]["message"]["content"] == "Echo: other"
+    assert got[1]["output"]["message"]["content"] == "Echo: other stream"
     assert got[1]["metadata"]["output_tokens"] > 0
     no_more_records(carrot, 3)
-    assert len(official_spans(spans)) == 3  # the premise: the official instrumentation recorded each call too
+    assert len(other_spans(spans)) == 3  # the premise: the other instrumentation recorded each call too
 
 
-def test_wrap_with_the_official_instrumentation(
-    spans: InMemorySpanExporter, fake: FakeOpenAI, carrot: IngestServer, tracer_provider: TracerProvider
+@pytest.mark.parametrize("name", list(OTHERS))
+def test_wrap_with_another_instrumentation(
+    name: str, spans: InMemorySpanExporter, fake: FakeOpenAI, carrot: IngestServer, tracer_provider: TracerProvider
 ) -> None:
-    theirs = official.OpenAIInstrumentor()
+    theirs = other_instrumentor(name)
     theirs.instrument(tracer_provider=tracer_provider)
     try:
         client = carrot_ai.wrap(make_client(fake))
@@ -83,4 +99,4 @@ def test_wrap_with_the_official_instrumentation(
     got = records(carrot, 2)
     assert [r["output"]["message"]["content"] for r in got] == ["Echo: wrapped", "Echo: async wrapped"]
     no_more_records(carrot, 2)
-    assert len(official_spans(spans)) == 2
+    assert len(other_spans(spans)) == 2
