@@ -1,7 +1,7 @@
 """Our instrumentation together with another OpenAI instrumentation: one record per call.
 
-The others are the official OpenTelemetry one (``opentelemetry-instrumentation-genai-openai``) and OpenInference's
-(``openinference-instrumentation-openai``). Neither is a dependency of the test suite: each case runs when its
+The others are the official OpenTelemetry one (``opentelemetry-instrumentation-genai-openai``), OpenInference's
+(``openinference-instrumentation-openai``) and OpenLLMetry's (``opentelemetry-instrumentation-openai``). Neither is a dependency of the test suite: each case runs when its
 package is importable and is skipped otherwise.
 """
 
@@ -26,6 +26,7 @@ from tests.openai.conftest import MODEL, make_client, no_more_records, records, 
 OTHERS = {
     "official": "opentelemetry.instrumentation.genai.openai",
     "openinference": "openinference.instrumentation.openai",
+    "openllmetry": "opentelemetry.instrumentation.openai",
 }
 
 
