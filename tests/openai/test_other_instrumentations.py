@@ -1,8 +1,8 @@
 """Our instrumentation together with another OpenAI instrumentation: one record per call.
 
 The others are the official OpenTelemetry one (``opentelemetry-instrumentation-genai-openai``), OpenInference's
-(``openinference-instrumentation-openai``) and OpenLLMetry's (``opentelemetry-instrumentation-openai``). Neither is a dependency of the test suite: each case runs when its
-package is importable and is skipped otherwise.
+(``openinference-instrumentation-openai``) and OpenLLMetry's (``opentelemetry-instrumentation-openai``). None is a
+dependency of the test suite: each case runs when its package is importable and is skipped otherwise.
 """
 
 from __future__ import annotations
