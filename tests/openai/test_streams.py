@@ -326,3 +326,16 @@ def test_stream_keeps_the_sdks_attributes_and_methods(client: openai.OpenAI, car
     assert [c.choices[0].finish_reason for c in stream][-1] == "stop"
     [record] = records(carrot, 1)
     assert record["metadata"]["request_id"] == stream.response.headers["x-request-id"]
+
+
+def test_stream_options_in_extra_body_are_the_callers(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    got = list(
+        client.chat.completions.create(
+            **body("hi"), stream=True, extra_body={"stream_options": {"include_usage": True}}
+        )
+    )
+    assert got[-1].choices == [] and got[-1].usage is not None  # asked for by the caller: passed through
+    [record] = records(carrot, 1)
+    assert record["metadata"]["output_tokens"] == got[-1].usage.completion_tokens

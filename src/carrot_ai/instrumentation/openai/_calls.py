@@ -241,6 +241,9 @@ def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> b
         headers = kwargs.get("extra_headers")
         if isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers:
             return False  # the caller may read the raw bytes: never change them
+        extra_body = kwargs.get("extra_body")
+        if isinstance(extra_body, Mapping) and "stream_options" in extra_body:
+            return False  # the caller's extra_body decides what is sent
         options = kwargs.get("stream_options")
         if options is None or type(options).__name__ in ("NotGiven", "Omit"):
             kwargs["stream_options"] = {"include_usage": True}
