@@ -208,7 +208,11 @@ def shutdown() -> None:
         if state.processor is not None:
             state.processor.shutdown()
         else:
-            state.exporter.shutdown()
+            # The exporter belongs to the SDK's processor (OTEL_TRACES_EXPORTER=carrot), which still holds spans and
+            # shuts the exporter down in its own exit hook: hand over and deliver now, leave the closing to it.
+            budget_ms = int(state.settings.exit_timeout * 1000)
+            state.provider.force_flush(budget_ms)
+            state.exporter.force_flush(budget_ms)
         if state.owns_provider and state.provider is not trace.get_tracer_provider():
             state.provider.shutdown()
     except Exception as exc:
