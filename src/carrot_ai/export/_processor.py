@@ -20,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from carrot_ai import semconv
+from carrot_ai._context import current_scope
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._tracing import is_foreign_model_call, parent_attribute
 from carrot_ai.export._exporter import CarrotSpanExporter, raw_attributes
@@ -68,6 +69,8 @@ class CarrotSpanProcessor(SpanProcessor):
             exported_parent = parent_attribute(parent_context or otel_context.get_current())
             if exported_parent is not None:
                 span.set_attribute(semconv.CARROT_PARENT_SPAN_ID, exported_parent)
+            if current_scope().metadata_only:  # carrot_ai.context(metadata_only=True): its content is dropped
+                span.set_attribute(semconv.CARROT_CONTENT_CAPTURED, False)
         except Exception as exc:
             report_internal_error("processor.on_start", exc)
 
