@@ -175,6 +175,57 @@ def test_disabling_carrot_anthropic_disables_only_ours(app: Path, fake: FakeAnth
     assert all(r["metadata"]["source"] != "sdk" for r in ingest.records), ingest.records
 
 
+FOREIGN_SPAN_APP = """
+import os
+
+import anthropic
+from opentelemetry import trace
+
+
+def another_instrumentation(request):
+    # Another GenAI instrumentation of the same call (as the official one would be): a span inside ours.
+    tracer = trace.get_tracer("opentelemetry.instrumentation.anthropic")
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic"}
+    with tracer.start_as_current_span("chat claude-opus-4-5", attributes=attributes):
+        pass
+
+
+client = anthropic.Anthropic(
+    base_url=os.environ["FAKE_ANTHROPIC_URL"],
+    api_key="sk-ant-test",
+    http_client=anthropic.DefaultHttpxClient(event_hooks={"request": [another_instrumentation]}),
+)
+client.messages.create(model="claude-opus-4-5", max_tokens=50, messages=[{"role": "user", "content": "hello 0"}])
+print("app done")
+"""
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        # OTEL_PYTHON_CONFIGURATOR names no installed configurator: carrot's distro builds the SDK, with carrot's
+        # span processor for the carrot exporter (what `carrot-ai[auto]` without opentelemetry-distro gets).
+        {"OTEL_PYTHON_DISTRO": "carrot", "OTEL_PYTHON_CONFIGURATOR": "carrot"},
+        # opentelemetry-distro builds it: the SDK's BatchSpanProcessor feeds carrot's exporter.
+        {
+            "OTEL_PYTHON_DISTRO": "distro",
+            "OTEL_TRACES_EXPORTER": "carrot",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        },
+    ],
+    ids=["carrot-built-sdk", "stock-configurator"],
+)
+def test_one_record_per_call_with_another_genai_instrumentation(
+    tmp_path: Path, fake: FakeAnthropic, ingest: IngestServer, settings: dict[str, str]
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(FOREIGN_SPAN_APP)
+    run_instrumented(app, fake, ingest, **settings)
+    [record] = settled(ingest, 1)
+    assert record["metadata"]["source"] == "sdk"
+
+
 def test_without_a_carrot_api_key_nothing_is_sent_and_the_app_runs(app: Path, fake: FakeAnthropic) -> None:
     result = run_instrumented(app, fake, None, OTEL_PYTHON_DISTRO="carrot")
     assert "app done" in result.stdout

@@ -13,7 +13,9 @@ built. :class:`CarrotDistro` makes both harmless:
 * an exporter name that no installed package provides is left out, with a warning when the user named it, so
   the rest of the setup still runs;
 * a name given twice (``carrot,carrot``) is kept once: each record is delivered once;
-* with no configurator installed it builds the SDK itself, as ``opentelemetry-distro``'s would.
+* with no configurator installed (or ``OTEL_PYTHON_CONFIGURATOR`` naming none) it builds the SDK itself, as
+  ``opentelemetry-distro``'s would, except that the ``carrot`` exporter gets carrot's span processor (one record per
+  model call, parents across non-exported spans) instead of the SDK's ``BatchSpanProcessor``.
 
 ``opentelemetry-instrument`` takes the first distro it finds: with ``opentelemetry-distro`` installed as well, set
 ``OTEL_PYTHON_DISTRO=carrot`` to be sure this one runs (or name the exporters yourself).
@@ -22,6 +24,7 @@ built. :class:`CarrotDistro` makes both harmless:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import os
 from collections.abc import MutableMapping
@@ -60,9 +63,12 @@ class CarrotDistro(BaseDistro):  # type: ignore[misc]
             return  # it builds the SDK next, from the settings prepared above
         try:
             from opentelemetry.instrumentation.version import __version__
-            from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+            from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKConfigurator
 
-            _OTelSDKConfigurator().configure(auto_instrumentation_version=__version__)  # type: ignore[no-untyped-call]
+            options: dict[str, Any] = {"auto_instrumentation_version": __version__}
+            if "export_span_processor" in inspect.signature(_initialize_components).parameters:
+                options["export_span_processor"] = export_span_processor
+            _OTelSDKConfigurator().configure(**options)  # type: ignore[no-untyped-call]
         except Exception:
             # carrot's instrumentors still load and set up their own export on the first call.
             logger.warning("carrot_ai: the OpenTelemetry SDK could not be set up from OTEL_* settings", exc_info=True)
@@ -129,5 +135,23 @@ def _resolvable(name: str, signal: str, group: str, environ: MutableMapping[str,
     return any(True for _ in entry_points(group=group, name=resolved))
 
 
+def export_span_processor(exporter: Any) -> Any:
+    """The span processor for one exporter named in ``OTEL_TRACES_EXPORTER``.
+
+    carrot's exporter gets carrot's processor, which keeps one record per model call when another instrumentation
+    sees the same call and gives another instrumentation's GenAI span its nearest exported ancestor as parent (the
+    SDK's ``BatchSpanProcessor`` would only hand spans over). Every other exporter gets the SDK's default.
+    """
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from carrot_ai.export import CarrotSpanExporter, CarrotSpanProcessor
+
+    if isinstance(exporter, CarrotSpanExporter):
+        return CarrotSpanProcessor(exporter)
+    return BatchSpanProcessor(exporter)
+
+
 def _configurator_installed() -> bool:
-    return any(True for _ in entry_points(group="opentelemetry_configurator"))
+    """Whether ``opentelemetry-instrument`` runs a configurator after this distro (which then builds the SDK)."""
+    chosen = os.environ.get("OTEL_PYTHON_CONFIGURATOR")
+    return any(chosen is None or e.name == chosen for e in entry_points(group="opentelemetry_configurator"))

@@ -129,6 +129,9 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
         # An exporter from OTEL_TRACES_EXPORTER=carrot already feeds this provider: one delivery path only.
         exporter = existing[0]
         processor = None
+        if getattr(exporter, "_carrot_processor", None) is None:
+            # Fed by the SDK's BatchSpanProcessor: add the marking half of ours (one record per model call).
+            provider.add_span_processor(CarrotSpanProcessor(exporter, deliver=False))
     else:
         exporter = CarrotSpanExporter(settings=settings)
         exporter._carrot_attached_by = "init"  # type: ignore[attr-defined]
