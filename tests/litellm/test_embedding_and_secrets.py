@@ -76,3 +76,23 @@ def test_secret_arguments_are_never_recorded(
         assert canary.encode() not in sent
         assert canary not in attributes
         assert canary not in ours
+
+
+def test_metadata_only_header_and_context_keep_no_content(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+
+    litellm.completion(
+        model=OPENAI_MODEL,
+        messages=user("private by header"),
+        extra_headers={"X-Carrot-Trace": "metadata-only", "X-Other": "kept"},
+        **via_openai(oai),
+    )
+    assert "x-carrot-trace" not in oai.last_request.headers  # never sent on
+    assert oai.last_request.headers["x-other"] == "kept"
+    with carrot_ai.context(metadata_only=True):
+        list(litellm.completion(model=OPENAI_MODEL, messages=user("private stream"), stream=True, **via_openai(oai)))
+    for record in records(carrot, 2):
+        assert record["input"] == {"model": OPENAI_MODEL}
+        assert record["output"] == {}
+        assert record["metadata"]["content_captured"] is False
+        assert record["metadata"]["provider"] == "openai"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from carrot_ai import semconv
+from carrot_ai._core._content import pop_trace_header
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
@@ -50,7 +51,12 @@ def _route(arguments: dict[str, Any]) -> tuple[str | None, str | None, str | Non
 
 
 def start_call(
-    function: str, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: CallOptions
+    function: str,
+    operation: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: CallOptions,
+    metadata_only: bool = False,
 ) -> LLMCall | None:
     """Start the span of one LiteLLM call, or return None (tracing off, nested, or an internal error)."""
     try:
@@ -66,6 +72,7 @@ def start_call(
             record_name=options.name or f"litellm.{function}",
             record_input=params,
             tags=options.tags,
+            metadata_only=metadata_only,
             source="litellm",
         )
     except Exception as exc:
@@ -116,7 +123,9 @@ class Wrapper:
             return self._call_async(wrapped, args, kwargs)
         if in_llm_call():
             return wrapped(*args, **kwargs)
-        call = start_call(self.function, self.operation, args, kwargs, self.options)
+        # kwargs is this call's own dict (wrapt made it): X-Carrot-Trace: metadata-only is taken out of it.
+        metadata_only = pop_trace_header(kwargs)
+        call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
         if call is None:
             return wrapped(*args, **kwargs)
         try:
@@ -131,7 +140,8 @@ class Wrapper:
     async def _call_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if in_llm_call():
             return await wrapped(*args, **kwargs)
-        call = start_call(self.function, self.operation, args, kwargs, self.options)
+        metadata_only = pop_trace_header(kwargs)
+        call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
