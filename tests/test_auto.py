@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
 
+from carrot_ai._auto import prepare_environment
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.ingest_server import IngestServer
 from tests.otlp_receiver import OTLPReceiver
@@ -264,3 +265,35 @@ def test_a_missing_provider_library_says_nothing(app: Path, fake: FakeAnthropic,
         assert "litellm" not in result.stderr.lower()
     settled(ingest, 2)
     assert len(ingest.records) == 2
+
+
+KEY = {"CARROT_API_KEY": "ck-test-key"}
+UNSET = {"OTEL_TRACES_EXPORTER": "carrot", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+
+
+@pytest.mark.parametrize(
+    ("given", "stock", "expected"),
+    [
+        (KEY, False, UNSET),
+        # opentelemetry-distro's own defaults are kept where they can work (no grpc OTLP exporter installed here)
+        (KEY, True, {**UNSET, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}),
+        ({}, False, {**UNSET, "OTEL_TRACES_EXPORTER": "none"}),  # no key: nothing to send to
+        ({**KEY, "OTEL_TRACES_EXPORTER": "otlp, carrot,carrot"}, False, UNSET),
+        (
+            {**KEY, "OTEL_TRACES_EXPORTER": "otlp,carrot", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+            False,
+            {**UNSET, "OTEL_TRACES_EXPORTER": "otlp,carrot", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+        ),
+        (
+            {**KEY, "OTEL_METRICS_EXPORTER": "otlp_proto_http"},
+            False,
+            {**UNSET, "OTEL_METRICS_EXPORTER": "otlp_proto_http"},
+        ),
+        ({**KEY, "OTEL_LOGS_EXPORTER": "console,nonesuch"}, False, {**UNSET, "OTEL_LOGS_EXPORTER": "console"}),
+        ({**KEY, "OTEL_TRACES_EXPORTER": "None"}, False, {**UNSET, "OTEL_TRACES_EXPORTER": "none"}),
+    ],
+)
+def test_prepare_environment(given: dict[str, str], stock: bool, expected: dict[str, str]) -> None:
+    environ = dict(given)
+    prepare_environment(environ, stock=stock)
+    assert {k: v for k, v in environ.items() if k.startswith("OTEL_")} == expected

@@ -81,9 +81,13 @@ class CarrotDistro(BaseDistro):  # type: ignore[misc]
         entry_point.load()().instrument(**kwargs)
 
 
-def prepare_environment(environ: MutableMapping[str, str]) -> None:
-    """Fill in carrot's defaults and leave out exporter names no installed package provides (in ``environ``)."""
-    stock = importlib.util.find_spec("opentelemetry.distro") is not None
+def prepare_environment(environ: MutableMapping[str, str], *, stock: bool | None = None) -> None:
+    """Fill in carrot's defaults and leave out exporter names no installed package provides (in ``environ``).
+
+    ``stock``: whether ``opentelemetry-distro`` is installed (default: look).
+    """
+    if stock is None:
+        stock = importlib.util.find_spec("opentelemetry.distro") is not None
     if stock:
         # opentelemetry-distro's own defaults, so that its users' OTLP export goes on as before.
         environ.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
