@@ -126,6 +126,30 @@ def test_otlp_and_carrot_both_receive_the_call(app: Path, fake: FakeAnthropic, i
     assert record["metadata"]["service_name"] == "zero-code-app"
 
 
+@pytest.mark.parametrize("distro", ["carrot", "distro"])
+def test_init_in_an_app_whose_pipeline_only_exports_otlp(
+    app: Path, fake: FakeAnthropic, ingest: IngestServer, distro: str
+) -> None:
+    # opentelemetry-instrument built the app's pipeline (OTLP only); init() in code adds carrot to it.
+    with OTLPReceiver() as receiver:
+        run_instrumented(
+            app,
+            fake,
+            ingest,
+            APP_CALLS="2",
+            APP_INIT="1",
+            OTEL_PYTHON_DISTRO=distro,
+            OTEL_TRACES_EXPORTER="otlp_proto_http",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint,
+        )
+        spans = receiver.wait_for(2)
+    records = settled(ingest, 2)
+    assert sorted(r["input"]["messages"][0]["content"] for r in records) == ["hello 0", "hello 1"]
+    assert len([s for s in spans if s.scope == "carrot_ai.anthropic"]) == 2
+
+
 def test_stock_distro_with_the_documented_settings(app: Path, fake: FakeAnthropic, ingest: IngestServer) -> None:
     run_instrumented(
         app,
