@@ -137,6 +137,9 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
         # An exporter from OTEL_TRACES_EXPORTER=carrot already feeds this provider: one delivery path only.
         exporter = existing[0]
         processor = None
+        if getattr(exporter, "_carrot_processor", None) is None:
+            # Fed by the SDK's BatchSpanProcessor: add the marking half of ours (one record per model call).
+            provider.add_span_processor(CarrotSpanProcessor(exporter, deliver=False))
     else:
         exporter = CarrotSpanExporter(settings=settings)
         exporter._carrot_attached_by = "init"  # type: ignore[attr-defined]
@@ -224,7 +227,11 @@ def shutdown() -> None:
         if state.processor is not None:
             state.processor.shutdown()
         else:
-            state.exporter.shutdown()
+            # The exporter belongs to the SDK's processor (OTEL_TRACES_EXPORTER=carrot), which still holds spans and
+            # shuts the exporter down in its own exit hook: hand over and deliver now, leave the closing to it.
+            budget_ms = int(state.settings.exit_timeout * 1000)
+            state.provider.force_flush(budget_ms)
+            state.exporter.force_flush(budget_ms)
         if state.owns_provider and state.provider is not trace.get_tracer_provider():
             state.provider.shutdown()
     except Exception as exc:
