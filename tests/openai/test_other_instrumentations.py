@@ -50,6 +50,7 @@ def spans(tracer_provider: TracerProvider) -> InMemorySpanExporter:
 def both(request: pytest.FixtureRequest, carrot: IngestServer, tracer_provider: TracerProvider) -> Iterator[None]:
     name, order = request.param
     theirs = other_instrumentor(name)
+    saved = _snapshot()
     ours = OpenAIInstrumentor()
     sequence = [theirs, ours] if order == "theirs-first" else [ours, theirs]
     for instrumentor in sequence:
@@ -57,6 +58,32 @@ def both(request: pytest.FixtureRequest, carrot: IngestServer, tracer_provider: 
     yield
     for instrumentor in reversed(sequence):
         instrumentor.uninstrument()
+    _restore(saved)
+
+
+def _snapshot() -> dict[type, dict[str, Any]]:
+    """The methods of every openai class: OpenLLMetry's uninstrument() leaves its wrappers on some of them."""
+    import pkgutil
+    import sys
+
+    import openai.resources
+
+    for info in pkgutil.walk_packages(openai.resources.__path__, "openai.resources."):
+        importlib.import_module(info.name)  # lazily imported modules included: the others patch them on import
+    saved: dict[type, dict[str, Any]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if module_name == "openai" or module_name.startswith("openai."):
+            for value in list(vars(module).values()):
+                if isinstance(value, type) and value.__module__.startswith("openai"):
+                    saved.setdefault(value, dict(vars(value)))
+    return saved
+
+
+def _restore(saved: dict[type, dict[str, Any]]) -> None:
+    for cls, attributes in saved.items():
+        for name, value in attributes.items():
+            if vars(cls).get(name) is not value:
+                setattr(cls, name, value)
 
 
 def other_spans(spans: InMemorySpanExporter) -> list[str]:
@@ -86,6 +113,7 @@ def test_wrap_with_another_instrumentation(
     name: str, spans: InMemorySpanExporter, fake: FakeOpenAI, carrot: IngestServer, tracer_provider: TracerProvider
 ) -> None:
     theirs = other_instrumentor(name)
+    saved = _snapshot()
     theirs.instrument(tracer_provider=tracer_provider)
     try:
         client = carrot_ai.wrap(make_client(fake))
@@ -98,6 +126,7 @@ def test_wrap_with_another_instrumentation(
         asyncio.run(main())
     finally:
         theirs.uninstrument()
+        _restore(saved)
     got = records(carrot, 2)
     assert [r["output"]["message"]["content"] for r in got] == ["Echo: wrapped", "Echo: async wrapped"]
     no_more_records(carrot, 2)
