@@ -321,3 +321,51 @@ def test_prepare_environment(given: dict[str, str], stock: bool, expected: dict[
     environ = dict(given)
     prepare_environment(environ, stock=stock)
     assert {k: v for k, v in environ.items() if k.startswith("OTEL_")} == expected
+
+
+OPENAI_APP = """
+import os
+import openai
+
+client = openai.OpenAI(base_url=os.environ["FAKE_OPENAI_URL"] + "/v1", api_key="sk-test", max_retries=0)
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello openai"}])
+for _chunk in client.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "hello stream"}], stream=True
+):
+    pass
+print("app done")
+"""
+
+
+def test_openai_calls_arrive_once_next_to_every_installed_openai_instrumentation(
+    tmp_path: Path, ingest: IngestServer
+) -> None:
+    """The dev environment also has the official, OpenInference and OpenLLMetry OpenAI instrumentations installed:
+    ``opentelemetry-instrument`` turns on every one it finds, and each call still becomes one record."""
+    pytest.importorskip("openai")
+    from tests.fakes.openai_server import FakeOpenAI
+
+    app = tmp_path / "openai_app.py"
+    app.write_text(OPENAI_APP)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CARROT_", "OTEL_"))}
+    with FakeOpenAI() as fake:
+        base.update(
+            {
+                "FAKE_OPENAI_URL": fake.base_url,
+                "CARROT_FLUSH_INTERVAL": "0.05",
+                "CARROT_API_KEY": "ck-test-key",
+                "CARROT_BASE_URL": ingest.base_url,
+                "OTEL_PYTHON_DISTRO": "carrot",
+            }
+        )
+        result = subprocess.run(
+            [str(INSTRUMENT), sys.executable, str(app)], env=base, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert "app done" in result.stdout
+        assert not fake.errors, fake.errors
+    records = settled(ingest, 2)
+    assert [r["name"] for r in records] == ["chat.completions", "chat.completions"]
+    assert [r["output"]["message"]["content"] for r in records] == ["Echo: hello openai", "Echo: hello stream"]
+    assert all(r["metadata"]["provider"] == "openai" and r["metadata"]["input_tokens"] > 0 for r in records)
+    assert all("parent_trace_id" not in r["metadata"] for r in records)

@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from carrot_ai import semconv
 from carrot_ai._context import current_scope
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai._core._tracing import is_foreign_model_call, parent_attribute
+from carrot_ai._core._tracing import LLM_CALL_KEY, is_foreign_model_call, parent_attribute
+from carrot_ai.export import _duplicates
 from carrot_ai.export._exporter import CarrotSpanExporter, raw_attributes
 
 _MISSING: Any = object()
@@ -67,10 +68,14 @@ class CarrotSpanProcessor(SpanProcessor):
                         self._mark_duplicate(parent)
                 return
             attributes = span.attributes or {}
+            # Inside one of our LLM calls (at any depth: other instrumentations nest in each other), another
+            # instrumentation's model-call span is the same call.
+            in_our_call = otel_context.get_value(LLM_CALL_KEY, parent_context) is not None
             if semconv.GEN_AI_OPERATION_NAME not in attributes:
+                if in_our_call:
+                    _duplicates.remember(span.get_span_context().span_id)  # decided when it ends
                 return
-            parent_span = trace.get_current_span(parent_context)
-            if is_foreign_model_call(span) and _is_our_llm_span(parent_span):
+            if in_our_call and is_foreign_model_call(span):
                 self._mark_duplicate(span)
                 return
             exported_parent = parent_attribute(parent_context or otel_context.get_current())
@@ -105,6 +110,8 @@ class CarrotSpanProcessor(SpanProcessor):
             else:
                 attributes = getattr(attributes, "_dict", attributes)
             if _KIND not in attributes and _OPERATION not in attributes:
+                return
+            if _duplicates.is_late_duplicate(span, attributes):
                 return
             if self._duplicates:
                 context = span.context
