@@ -17,12 +17,7 @@ import carrot_ai
 
 carrot_ai.init()  # CARROT_API_KEY and CARROT_BASE_URL from the environment (a local server needs no key)
 
-try:
-    client = carrot_ai.wrap(OpenAI())
-except (ImportError, TypeError):
-    # TEMPORARY: carrot_ai.wrap() for OpenAI lands with carrot_ai.instrumentation.openai; until then the example
-    # records the @trace steps only. The lead removes this fallback after merging that work.
-    client = OpenAI()
+client = carrot_ai.wrap(OpenAI())
 
 MODEL = os.environ.get("CARROT_DEMO_MODEL", "gpt-4o-mini")
 KNOWLEDGE_BASE = {

@@ -175,3 +175,38 @@ def test_get_client_submit_like_the_reference_sdk(carrot: IngestServer) -> None:
     [record] = carrot.wait_for(1)
     assert record["name"] == "my-agent"
     assert record["metadata"]["input_tokens"] == 10
+
+
+def test_init_with_new_settings_moves_to_the_new_exporter_without_waiting_for_the_old(
+    carrot: IngestServer, tracer_provider: object
+) -> None:
+    from tests.ingest_server import Fault
+
+    @carrot_ai.trace("step")
+    def step(n: int) -> int:
+        return n
+
+    carrot.script(Fault.hang())  # the old exporter's delivery hangs until released
+    step(1)
+    with IngestServer() as second:
+        # Returns while the old exporter is still stuck on its request (init() never waits for it).
+        carrot_ai.init(api_key="ck-test-key", base_url=second.base_url, flush_interval=0.05, exit_timeout=5)
+        step(2)
+        assert carrot_ai.flush(5)
+        assert [r["input"]["n"] for r in second.wait_for(1)] == [2]
+        carrot.release_hangs()
+        # The old exporter retries what was in flight and delivers it to the old server, once.
+        assert [r["input"]["n"] for r in carrot.wait_for(1, timeout=15)] == [1]
+
+
+def test_shutdown_stops_recording_on_the_private_provider(ingest: IngestServer) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from carrot_ai._core import _tracing
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=provider)
+    assert _tracing._tracer_provider is provider
+    carrot_ai.shutdown()
+    assert _tracing._tracer_provider is None
+    provider.shutdown()

@@ -17,6 +17,7 @@ from carrot_ai._setup import flush, init, shutdown, stats
 from carrot_ai._version import __version__
 from carrot_ai._wrap import wrap
 from carrot_ai.export import CarrotSpanExporter
+from carrot_ai.instrumentation.litellm import patch_litellm
 
 __all__ = [
     "CarrotClient",
@@ -29,6 +30,7 @@ __all__ = [
     "flush",
     "get_client",
     "init",
+    "patch_litellm",
     "shutdown",
     "stats",
     "tool",

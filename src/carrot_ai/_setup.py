@@ -108,11 +108,19 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     if _state is not None:
         if _state.settings == settings:
             return
+        _state.settings = settings
+        if _state.processor is None:
+            # The exporter built from OTEL_TRACES_EXPORTER=carrot keeps its own settings; the content policy and
+            # prices above still apply.
+            logger.info("carrot_ai.init(): the exporter set up by OTEL_TRACES_EXPORTER keeps its settings")
+            return
         old = _state.exporter
         _state.exporter = CarrotSpanExporter(settings=settings)
+        _state.exporter._carrot_attached_by = "init"
         _state.processor.exporter = _state.exporter
-        _state.settings = settings
-        old.shutdown()
+        # The old exporter delivers what it holds (bounded by its exit_timeout) without blocking this caller;
+        # a non-daemon thread, so interpreter exit waits for that bounded delivery.
+        threading.Thread(target=_shutdown_quietly, args=(old,), name="carrot-ai-reinit", daemon=False).start()
         return
 
     provider: Any = tracer_provider or trace.get_tracer_provider()
@@ -129,6 +137,9 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
         # An exporter from OTEL_TRACES_EXPORTER=carrot already feeds this provider: one delivery path only.
         exporter = existing[0]
         processor = None
+        if getattr(exporter, "_carrot_processor", None) is None:
+            # Fed by the SDK's BatchSpanProcessor: add the marking half of ours (one record per model call).
+            provider.add_span_processor(CarrotSpanProcessor(exporter, deliver=False))
     else:
         exporter = CarrotSpanExporter(settings=settings)
         exporter._carrot_attached_by = "init"  # type: ignore[attr-defined]
@@ -143,6 +154,13 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     if not _atexit_registered:
         atexit.register(_at_exit)
         _atexit_registered = True
+
+
+def _shutdown_quietly(exporter: Any) -> None:
+    try:
+        exporter.shutdown()
+    except Exception as exc:
+        report_internal_error("shutdown of the replaced exporter", exc)
 
 
 def _make_policy(settings: Settings) -> _content.ContentPolicy:
@@ -204,11 +222,16 @@ def shutdown() -> None:
     if state is None:
         return
     _fastspan.disable()
+    _tracing.set_tracer_provider(None)  # never keep recording on a provider that is being shut down
     try:
         if state.processor is not None:
             state.processor.shutdown()
         else:
-            state.exporter.shutdown()
+            # The exporter belongs to the SDK's processor (OTEL_TRACES_EXPORTER=carrot), which still holds spans and
+            # shuts the exporter down in its own exit hook: hand over and deliver now, leave the closing to it.
+            budget_ms = int(state.settings.exit_timeout * 1000)
+            state.provider.force_flush(budget_ms)
+            state.exporter.force_flush(budget_ms)
         if state.owns_provider and state.provider is not trace.get_tracer_provider():
             state.provider.shutdown()
     except Exception as exc:

@@ -89,6 +89,8 @@ def record_kind(span: ReadableSpan, attributes: Mapping[str, Any] | None = None)
     kind = attributes.get(semconv.CARROT_KIND)
     if isinstance(kind, str):
         return kind
+    if attributes.get(semconv.CARROT_DUPLICATE) is True:
+        return None  # another instrumentation's span of a call we record (marked by the span processor)
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
     if not isinstance(operation, str):
         return None

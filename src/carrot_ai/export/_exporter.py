@@ -37,6 +37,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from carrot_ai._config import Settings, resolve_settings
 from carrot_ai._core._guard import report_internal_error
+from carrot_ai.export import _duplicates
 from carrot_ai.export._convert import encode_span
 from carrot_ai.export._encode import body_of, compress, encode_record, split_by_bytes, truncate_record
 from carrot_ai.export._lifecycle import live_exporters, merged_stats, register
@@ -166,7 +167,7 @@ class CarrotSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         for span in spans:
             try:
-                if is_exportable(span):
+                if is_exportable(span) and not _duplicates.is_late_duplicate(span, raw_attributes(span)):
                     self.enqueue(span)
             except Exception as exc:
                 self.count_internal_loss()

@@ -20,9 +20,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from carrot_ai import semconv
+from carrot_ai._context import current_scope
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai._core._tracing import is_foreign_model_call, parent_attribute
+from carrot_ai._core._tracing import LLM_CALL_KEY, is_foreign_model_call, parent_attribute
+from carrot_ai.export import _duplicates
 from carrot_ai.export._exporter import CarrotSpanExporter, raw_attributes
 from carrot_ai.export._sizing import FAST_SPAN_OVERHEAD_BYTES
 
@@ -42,10 +44,17 @@ def _is_our_llm_span(span: object) -> bool:
 
 
 class CarrotSpanProcessor(SpanProcessor):
-    """Feeds a :class:`CarrotSpanExporter`, keeping one record per model call."""
+    """Feeds a :class:`CarrotSpanExporter`, keeping one record per model call.
 
-    def __init__(self, exporter: CarrotSpanExporter) -> None:
+    ``deliver=False``: the exporter is fed by another processor (the SDK's ``BatchSpanProcessor`` under
+    ``OTEL_TRACES_EXPORTER=carrot``); this one only marks spans when they start (duplicates, parents, content).
+    """
+
+    def __init__(self, exporter: CarrotSpanExporter, *, deliver: bool = True) -> None:
         self.exporter = exporter
+        self.deliver = deliver
+        if deliver:
+            exporter._carrot_processor = self  # type: ignore[attr-defined]
         self._duplicates: set[int] = set()
         self._lock = threading.Lock()
         if hasattr(os, "register_at_fork"):
@@ -58,28 +67,41 @@ class CarrotSpanProcessor(SpanProcessor):
                 if _is_our_llm_span(span):
                     parent = trace.get_current_span(parent_context)
                     if is_foreign_model_call(parent):
-                        self._mark_duplicate(parent.get_span_context().span_id)
+                        self._mark_duplicate(parent)
                 return
             attributes = span.attributes or {}
+            # Inside one of our LLM calls (at any depth: other instrumentations nest in each other), another
+            # instrumentation's model-call span is the same call.
+            in_our_call = otel_context.get_value(LLM_CALL_KEY, parent_context) is not None
             if semconv.GEN_AI_OPERATION_NAME not in attributes:
+                if in_our_call:
+                    _duplicates.remember(span.get_span_context().span_id)  # decided when it ends
                 return
-            parent_span = trace.get_current_span(parent_context)
-            if is_foreign_model_call(span) and _is_our_llm_span(parent_span):
-                self._mark_duplicate(span.get_span_context().span_id)
+            if in_our_call and is_foreign_model_call(span):
+                self._mark_duplicate(span)
                 return
             exported_parent = parent_attribute(parent_context or otel_context.get_current())
             if exported_parent is not None:
                 span.set_attribute(semconv.CARROT_PARENT_SPAN_ID, exported_parent)
+            if current_scope().metadata_only:  # carrot_ai.context(metadata_only=True): its content is dropped
+                span.set_attribute(semconv.CARROT_CONTENT_CAPTURED, False)
         except Exception as exc:
             report_internal_error("processor.on_start", exc)
 
-    def _mark_duplicate(self, span_id: int) -> None:
+    def _mark_duplicate(self, span: trace.Span) -> None:
+        # The attribute keeps the span out of the records whichever processor hands it to the exporter.
+        span.set_attribute(semconv.CARROT_DUPLICATE, True)
+        if not self.deliver:
+            return
+        span_id = span.get_span_context().span_id
         with self._lock:
             if len(self._duplicates) >= _MAX_TRACKED:
                 self._duplicates.clear()
             self._duplicates.add(span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
+        if not self.deliver:
+            return
         try:
             # raw_attributes(), inlined: this runs for every span the application ends.
             attributes = getattr(span, "_attributes", _MISSING)
@@ -90,6 +112,8 @@ class CarrotSpanProcessor(SpanProcessor):
             else:
                 attributes = getattr(attributes, "_dict", attributes)
             if _KIND not in attributes and _OPERATION not in attributes:
+                return
+            if _duplicates.is_late_duplicate(span, attributes):
                 return
             if self._duplicates:
                 context = span.context
@@ -114,11 +138,12 @@ class CarrotSpanProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         """Shut the exporter down (bounded by its ``exit_timeout``)."""
-        self.exporter.shutdown()
+        if self.deliver:
+            self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Deliver what is queued; True only if all of it arrived within the timeout."""
-        return self.exporter.force_flush(timeout_millis)
+        return self.exporter.force_flush(timeout_millis) if self.deliver else True
 
 
 def _reset_after_fork(ref: weakref.ref[CarrotSpanProcessor]) -> None:

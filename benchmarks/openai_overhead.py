@@ -1,0 +1,210 @@
+"""App-thread overhead of carrot-ai on openai's ``chat.completions.create``, over the bare client.
+
+The SDK talks to an in-process ``httpx2.MockTransport`` (no network), content capture is on, and carrot exports
+to a local sink in a separate process (the export worker runs in the background as in production). Each round
+times a block of calls on each configuration in turn (interleaved, order rotated), and reports the median over
+rounds of the per-call time (calling thread's CPU time), and of the difference to the bare client.
+
+Configurations:
+  bare          the SDK alone
+  bare+usage    (streams) the SDK alone, asking for ``stream_options.include_usage`` itself
+  carrot        ``carrot_ai.wrap(client)``
+
+The stream has 50 chunks. As the real API does, the transport adds the usage-only chunk only when the request
+asks for ``stream_options.include_usage``: carrot asks for it (and hides it), so its stream carries one chunk
+more than the bare one. The overhead over ``bare`` includes the SDK's own cost of that chunk; the difference
+between ``carrot`` and ``bare+usage`` is carrot's own work.
+
+Run: ``python benchmarks/openai_overhead.py`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import openai
+
+import carrot_ai
+
+MODEL = "gpt-4o-mini"
+COMPLETION = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1_700_000_000,
+    "model": MODEL,
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I help you today?", "refusal": None},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 12,
+        "completion_tokens": 9,
+        "total_tokens": 21,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    },
+    "system_fingerprint": "fp_bench",
+}
+STREAM_CHUNKS = 50
+SINK = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def sse_body(include_usage: bool) -> bytes:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": MODEL}
+    chunks: list[dict[str, Any]] = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    ]
+    chunks += [
+        {**base, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+        for i in range(STREAM_CHUNKS - 2)
+    ]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    assert len(chunks) == STREAM_CHUNKS
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": COMPLETION["usage"]})
+    return ("".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n").encode()
+
+
+COMPLETION_BODY = json.dumps(COMPLETION).encode()
+SSE_BODY = sse_body(False)
+SSE_BODY_USAGE = sse_body(True)
+
+
+def handler(request: httpx2.Request) -> httpx2.Response:
+    content = request.content
+    if b'"stream":true' in content or b'"stream": true' in content:
+        usage = b'"include_usage":true' in content or b'"include_usage": true' in content
+        return httpx2.Response(
+            200,
+            headers={"content-type": "text/event-stream", "x-request-id": "req_b"},
+            content=SSE_BODY_USAGE if usage else SSE_BODY,
+        )
+    return httpx2.Response(
+        200, headers={"content-type": "application/json", "x-request-id": "req_b"}, content=COMPLETION_BODY
+    )
+
+
+def make_client() -> openai.OpenAI:
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    return openai.OpenAI(api_key="sk-bench", base_url="http://bench.invalid/v1", http_client=http, max_retries=0)
+
+
+def create_call(client: openai.OpenAI) -> Callable[[], Any]:
+    messages = [{"role": "user", "content": "Hello!"}]
+
+    def call() -> Any:
+        return client.chat.completions.create(model=MODEL, messages=messages)  # type: ignore[arg-type]
+
+    return call
+
+
+def stream_call(client: openai.OpenAI, **options: Any) -> Callable[[], Any]:
+    messages = [{"role": "user", "content": "Hello!"}]
+
+    def call() -> Any:
+        for _chunk in client.chat.completions.create(model=MODEL, messages=messages, stream=True, **options):  # type: ignore[arg-type]
+            pass
+
+    return call
+
+
+def measure(configs: dict[str, Callable[[], Any]], rounds: int, calls: int) -> dict[str, list[float]]:
+    """Per-call microseconds per round, for each configuration, interleaved with a rotating order."""
+    for call in configs.values():  # warm up: imports, connection pools, caches
+        for _ in range(max(20, calls // 5)):
+            call()
+    names = list(configs)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            call = configs[name]
+            start = time.thread_time_ns()
+            for _ in range(calls):
+                call()
+            samples[name].append((time.thread_time_ns() - start) / calls / 1000)
+    return samples
+
+
+def report(title: str, samples: dict[str, list[float]], baseline: str) -> dict[str, float]:
+    print(f"\n{title}")
+    base = samples[baseline]
+    result = {}
+    for name, values in samples.items():
+        median = statistics.median(values)
+        line = f"  {name:<14} {median:9.1f} us/call"
+        if name != baseline:
+            overhead = statistics.median([v - b for v, b in zip(values, base, strict=True)])
+            result[name] = overhead
+            line += f"   overhead {overhead:+8.1f} us"
+        print(line)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few rounds: a smoke run for CI")
+    parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    rounds, calls = (3, 20) if args.quick else (args.rounds, args.calls)
+
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(sink.stdout.readline())  # type: ignore[union-attr]
+        carrot_ai.init(api_key="ck-bench", base_url=f"http://127.0.0.1:{port}")
+        bare = make_client()
+        wrapped = carrot_ai.wrap(make_client())
+
+        print(f"openai {openai.__version__}, {rounds} rounds x {calls} calls, content capture on")
+        create = measure({"bare": create_call(bare), "carrot": create_call(wrapped)}, rounds, calls)
+        create_result = report("chat.completions.create (non-streaming)", create, "bare")
+        stream = measure(
+            {
+                "bare": stream_call(bare),
+                "bare+usage": stream_call(bare, stream_options={"include_usage": True}),
+                "carrot": stream_call(wrapped),
+            },
+            rounds,
+            max(calls // 4, 5),
+        )
+        stream_result = report(f"chat.completions.create(stream=True), {STREAM_CHUNKS} chunks", stream, "bare")
+        own = stream_result["carrot"] - stream_result["bare+usage"]
+        print(
+            f"\nsummary: create overhead {create_result['carrot']:.1f} us (budget 30); "
+            f"{STREAM_CHUNKS}-chunk stream overhead {stream_result['carrot']:.1f} us (budget 60), "
+            f"of which carrot's own work {own:.1f} us (the rest: the SDK parsing the usage chunk we ask for)"
+        )
+        stats = carrot_ai.stats()
+        print(f"exporter: delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
+    finally:
+        carrot_ai.shutdown()
+        sink.terminate()
+        sink.wait(5)
+
+
+if __name__ == "__main__":
+    main()

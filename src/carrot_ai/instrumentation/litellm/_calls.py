@@ -1,0 +1,154 @@
+"""The wrappers around ``litellm.completion`` / ``acompletion`` / ``embedding`` / ``aembedding``.
+
+Each call is one LLM span, current while LiteLLM runs: the OpenAI / Anthropic SDK call LiteLLM makes underneath is
+then the same call (``in_llm_call()``), so our own instrumentation of those SDKs passes it through and another
+instrumentation's span below ours is dropped by the span processor: one record per call. A streaming call returns
+LiteLLM's ``CustomStreamWrapper`` inside the shared stream proxy (``isinstance`` holds; chunks are unchanged); its
+span ends with the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from carrot_ai import semconv
+from carrot_ai._core._content import pop_trace_header
+from carrot_ai._core._guard import guard, report_internal_error
+from carrot_ai._core._llm import LLMCall
+from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
+from carrot_ai._core._tracing import in_llm_call
+from carrot_ai.instrumentation.litellm import _extract
+from carrot_ai.instrumentation.litellm._accumulate import ChunkAccumulator
+
+
+class CallOptions:
+    """What ``patch_litellm(name=..., tags=...)`` adds to every record."""
+
+    __slots__ = ("name", "tags")
+
+    def __init__(self, name: str | None = None, tags: Sequence[str] = ()) -> None:
+        self.name = name
+        self.tags = tuple(tags)
+
+
+def _route(arguments: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(model, provider, api_base) as LiteLLM routes the call (``openai/gpt-4o`` -> ``gpt-4o``, ``openai``)."""
+    model = arguments.get("model")
+    if not isinstance(model, str):
+        return None, None, None
+    try:
+        import litellm
+
+        routed_model, provider, _key, api_base = litellm.get_llm_provider(
+            model=model,
+            custom_llm_provider=arguments.get("custom_llm_provider"),
+            api_base=arguments.get("api_base") or arguments.get("base_url"),
+        )
+    except Exception:  # LiteLLM does not know the model: the call itself will say so
+        return model, arguments.get("custom_llm_provider"), arguments.get("api_base")
+    return routed_model or model, provider, arguments.get("api_base") or api_base
+
+
+def start_call(
+    function: str,
+    operation: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: CallOptions,
+    metadata_only: bool = False,
+) -> LLMCall | None:
+    """Start the span of one LiteLLM call, or return None (tracing off, nested, or an internal error)."""
+    try:
+        arguments = _extract.call_arguments(args, kwargs, "input" if operation == semconv.OP_EMBEDDINGS else "messages")
+        params = _extract.request_params(arguments)
+        model, litellm_provider, api_base = _route(arguments)
+        provider = _extract.provider_name(litellm_provider)
+        attributes = _extract.request_attributes(operation, model, provider, params, api_base)
+        return LLMCall.start(
+            semconv.SCOPE_LITELLM,
+            f"{operation} {model}" if model else operation,
+            attributes,
+            record_name=options.name or f"litellm.{function}",
+            record_input=params,
+            tags=options.tags,
+            metadata_only=metadata_only,
+            source="litellm",
+        )
+    except Exception as exc:
+        report_internal_error("litellm call start", exc)
+        return None
+
+
+def fail_call(call: LLMCall, exc: BaseException) -> None:
+    with guard("litellm call fail"):
+        call.fail(exc, _extract.error_attributes(exc))
+
+
+def finish(call: LLMCall, result: Any, operation: str, is_async: bool) -> Any:
+    """End ``call`` with what LiteLLM returned, or hand back a stream that ends it later. Never raises."""
+    try:
+        if operation == semconv.OP_EMBEDDINGS:
+            call.stop(*_extract.embedding_result(result, call.capture))
+            return result
+        if _is_stream(result):
+            state = StreamState(call, ChunkAccumulator(call.capture))
+            return AsyncStreamProxy(result, state) if is_async else SyncStreamProxy(result, state)
+        call.stop(*_extract.completion_result(result, call.capture))
+    except Exception as exc:
+        report_internal_error("litellm call finish", exc)
+        LLMCall.stop_quietly(call, {}, None)
+    return result
+
+
+def _is_stream(result: Any) -> bool:
+    return type(result).__name__ == "CustomStreamWrapper" or (
+        hasattr(result, "__next__") and hasattr(result, "__anext__") and not hasattr(result, "choices")
+    )
+
+
+class Wrapper:
+    """The wrapt wrapper of one LiteLLM function; ``options`` may be replaced while it is installed."""
+
+    def __init__(self, function: str, operation: str, is_async: bool, options: CallOptions) -> None:
+        self.function = function
+        self.operation = operation
+        self.is_async = is_async
+        self.options = options
+
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if self.is_async:
+            return self._call_async(wrapped, args, kwargs)
+        if in_llm_call():
+            return wrapped(*args, **kwargs)
+        # kwargs is this call's own dict (wrapt made it): X-Carrot-Trace: metadata-only is taken out of it.
+        metadata_only = pop_trace_header(kwargs)
+        call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail_call(call, exc)
+            raise
+        finally:
+            LLMCall.leave(call)
+        return finish(call, result, self.operation, False)
+
+    async def _call_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if in_llm_call():
+            return await wrapped(*args, **kwargs)
+        metadata_only = pop_trace_header(kwargs)
+        call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail_call(call, exc)
+            raise
+        finally:
+            LLMCall.leave(call)
+        return finish(call, result, self.operation, True)

@@ -1,0 +1,324 @@
+"""Stream accumulators (:class:`carrot_ai._core._stream.StreamAccumulator`) for OpenAI streams.
+
+* :class:`ChatStreamAccumulator`: ``ChatCompletionChunk`` streams; text, refusal, tool-call deltas (assembled by
+  ``index``; ``id`` / ``name`` arrive only in a call's first delta) and legacy ``function_call`` deltas, per choice.
+  When the wrapper asked for ``stream_options.include_usage`` on the caller's behalf (``hide_usage``), the extra
+  usage-only chunk (``choices == []`` with ``usage``) is folded in and hidden from the caller.
+* :class:`CompletionStreamAccumulator`: legacy ``Completion`` streams, the same way.
+* :class:`ResponseStreamAccumulator`: Responses API events; the terminal ``response.completed`` /
+  ``response.incomplete`` / ``response.failed`` event carries the whole response, deltas keep a partial one.
+
+The SDK builds chunks without validating them: any field may be missing or None, so everything is read
+defensively. With content capture off, only ids, usage and finish reasons are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai import semconv
+from carrot_ai.instrumentation.openai._extract import (
+    assistant_message,
+    output_from_items,
+    output_from_messages,
+    responses_finish_reason,
+    responses_result,
+    usage_attributes,
+)
+
+
+class _Choice:
+    __slots__ = ("content", "refusal", "tool_calls", "function_call", "finish_reason")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        # index -> [id, type, name, argument pieces]
+        self.tool_calls: dict[int, list[Any]] = {}
+        self.function_call: list[Any] | None = None  # [name, argument pieces]
+        self.finish_reason: str | None = None
+
+
+class ChatStreamAccumulator:
+    """Chat completion chunks -> response attributes and the record's ``output``."""
+
+    __slots__ = ("_capture", "_request_id", "_hide_usage", "_id", "_model", "_usage", "_choices")
+
+    def __init__(self, capture: bool, request_id: str | None = None, hide_usage: bool = False) -> None:
+        self._capture = capture
+        self._request_id = request_id
+        self._hide_usage = hide_usage
+        self._id: str | None = None
+        self._model: str | None = None
+        self._usage: Any = None
+        self._choices: dict[int, _Choice] = {}
+
+    def process(self, chunk: Any) -> bool:
+        if self._id is None:
+            chunk_id = getattr(chunk, "id", None)
+            if isinstance(chunk_id, str) and chunk_id:
+                self._id = chunk_id
+                model = getattr(chunk, "model", None)
+                self._model = model if isinstance(model, str) else None
+        choices = getattr(chunk, "choices", None)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self._usage = usage
+            if self._hide_usage and isinstance(choices, list) and not choices:
+                return False  # the usage-only chunk only we asked for
+        if not choices:
+            return True
+        for choice in choices:
+            index = getattr(choice, "index", 0)
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _Choice()
+            reason = getattr(choice, "finish_reason", None)
+            if isinstance(reason, str):
+                state.finish_reason = reason
+            if self._capture:
+                delta = getattr(choice, "delta", None)
+                if delta is not None:
+                    self._delta(state, delta)
+        return True
+
+    @staticmethod
+    def _delta(state: _Choice, delta: Any) -> None:
+        content = getattr(delta, "content", None)
+        if content:
+            state.content.append(content)
+        refusal = getattr(delta, "refusal", None)
+        if refusal:
+            state.refusal.append(refusal)
+        tool_calls = getattr(delta, "tool_calls", None)
+        if tool_calls:
+            for call in tool_calls:
+                index = getattr(call, "index", None)
+                if not isinstance(index, int):
+                    index = len(state.tool_calls)
+                entry = state.tool_calls.get(index)
+                if entry is None:
+                    entry = state.tool_calls[index] = [None, "function", None, []]
+                call_id = getattr(call, "id", None)
+                if call_id:
+                    entry[0] = call_id
+                kind = getattr(call, "type", None)
+                if kind:
+                    entry[1] = kind
+                function = getattr(call, "function", None)
+                if function is not None:
+                    name = getattr(function, "name", None)
+                    if name:
+                        entry[2] = name
+                    arguments = getattr(function, "arguments", None)
+                    if arguments:
+                        entry[3].append(arguments)
+        function_call = getattr(delta, "function_call", None)
+        if function_call is not None:
+            if state.function_call is None:
+                state.function_call = [None, []]
+            name = getattr(function_call, "name", None)
+            if name:
+                state.function_call[0] = name
+            arguments = getattr(function_call, "arguments", None)
+            if arguments:
+                state.function_call[1].append(arguments)
+
+    def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+        attributes = _basics(self._id, self._model, self._request_id, self._usage)
+        indexes = sorted(self._choices)
+        reasons = [self._choices[i].finish_reason for i in indexes]
+        if reasons and all(isinstance(r, str) for r in reasons):
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
+        if not self._capture:
+            return attributes, None
+        messages = []
+        for i in indexes:
+            state = self._choices[i]
+            calls = [
+                {"id": c[0], "type": c[1], "function": {"name": c[2], "arguments": "".join(c[3])}}
+                for _, c in sorted(state.tool_calls.items())
+            ]
+            function_call = None
+            if state.function_call is not None:
+                function_call = {"name": state.function_call[0], "arguments": "".join(state.function_call[1])}
+            messages.append(
+                assistant_message(
+                    "".join(state.content) if state.content or not (calls or function_call) else None,
+                    calls,
+                    refusal="".join(state.refusal),
+                    function_call=function_call,
+                )
+            )
+        return attributes, output_from_messages(messages, reasons, attributes)
+
+
+class CompletionStreamAccumulator:
+    """Legacy completion chunks -> response attributes and the record's ``output``."""
+
+    __slots__ = ("_capture", "_request_id", "_hide_usage", "_id", "_model", "_usage", "_texts", "_reasons")
+
+    def __init__(self, capture: bool, request_id: str | None = None, hide_usage: bool = False) -> None:
+        self._capture = capture
+        self._request_id = request_id
+        self._hide_usage = hide_usage
+        self._id: str | None = None
+        self._model: str | None = None
+        self._usage: Any = None
+        self._texts: dict[int, list[str]] = {}
+        self._reasons: dict[int, str | None] = {}
+
+    def process(self, chunk: Any) -> bool:
+        if self._id is None:
+            chunk_id = getattr(chunk, "id", None)
+            if isinstance(chunk_id, str) and chunk_id:
+                self._id = chunk_id
+                model = getattr(chunk, "model", None)
+                self._model = model if isinstance(model, str) else None
+        choices = getattr(chunk, "choices", None)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self._usage = usage
+            if self._hide_usage and isinstance(choices, list) and not choices:
+                return False
+        for choice in choices or ():
+            index = getattr(choice, "index", 0)
+            pieces = self._texts.get(index)
+            if pieces is None:
+                pieces = self._texts[index] = []
+                self._reasons[index] = None
+            reason = getattr(choice, "finish_reason", None)
+            if isinstance(reason, str):
+                self._reasons[index] = reason
+            text = getattr(choice, "text", None)
+            if self._capture and text:
+                pieces.append(text)
+        return True
+
+    def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+        attributes = _basics(self._id, self._model, self._request_id, self._usage)
+        indexes = sorted(self._texts)
+        reasons = [self._reasons[i] for i in indexes]
+        if reasons and all(isinstance(r, str) for r in reasons):
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
+        if not self._capture:
+            return attributes, None
+        messages = [assistant_message("".join(self._texts[i]), None) for i in indexes]
+        return attributes, output_from_messages(messages, reasons, attributes)
+
+
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponseStreamAccumulator:
+    """Responses API stream events -> response attributes and the record's ``output``."""
+
+    __slots__ = ("_capture", "_request_id", "_response", "_final", "_items", "_texts", "_arguments", "error")
+
+    def __init__(self, capture: bool, request_id: str | None = None, hide_usage: bool = False) -> None:
+        self._capture = capture
+        self._request_id = request_id
+        # (code, message) of an `error` event or a `response.failed` response: the stream ends as an error.
+        self.error: tuple[str | None, str] | None = None
+        self._response: Any = None  # the latest response snapshot (created / in_progress)
+        self._final: Any = None
+        self._items: dict[int, Any] = {}  # output_index -> item (added, then done)
+        self._texts: dict[int, list[str]] = {}
+        self._arguments: dict[int, list[str]] = {}
+
+    def process(self, chunk: Any) -> bool:
+        kind = getattr(chunk, "type", None)
+        if kind == "response.output_text.delta":
+            if self._capture:
+                delta = getattr(chunk, "delta", None)
+                if isinstance(delta, str):
+                    self._texts.setdefault(getattr(chunk, "output_index", 0), []).append(delta)
+        elif kind == "response.function_call_arguments.delta":
+            if self._capture:
+                delta = getattr(chunk, "delta", None)
+                if isinstance(delta, str):
+                    self._arguments.setdefault(getattr(chunk, "output_index", 0), []).append(delta)
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            item = getattr(chunk, "item", None)
+            if item is not None:
+                self._items[getattr(chunk, "output_index", len(self._items))] = item
+        elif kind in _TERMINAL:
+            self._final = getattr(chunk, "response", None)
+            if kind == "response.failed" and self.error is None:
+                self.error = response_error(self._final) or (None, "response failed")
+        elif kind == "error":
+            code = getattr(chunk, "code", None)
+            message = getattr(chunk, "message", None)
+            self.error = (code if isinstance(code, str) else None, message if isinstance(message, str) else "error")
+        elif kind is None and getattr(chunk, "event", None) == "error":
+            # openai < 2 hands an `event: error` over as {"data": {...}, "event": "error"}
+            data = getattr(chunk, "data", None)
+            code = data.get("code") if isinstance(data, dict) else None
+            message = data.get("message") if isinstance(data, dict) else None
+            self.error = (code if isinstance(code, str) else None, message if isinstance(message, str) else "error")
+        elif kind in ("response.created", "response.in_progress", "response.queued"):
+            self._response = getattr(chunk, "response", None)
+        return True
+
+    def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+        if self._final is not None:
+            attributes, output = responses_result(self._final, self._capture)
+            if self._request_id:
+                attributes[semconv.CARROT_REQUEST_ID] = self._request_id
+            return attributes, output
+        # Cut short: what the snapshot and the deltas say.
+        response = self._response
+        attributes = _basics(getattr(response, "id", None), getattr(response, "model", None), self._request_id, None)
+        if not self._capture:
+            return attributes, None
+        items = []
+        for index in sorted(set(self._items) | set(self._texts) | set(self._arguments)):
+            item = self._items.get(index)
+            kind = getattr(item, "type", None)
+            if kind == "function_call" and getattr(item, "status", None) != "completed":
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": getattr(item, "call_id", None),
+                        "name": getattr(item, "name", None),
+                        "arguments": "".join(self._arguments.get(index, ())),
+                    }
+                )
+            elif (item is None or kind == "message") and index in self._texts:
+                text = "".join(self._texts[index])
+                items.append({"type": "message", "content": [{"type": "output_text", "text": text}]})
+            elif item is not None:
+                items.append(item)
+        has_calls = any(_item_type(i) == "function_call" for i in items)
+        reason = responses_finish_reason(response, has_calls) if response is not None else None
+        return attributes, output_from_items(items, None if reason == "in_progress" else reason, attributes)
+
+
+def response_error(response: Any) -> tuple[str | None, str] | None:
+    """(code, message) of a Responses API ``response`` whose status is ``failed``, else None."""
+    if getattr(response, "status", None) != "failed" and not (
+        isinstance(response, dict) and response.get("status") == "failed"
+    ):
+        return None
+    error = response.get("error") if isinstance(response, dict) else getattr(response, "error", None)
+    code = error.get("code") if isinstance(error, dict) else getattr(error, "code", None)
+    message = error.get("message") if isinstance(error, dict) else getattr(error, "message", None)
+    return (code if isinstance(code, str) else None, message if isinstance(message, str) else "response failed")
+
+
+def _item_type(item: Any) -> Any:
+    return item.get("type") if isinstance(item, dict) else getattr(item, "type", None)
+
+
+def _basics(response_id: Any, model: Any, request_id: str | None, usage: Any) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    if isinstance(response_id, str) and response_id:
+        attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
+    if isinstance(model, str) and model:
+        attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
+    if request_id:
+        attributes[semconv.CARROT_REQUEST_ID] = request_id
+    usage_attributes(usage, attributes)
+    return attributes

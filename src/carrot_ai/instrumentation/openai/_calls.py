@@ -1,0 +1,346 @@
+"""The wrappers around ``create`` / ``parse`` of the chat completions, Responses, embeddings and completions resources.
+
+One implementation serves both ways in: :class:`OpenAIInstrumentor` installs these functions on the resource
+classes with wrapt (``wrapper(wrapped, instance, args, kwargs)``), and ``carrot_ai.wrap(client)`` binds them to one
+client's resource instances. When both see the same call, the outer one records it and the inner one passes
+through (``in_llm_call()``).
+
+What a call returns decides how it ends: a response model ends the span at once; a ``Stream`` / ``AsyncStream`` is
+handed back inside the shared stream proxy (the span ends with the stream); a raw ``APIResponse``
+(``with_raw_response`` / ``with_streaming_response``) ends the span when its body is known (see ``_raw``).
+The ``chat.completions.stream()`` and ``responses.stream()`` helpers send their request through ``create`` (looked
+up on the resource when the manager is entered), so they are recorded by the same wrapper.
+
+Usage on streams: when the caller streams a chat (or legacy) completion without saying anything about
+``stream_options.include_usage``, the wrapper asks for it and the accumulator hides the extra usage-only chunk,
+so the caller sees exactly the stream it asked for. An explicit ``include_usage`` (True or False) is left alone,
+and a raw response (whose bytes the caller may read) is never changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai import semconv
+from carrot_ai._core._content import pop_trace_header
+from carrot_ai._core._guard import guard, report_internal_error
+from carrot_ai._core._llm import LLMCall
+from carrot_ai._core._stream import AsyncStreamProxy, StreamAccumulator, StreamState, SyncStreamProxy
+from carrot_ai._core._tracing import in_llm_call
+from carrot_ai.instrumentation.openai import _extract
+from carrot_ai.instrumentation.openai._accumulate import (
+    ChatStreamAccumulator,
+    CompletionStreamAccumulator,
+    ResponseStreamAccumulator,
+    response_error,
+)
+
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+Extract = Callable[[Mapping[str, Any], bool, "tuple[str, int] | None", bool], dict[str, AttributeValue]]
+Result = Callable[[Any, bool], "tuple[dict[str, AttributeValue], dict[str, Any] | None]"]
+
+
+class Endpoint:
+    """What differs between the API resources: record name, request/response extractors, stream accumulator."""
+
+    __slots__ = ("record_name", "request", "result", "accumulator", "asks_usage")
+
+    def __init__(self, record_name: str, request: Extract, result: Result, accumulator: Any, asks_usage: bool) -> None:
+        self.record_name = record_name
+        self.request = request
+        self.result = result
+        self.accumulator = accumulator
+        self.asks_usage = asks_usage
+
+
+CHAT = Endpoint("chat.completions", _extract.chat_request, _extract.chat_result, ChatStreamAccumulator, True)
+RESPONSES = Endpoint(
+    "responses", _extract.responses_request, _extract.responses_result, ResponseStreamAccumulator, False
+)
+EMBEDDINGS = Endpoint("embeddings", _extract.embeddings_request, _extract.embeddings_result, None, False)
+COMPLETIONS = Endpoint(
+    "completions", _extract.completions_request, _extract.completions_result, CompletionStreamAccumulator, True
+)
+
+
+class CallOptions:
+    """What ``wrap(name=..., tags=...)`` adds to every record of a client (and of clients derived from it)."""
+
+    __slots__ = ("name", "tags")
+
+    def __init__(self, name: str | None = None, tags: Sequence[str] = ()) -> None:
+        self.name = name
+        self.tags = tuple(tags)
+
+
+DEFAULT_OPTIONS = CallOptions()
+
+
+class ResponseFailedError(Exception):
+    """Stands for a Responses API failure the SDK does not raise (a ``response.failed`` or ``error`` event)."""
+
+
+class OpenAIStreamState(StreamState):
+    """The shared stream state, plus the HTTP status / error code / request id of an error that ends the stream.
+
+    A Responses stream that reported a failure (an ``error`` event, ``response.failed``) ends as an error even
+    though the SDK yields those events rather than raising.
+    """
+
+    __slots__ = ()
+
+    def finish(self) -> None:
+        error = getattr(self.accumulator, "error", None)
+        if error is None:
+            super().finish()
+            return
+        if self.done:
+            return
+        self.done = True
+        with guard("openai stream finish"):
+            attributes, output = self.accumulator.result()
+            if error[0]:
+                attributes[semconv.CARROT_ERROR_CODE] = error[0]
+            self.call.fail(ResponseFailedError(error[1]), attributes, output)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.done:
+            return
+        self.done = True
+        with guard("openai stream fail"):
+            attributes, output = self.accumulator.result()
+            attributes.update(_extract.error_attributes(exc))
+            self.call.fail(exc, attributes, output)
+
+
+# --- starting and ending a call ------------------------------------------------------------------------------
+
+
+def _server(resource: Any) -> tuple[str, int] | None:
+    client = getattr(resource, "_client", None)
+    if client is None:
+        return None
+    cached: tuple[str, int] | None = client.__dict__.get("_carrot_server")
+    if cached is None:
+        url = client.base_url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        cached = (str(url.host), int(port))
+        client.__dict__["_carrot_server"] = cached
+    return cached
+
+
+def start_call(
+    endpoint: Endpoint,
+    resource: Any,
+    kwargs: dict[str, Any],
+    options: CallOptions,
+    stream: bool,
+    metadata_only: bool,
+) -> LLMCall | None:
+    """Start the span of one call, or return None (tracing off, nested, or an internal error)."""
+    try:
+        params = _extract.request_params(kwargs)
+        capture = not metadata_only and LLMCall.capture_content()
+        attributes = endpoint.request(params, capture, _server(resource), stream)
+        model = params.get("model")
+        operation = str(attributes[semconv.GEN_AI_OPERATION_NAME])
+        return LLMCall.start(
+            semconv.SCOPE_OPENAI,
+            f"{operation} {model}" if isinstance(model, str) else operation,
+            attributes,
+            record_name=options.name or endpoint.record_name,
+            record_input=params,
+            tags=options.tags,
+            metadata_only=metadata_only,
+        )
+    except Exception as exc:
+        report_internal_error("openai call start", exc)
+        return None
+
+
+def fail_call(call: LLMCall, exc: BaseException) -> None:
+    """End ``call`` as failed by ``exc`` (status, error code, request id). Never raises."""
+    with guard("openai call fail"):
+        call.fail(exc, _extract.error_attributes(exc))
+
+
+def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> Any:
+    """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
+    try:
+        types = sdk_types()
+        if isinstance(result, types[0]):
+            return SyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
+        if isinstance(result, types[1]):
+            return AsyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
+        if isinstance(result, types[2]):
+            from carrot_ai.instrumentation.openai._raw import track_raw_response
+
+            return track_raw_response(endpoint, call, result)
+        attributes, output = endpoint.result(result, call.capture)
+        error = response_error(result) if endpoint is RESPONSES else None
+        if error is not None:
+            if error[0]:
+                attributes[semconv.CARROT_ERROR_CODE] = error[0]
+            call.fail(ResponseFailedError(error[1]), attributes, output)
+        else:
+            call.stop(attributes, output)
+    except Exception as exc:
+        report_internal_error("openai call finish", exc)
+        LLMCall.stop_quietly(call, {}, None)
+    return result
+
+
+def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: bool = False) -> OpenAIStreamState:
+    """The state of a proxied stream, with the request id from its response headers."""
+    headers = getattr(getattr(stream, "response", None), "headers", None)
+    request_id = headers.get("x-request-id") if headers is not None else None
+    accumulator: StreamAccumulator = (endpoint.accumulator or ChatStreamAccumulator)(
+        call.capture, request_id, hide_usage
+    )
+    return OpenAIStreamState(call, accumulator)
+
+
+@functools.lru_cache(maxsize=1)
+def sdk_types() -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
+    """The SDK's stream classes and raw-response classes (imported on first use: openai is optional)."""
+    import openai
+
+    raw: list[type[Any]] = []
+    for module_name, class_name in (
+        ("openai._response", "BaseAPIResponse"),
+        ("openai._legacy_response", "LegacyAPIResponse"),  # with_raw_response
+    ):
+        try:
+            raw.append(getattr(importlib.import_module(module_name), class_name))
+        except (ImportError, AttributeError):
+            continue
+    return openai.Stream, openai.AsyncStream, tuple(raw)
+
+
+def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
+    metadata_only = False
+    try:
+        metadata_only = pop_trace_header(kwargs)  # kwargs is this call's own dict (wrapt / **kwargs made it)
+    except Exception as exc:
+        report_internal_error("openai trace header", exc)
+    return _extract.materialize_iterables(kwargs), metadata_only
+
+
+def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> bool:
+    """Ask a stream for its usage chunk when the caller left ``include_usage`` unsaid; True when we did."""
+    if not stream or not endpoint.asks_usage:
+        return False
+    try:
+        headers = kwargs.get("extra_headers")
+        if isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers:
+            return False  # the caller may read the raw bytes: never change them
+        extra_body = kwargs.get("extra_body")
+        if isinstance(extra_body, Mapping) and "stream_options" in extra_body:
+            return False  # the caller's extra_body decides what is sent
+        options = kwargs.get("stream_options")
+        if options is None or type(options).__name__ in ("NotGiven", "Omit"):
+            kwargs["stream_options"] = {"include_usage": True}
+            return True
+        if isinstance(options, Mapping) and "include_usage" not in options:
+            kwargs["stream_options"] = {**options, "include_usage": True}
+            return True
+    except Exception as exc:
+        report_internal_error("openai stream usage", exc)
+    return False
+
+
+# --- create / parse ------------------------------------------------------------------------------------------
+
+Wrapper = Callable[..., Any]
+
+
+def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
+    def create_sync(
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: CallOptions = DEFAULT_OPTIONS,
+    ) -> Any:
+        if in_llm_call():
+            return wrapped(*args, **kwargs)
+        kwargs, metadata_only = _prepare(kwargs)
+        stream = kwargs.get("stream") is True
+        call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        hide_usage = ask_for_usage(endpoint, kwargs, stream)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail_call(call, exc)
+            raise
+        finally:
+            LLMCall.leave(call)
+        return finish(endpoint, call, result, hide_usage)
+
+    async def create_async(
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: CallOptions = DEFAULT_OPTIONS,
+    ) -> Any:
+        if in_llm_call():
+            return await wrapped(*args, **kwargs)
+        kwargs, metadata_only = _prepare(kwargs)
+        stream = kwargs.get("stream") is True
+        call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        hide_usage = ask_for_usage(endpoint, kwargs, stream)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail_call(call, exc)
+            raise
+        finally:
+            LLMCall.leave(call)
+        return finish(endpoint, call, result, hide_usage)
+
+    create_sync.__qualname__ = create_sync.__name__ = f"{endpoint.record_name}.create"
+    create_async.__qualname__ = create_async.__name__ = f"{endpoint.record_name}.create_async"
+    return create_sync, create_async
+
+
+WRAPPERS: dict[Endpoint, tuple[Wrapper, Wrapper]] = {
+    e: _make_wrappers(e) for e in (CHAT, RESPONSES, EMBEDDINGS, COMPLETIONS)
+}
+ALL_WRAPPERS = frozenset(w for pair in WRAPPERS.values() for w in pair)
+
+
+# --- binding to one instance (wrap) --------------------------------------------------------------------------
+
+
+def bind(
+    endpoint: Endpoint, is_async: bool, original: Callable[..., Any], instance: Any, options: CallOptions
+) -> Callable[..., Any]:
+    """``original`` (a bound method of ``instance``) with our wrapper around it; a coroutine function stays one."""
+    create_sync, create_async = WRAPPERS[endpoint]
+    if is_async:
+
+        async def async_method(*args: Any, **kwargs: Any) -> Any:
+            return await create_async(original, instance, args, kwargs, options)
+
+        method: Callable[..., Any] = async_method
+    else:
+
+        def sync_method(*args: Any, **kwargs: Any) -> Any:
+            return create_sync(original, instance, args, kwargs, options)
+
+        method = sync_method
+    functools.update_wrapper(method, original)
+    method._carrot_wrapped = True  # type: ignore[attr-defined]
+    return method

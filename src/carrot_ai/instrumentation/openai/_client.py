@@ -1,0 +1,98 @@
+"""``carrot_ai.wrap(OpenAI())``: instrument one client instance, in place.
+
+The client keeps its type (``wrap(client) is client``). Its ``chat.completions``, ``responses``, ``embeddings`` and
+``completions`` resources get instance attributes ``create`` (and ``parse`` where the resource has it) that record
+each call; the ``stream()`` helpers send their request through that ``create``. Cached ``with_raw_response`` /
+``with_streaming_response`` objects are dropped so they are rebuilt around ours. ``copy()`` and ``with_options()``
+return clients that are wrapped the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from carrot_ai._core._guard import guard
+from carrot_ai.instrumentation.openai._calls import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    RESPONSES,
+    CallOptions,
+    Endpoint,
+    bind,
+)
+
+T = TypeVar("T")
+
+_RESOURCES: tuple[tuple[tuple[str, ...], Endpoint], ...] = (
+    (("chat", "completions"), CHAT),
+    (("responses",), RESPONSES),
+    (("embeddings",), EMBEDDINGS),
+    (("completions",), COMPLETIONS),
+)
+_CACHED = ("with_raw_response", "with_streaming_response")
+_OPTIONS_KEY = "_carrot_wrap_options"
+
+
+def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ()) -> T:
+    """Instrument an ``OpenAI`` / ``AsyncOpenAI`` client (and the clients derived from it); return it."""
+    if getattr(client, "chat", None) is None or getattr(client, "base_url", None) is None:
+        raise TypeError(f"carrot_ai.wrap(): {type(client).__qualname__} is not an OpenAI client (no `chat` resource)")
+    existing = client.__dict__.get(_OPTIONS_KEY)
+    if isinstance(existing, CallOptions):
+        existing.name, existing.tags = name, tuple(tags)
+        return client
+    _wrap_client(client, CallOptions(name, tags))
+    return client
+
+
+def _wrap_client(client: Any, options: CallOptions) -> None:
+    client.__dict__[_OPTIONS_KEY] = options
+    for path, endpoint in _RESOURCES:
+        with guard("openai wrap resource"):
+            resource: Any = client
+            for attribute in path:
+                resource = getattr(resource, attribute, None)
+                if resource is None:
+                    break
+            if resource is not None:
+                _wrap_resource(resource, endpoint, options)
+    for holder in (client, client.__dict__.get("chat")):
+        if holder is not None:
+            for cached in _CACHED:
+                holder.__dict__.pop(cached, None)
+    copy = getattr(client, "copy", None)
+    if callable(copy):
+
+        def copy_wrapped(*args: Any, **kwargs: Any) -> Any:
+            derived = copy(*args, **kwargs)
+            with guard("openai wrap derived client"):
+                if derived is not client and _OPTIONS_KEY not in derived.__dict__:
+                    _wrap_client(derived, options)
+            return derived
+
+        copy_wrapped.__doc__ = copy.__doc__
+        client.__dict__["copy"] = copy_wrapped
+        client.__dict__["with_options"] = copy_wrapped
+
+
+def _wrap_resource(resource: Any, endpoint: Endpoint, options: CallOptions) -> None:
+    for method_name in ("create", "parse"):
+        original = getattr(resource, method_name, None)
+        if original is None or getattr(original, "_carrot_wrapped", False):
+            continue
+        is_async = _is_async(getattr(type(resource), method_name, None))
+        resource.__dict__[method_name] = bind(endpoint, is_async, original, resource, options)
+    # Built from `self.create` on first access: drop cached ones so they are rebuilt around ours.
+    for cached in _CACHED:
+        resource.__dict__.pop(cached, None)
+
+
+def _is_async(function: Any) -> bool:
+    # The SDK's methods are decorated (`required_args`) and may be wrapt-wrapped by an instrumentor: unwrap all.
+    try:
+        return inspect.iscoroutinefunction(inspect.unwrap(function))
+    except ValueError:
+        return inspect.iscoroutinefunction(function)

@@ -1,0 +1,685 @@
+"""Pure extractors: OpenAI request kwargs, responses and errors into span attributes and record fields.
+
+Nothing here touches a span or does I/O. Every function accepts the SDK's pydantic models and plain dicts alike
+(users pass dicts, earlier responses' items come back as models, and a raw response body is decoded JSON).
+
+Token convention (the same for every provider): ``gen_ai.usage.input_tokens`` INCLUDES cached tokens (OpenAI's
+``prompt_tokens`` / ``input_tokens`` already do), the cache read count is a subset of it; reasoning tokens are a
+subset of ``gen_ai.usage.output_tokens`` (OpenAI's ``completion_tokens`` / ``output_tokens`` already include them).
+
+The record's ``output.message`` is the same shape for every endpoint: ``{"role": "assistant", "content": <text>,
+"tool_calls"?: [{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}], "refusal"?,
+"reasoning"?}``; a chat completion with ``n > 1`` choices also keeps every choice under ``output.choices``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai import semconv
+from carrot_ai._core import _content
+
+PROVIDER = "openai"
+
+# Keys of create()/parse()/stream() that are transport options, never request content.
+_NOT_INPUT = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "stream"})
+# Top-level kwargs that may be one-shot iterables and that we read before the SDK does.
+_ITERABLE_KWARGS = ("messages", "tools", "functions", "input")
+_CHAT_NUMBERS = (
+    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+    ("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("seed", semconv.GEN_AI_REQUEST_SEED),
+)
+_RESPONSES_NUMBERS = (
+    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+    ("max_output_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+)
+_OMITTED = ("NotGiven", "Omit")
+
+
+def get(value: Any, key: str) -> Any:
+    """``value[key]`` for a dict, ``value.key`` for a model; None when absent."""
+    if isinstance(value, dict):
+        return value.get(key)
+    return getattr(value, key, None)
+
+
+def _given(value: Any) -> bool:
+    # The SDK's NotGiven / Omit sentinels mean "not passed".
+    return value is not None and type(value).__name__ not in _OMITTED
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def materialize_iterables(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Turn one-shot iterables among the kwargs we read into lists, once, so the SDK still receives all of it.
+
+    Returns ``kwargs`` itself when nothing needed it (the common case), else a copy.
+    """
+    copied: dict[str, Any] | None = None
+    for key in _ITERABLE_KWARGS:
+        value = kwargs.get(key)
+        if value is None or isinstance(value, list | tuple | str | dict | bytes):
+            continue
+        if not _given(value) or not hasattr(value, "__iter__"):
+            continue
+        if copied is None:
+            copied = dict(kwargs)
+        copied[key] = list(value)  # the user's own iterator error propagates, as it would from the SDK
+    return kwargs if copied is None else copied
+
+
+def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request parameters as sent: the kwargs without transport options, with ``extra_body`` merged in."""
+    params = {k: v for k, v in kwargs.items() if k not in _NOT_INPUT and _given(v)}
+    extra_body = kwargs.get("extra_body")
+    if isinstance(extra_body, dict):
+        params.update(extra_body)
+    response_format = params.get("response_format")
+    if isinstance(response_format, type):  # parse(response_format=Model): record the model's name
+        params["response_format"] = {"type": "json_schema", "json_schema": {"name": response_format.__name__}}
+    text_format = params.get("text_format")
+    if isinstance(text_format, type):
+        params["text_format"] = text_format.__name__
+    return params
+
+
+def _common(operation: str, model: Any, server: tuple[str, int] | None, stream: bool) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        semconv.GEN_AI_OPERATION_NAME: operation,
+        semconv.GEN_AI_PROVIDER_NAME: PROVIDER,
+    }
+    if isinstance(model, str):
+        attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if stream:
+        attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+    if server is not None:
+        attributes[semconv.SERVER_ADDRESS] = server[0]
+        attributes[semconv.SERVER_PORT] = server[1]
+    return attributes
+
+
+def _stop(attributes: dict[str, AttributeValue], stop: Any) -> None:
+    if isinstance(stop, str):
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = (stop,)
+    elif isinstance(stop, list | tuple) and stop and all(isinstance(s, str) for s in stop):
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
+
+
+# --- chat completions ----------------------------------------------------------------------------------------
+
+
+def chat_request(
+    params: Mapping[str, Any], capture: bool, server: tuple[str, int] | None, stream: bool
+) -> dict[str, AttributeValue]:
+    """GenAI request attributes of a chat completion; content attributes only when ``capture`` is on."""
+    attributes = _common(semconv.OP_CHAT, params.get("model"), server, stream)
+    for key, name in _CHAT_NUMBERS:
+        value = params.get(key)
+        if _number(value):
+            attributes[name] = value
+    max_tokens = params.get("max_completion_tokens", params.get("max_tokens"))
+    if _number(max_tokens):
+        attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    n = params.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n != 1:
+        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    _stop(attributes, params.get("stop"))
+    output_type = _output_type(get(params.get("response_format"), "type"))
+    if output_type is not None:
+        attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
+    if capture:
+        messages = params.get("messages")
+        if isinstance(messages, list | tuple):
+            attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.prepare_json([chat_message(m) for m in messages])
+        tools = params.get("tools") or params.get("functions")
+        if isinstance(tools, list | tuple) and tools:
+            attributes[semconv.GEN_AI_TOOL_DEFINITIONS] = _content.prepare_json([tool_definition(t) for t in tools])
+    return attributes
+
+
+def _output_type(kind: Any) -> str | None:
+    if kind in ("json_schema", "json_object"):
+        return "json"
+    if kind == "text":
+        return "text"
+    return None
+
+
+def chat_message(message: Any) -> dict[str, Any]:
+    """One chat message (request history) as a GenAI message with ``parts``."""
+    role = get(message, "role")
+    role = role if isinstance(role, str) else "user"
+    if role in ("tool", "function"):
+        return {
+            "role": "tool",
+            "parts": [
+                {
+                    "type": "tool_call_response",
+                    "id": get(message, "tool_call_id") if role == "tool" else get(message, "name"),
+                    "response": _tool_response(get(message, "content")),
+                }
+            ],
+        }
+    parts = content_parts(get(message, "content"))
+    for call in get(message, "tool_calls") or ():
+        function = get(call, "function")
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": get(call, "id"),
+                "name": get(function, "name"),
+                "arguments": _arguments(function),
+            }
+        )
+    function_call = get(message, "function_call")
+    if function_call is not None:
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": None,
+                "name": get(function_call, "name"),
+                "arguments": _arguments(function_call),
+            }
+        )
+    return {"role": role, "parts": parts}
+
+
+def _tool_response(content: Any) -> Any:
+    if isinstance(content, list | tuple):
+        texts = [get(p, "text") for p in content]
+        if all(isinstance(t, str) for t in texts):
+            return "".join(texts)
+    return content
+
+
+def _arguments_json(arguments: Any) -> str:
+    if arguments is None:
+        return ""
+    from carrot_ai._core._serialize import dumps, to_jsonable
+
+    return dumps(to_jsonable(arguments))
+
+
+def _arguments(function: Any) -> Any:
+    arguments = get(function, "arguments")
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
+
+
+def content_parts(content: Any) -> list[dict[str, Any]]:
+    """GenAI parts of chat or Responses message ``content`` (a string or a list of content parts)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, list | tuple):
+        return [content_part(p) for p in content]
+    return [{"type": "unknown"}]
+
+
+def content_part(part: Any) -> dict[str, Any]:
+    """One content part (chat ``text`` / ``image_url`` / ``input_audio`` / ``file``; Responses ``input_*``)."""
+    kind = get(part, "type")
+    if kind in ("text", "input_text", "output_text"):
+        return {"type": "text", "content": get(part, "text")}
+    if kind == "refusal":
+        return {"type": "refusal", "content": get(part, "refusal")}
+    if kind == "image_url":
+        return _uri_or_blob("image", get(get(part, "image_url"), "url"))
+    if kind == "input_image":
+        if get(part, "file_id"):
+            return {"type": "file", "modality": "image", "file_id": get(part, "file_id")}
+        return _uri_or_blob("image", get(part, "image_url"))
+    if kind == "input_audio":
+        audio = get(part, "input_audio")
+        return {"type": "blob", "modality": "audio", "mime_type": f"audio/{get(audio, 'format')}", "content": ""}
+    if kind in ("file", "input_file"):
+        file = get(part, "file") if kind == "file" else part
+        if get(file, "file_id"):
+            return {"type": "file", "modality": "document", "file_id": get(file, "file_id")}
+        if get(file, "file_url"):
+            return {"type": "uri", "modality": "document", "uri": get(file, "file_url")}
+        return {"type": "blob", "modality": "document", "content": get(file, "file_data")}
+    return {"type": str(kind) if kind else "unknown"}
+
+
+def _uri_or_blob(modality: str, url: Any) -> dict[str, Any]:
+    # A data: URL is inline media: the core's content policy replaces its payload with a placeholder.
+    if isinstance(url, str) and url.startswith("data:"):
+        mime = url[5:].split(";", 1)[0].split(",", 1)[0] or None
+        return {"type": "blob", "modality": modality, "mime_type": mime, "content": url}
+    return {"type": "uri", "modality": modality, "uri": url}
+
+
+def tool_definition(tool: Any) -> dict[str, Any]:
+    """A chat tool (``{"type": "function", "function": {...}}``), a legacy function or a Responses tool."""
+    kind = get(tool, "type")
+    function = get(tool, "function") if kind == "function" and get(tool, "function") is not None else tool
+    if kind in (None, "function"):
+        definition: dict[str, Any] = {"type": "function", "name": get(function, "name")}
+        description = get(function, "description")
+        if description is not None:
+            definition["description"] = description
+        parameters = get(function, "parameters")
+        if parameters is not None:
+            definition["parameters"] = parameters
+        return definition
+    return {"type": str(kind), "name": get(tool, "name")}
+
+
+def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
+    """Token counts of a chat / completions / Responses / embeddings ``usage`` (input INCLUDES cached tokens)."""
+    if usage is None:
+        return
+    if isinstance(usage, dict):
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        input_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+        output_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
+    else:
+        prompt = getattr(usage, "prompt_tokens", None)
+        if prompt is None:
+            prompt = getattr(usage, "input_tokens", None)
+        completion = getattr(usage, "completion_tokens", None)
+        if completion is None:
+            completion = getattr(usage, "output_tokens", None)
+        input_details = getattr(usage, "prompt_tokens_details", None) or getattr(usage, "input_tokens_details", None)
+        output_details = getattr(usage, "completion_tokens_details", None) or getattr(
+            usage, "output_tokens_details", None
+        )
+    if isinstance(prompt, int):
+        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = prompt
+    if isinstance(completion, int):
+        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = completion
+    if input_details is not None:
+        cached = get(input_details, "cached_tokens")
+        if isinstance(cached, int):
+            attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
+    if output_details is not None:
+        reasoning = get(output_details, "reasoning_tokens")
+        if isinstance(reasoning, int):
+            attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+
+
+def _response_basics(response: Any, attributes: dict[str, AttributeValue]) -> None:
+    response_id = get(response, "id")
+    if isinstance(response_id, str):
+        attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
+    model = get(response, "model")
+    if isinstance(model, str):
+        attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
+    usage_attributes(get(response, "usage"), attributes)
+    request_id = getattr(response, "_request_id", None)
+    if isinstance(request_id, str) and request_id:
+        attributes[semconv.CARROT_REQUEST_ID] = request_id
+
+
+def chat_result(completion: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+    """Response attributes and the record's ``output`` of a ``ChatCompletion`` (model or decoded JSON)."""
+    attributes: dict[str, AttributeValue] = {}
+    _response_basics(completion, attributes)
+    choices = get(completion, "choices")
+    choices = list(choices) if isinstance(choices, list | tuple) else []
+    reasons = [get(c, "finish_reason") for c in choices]
+    if reasons and all(isinstance(r, str) for r in reasons):
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
+    if not capture:
+        return attributes, None
+    messages = []
+    for choice in choices:
+        message = get(choice, "message")
+        messages.append(
+            assistant_message(
+                get(message, "content"),
+                get(message, "tool_calls"),
+                refusal=get(message, "refusal"),
+                function_call=get(message, "function_call"),
+                audio=get(message, "audio"),
+            )
+        )
+    return attributes, output_from_messages(messages, reasons, attributes)
+
+
+def assistant_message(
+    content: Any,
+    tool_calls: Any,
+    *,
+    refusal: Any = None,
+    function_call: Any = None,
+    reasoning: Any = None,
+    audio: Any = None,
+) -> dict[str, Any]:
+    """The record's OpenAI-shaped assistant message."""
+    message: dict[str, Any] = {"role": "assistant", "content": content if isinstance(content, str) else None}
+    if message["content"] is None:
+        transcript = get(audio, "transcript")
+        if isinstance(transcript, str):
+            message["content"] = transcript
+    calls = []
+    for call in tool_calls or ():
+        function = get(call, "function")
+        name = get(function, "name")
+        arguments = get(function, "arguments")
+        call_id = get(call, "id")
+        kind = get(call, "type")
+        if name is None and not arguments and call_id is None:
+            continue  # nothing known about this call (a malformed delta)
+        calls.append(
+            {
+                "id": call_id if isinstance(call_id, str) else None,
+                "type": kind if isinstance(kind, str) else "function",
+                "function": {
+                    "name": name if isinstance(name, str) else "",
+                    "arguments": arguments if isinstance(arguments, str) else _arguments_json(arguments),
+                },
+            }
+        )
+    if calls:
+        message["tool_calls"] = calls
+    if function_call is not None:
+        name = get(function_call, "name")
+        arguments = get(function_call, "arguments")
+        message["function_call"] = {
+            "name": name if isinstance(name, str) else "",
+            "arguments": arguments if isinstance(arguments, str) else _arguments_json(arguments),
+        }
+    if isinstance(refusal, str) and refusal:
+        message["refusal"] = refusal
+    if isinstance(reasoning, str) and reasoning:
+        message["reasoning"] = reasoning
+    return message
+
+
+def output_from_messages(
+    messages: list[dict[str, Any]], reasons: list[Any], attributes: dict[str, AttributeValue]
+) -> dict[str, Any]:
+    """The record's ``output`` from assistant messages (one per choice); sets ``gen_ai.output.messages``."""
+    out_messages = []
+    for index, message in enumerate(messages):
+        parts: list[dict[str, Any]] = []
+        if message.get("reasoning"):
+            parts.append({"type": "reasoning", "content": message["reasoning"]})
+        if message.get("content") is not None:
+            parts.append({"type": "text", "content": message["content"]})
+        if message.get("refusal"):
+            parts.append({"type": "refusal", "content": message["refusal"]})
+        for call in message.get("tool_calls", ()):
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": call["id"],
+                    "name": call["function"]["name"],
+                    "arguments": _arguments(call["function"]),
+                }
+            )
+        if "function_call" in message:
+            call = message["function_call"]
+            parts.append({"type": "tool_call", "id": None, "name": call["name"], "arguments": _arguments(call)})
+        out: dict[str, Any] = {"role": "assistant", "parts": parts}
+        reason = reasons[index] if index < len(reasons) else None
+        if isinstance(reason, str):
+            out["finish_reason"] = reason
+        out_messages.append(out)
+    attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.prepare_json(out_messages)
+    output: dict[str, Any] = {"message": messages[0] if messages else {"role": "assistant", "content": None}}
+    if len(messages) > 1:
+        output["choices"] = messages
+    return output
+
+
+# --- Responses API -------------------------------------------------------------------------------------------
+
+
+def responses_request(
+    params: Mapping[str, Any], capture: bool, server: tuple[str, int] | None, stream: bool
+) -> dict[str, AttributeValue]:
+    """GenAI request attributes of a Responses API call; content attributes only when ``capture`` is on."""
+    attributes = _common(semconv.OP_CHAT, params.get("model"), server, stream)
+    for key, name in _RESPONSES_NUMBERS:
+        value = params.get(key)
+        if _number(value):
+            attributes[name] = value
+    output_type = _output_type(get(get(params.get("text"), "format"), "type"))
+    if output_type is None and params.get("text_format") is not None:
+        output_type = "json"
+    if output_type is not None:
+        attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
+    conversation = params.get("conversation")
+    conversation_id = conversation if isinstance(conversation, str) else get(conversation, "id")
+    if isinstance(conversation_id, str):
+        attributes[semconv.GEN_AI_CONVERSATION_ID] = conversation_id
+    if capture:
+        instructions = params.get("instructions")
+        if isinstance(instructions, str):
+            attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = _content.prepare_json(
+                [{"type": "text", "content": instructions}]
+            )
+        items = params.get("input")
+        if isinstance(items, str):
+            attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.prepare_json(
+                [{"role": "user", "parts": [{"type": "text", "content": items}]}]
+            )
+        elif isinstance(items, list | tuple):
+            attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.prepare_json([input_item(i) for i in items])
+        tools = params.get("tools")
+        if isinstance(tools, list | tuple) and tools:
+            attributes[semconv.GEN_AI_TOOL_DEFINITIONS] = _content.prepare_json([tool_definition(t) for t in tools])
+    return attributes
+
+
+def input_item(item: Any) -> dict[str, Any]:
+    """One Responses ``input`` item as a GenAI message."""
+    kind = get(item, "type")
+    if kind == "function_call":
+        return {
+            "role": "assistant",
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": get(item, "call_id"),
+                    "name": get(item, "name"),
+                    "arguments": _arguments(item),
+                }
+            ],
+        }
+    if kind == "function_call_output":
+        return {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": get(item, "call_id"), "response": get(item, "output")}],
+        }
+    if kind == "reasoning":
+        return {"role": "assistant", "parts": [{"type": "reasoning", "content": _summary_text(item)}]}
+    if kind in (None, "message"):
+        role = get(item, "role")
+        return {"role": role if isinstance(role, str) else "user", "parts": content_parts(get(item, "content"))}
+    return {"role": "assistant", "parts": [{"type": str(kind)}]}
+
+
+def _summary_text(item: Any) -> str:
+    texts = [get(s, "text") for s in get(item, "summary") or ()]
+    return "".join(t for t in texts if isinstance(t, str))
+
+
+def responses_result(response: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+    """Response attributes and the record's ``output`` of a Responses API ``Response`` (model or JSON)."""
+    attributes: dict[str, AttributeValue] = {}
+    _response_basics(response, attributes)
+    output = get(response, "output")
+    items = list(output) if isinstance(output, list | tuple) else []
+    has_calls = any(get(i, "type") == "function_call" for i in items)
+    reason = responses_finish_reason(response, has_calls)
+    if reason is not None:
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = (reason,)
+    conversation = get(get(response, "conversation"), "id")
+    if isinstance(conversation, str):
+        attributes[semconv.GEN_AI_CONVERSATION_ID] = conversation
+    if not capture:
+        return attributes, None
+    return attributes, output_from_items(items, reason, attributes)
+
+
+def responses_finish_reason(response: Any, has_calls: bool) -> str | None:
+    """A chat-like finish reason for a Response: ``stop`` / ``tool_calls``, the incomplete reason, or the status."""
+    status = get(response, "status")
+    if status == "completed":
+        return "tool_calls" if has_calls else "stop"
+    if status == "incomplete":
+        reason = get(get(response, "incomplete_details"), "reason")
+        return reason if isinstance(reason, str) else "incomplete"
+    return status if isinstance(status, str) else None
+
+
+def output_from_items(items: list[Any], reason: str | None, attributes: dict[str, AttributeValue]) -> dict[str, Any]:
+    """The record's ``output`` from Responses output items; sets ``gen_ai.output.messages``."""
+    texts: list[str] = []
+    refusals: list[str] = []
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in items:
+        kind = get(item, "type")
+        if kind == "message":
+            for part in get(item, "content") or ():
+                part_type = get(part, "type")
+                if part_type == "output_text":
+                    texts.append(str(get(part, "text") or ""))
+                elif part_type == "refusal":
+                    refusals.append(str(get(part, "refusal") or ""))
+        elif kind == "function_call":
+            calls.append(
+                {
+                    "id": get(item, "call_id"),
+                    "function": {"name": get(item, "name"), "arguments": get(item, "arguments")},
+                }
+            )
+        elif kind == "reasoning":
+            summary = _summary_text(item)
+            if summary:
+                reasoning.append(summary)
+    message = assistant_message(
+        "".join(texts) if texts else None,
+        calls,
+        refusal="".join(refusals),
+        reasoning="\n".join(reasoning),
+    )
+    return output_from_messages([message], [reason], attributes)
+
+
+# --- embeddings ----------------------------------------------------------------------------------------------
+
+
+def embeddings_request(
+    params: Mapping[str, Any], capture: bool, server: tuple[str, int] | None, stream: bool
+) -> dict[str, AttributeValue]:
+    """GenAI request attributes of an embeddings call (the input texts are only in the record's ``input``)."""
+    attributes = _common(semconv.OP_EMBEDDINGS, params.get("model"), server, False)
+    encoding = params.get("encoding_format")
+    if isinstance(encoding, str):
+        attributes[semconv.GEN_AI_REQUEST_ENCODING_FORMATS] = (encoding,)
+    dimensions = params.get("dimensions")
+    if isinstance(dimensions, int) and not isinstance(dimensions, bool):
+        attributes["gen_ai.embeddings.dimension.count"] = dimensions
+    return attributes
+
+
+def embeddings_result(response: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+    """Attributes and ``output`` of a ``CreateEmbeddingResponse``: counts and dimensions, never the vectors."""
+    attributes: dict[str, AttributeValue] = {}
+    _response_basics(response, attributes)
+    data = get(response, "data")
+    data = list(data) if isinstance(data, list | tuple) else []
+    dimensions = None
+    if data:
+        vector = get(data[0], "embedding")
+        if isinstance(vector, list | tuple):
+            dimensions = len(vector)
+        elif isinstance(vector, str):  # base64 float32 (a raw response body)
+            dimensions = len(vector) * 3 // 4 // 4
+    if dimensions is not None:
+        attributes["gen_ai.embeddings.dimension.count"] = dimensions
+    if not capture:
+        return attributes, None
+    return attributes, {"embeddings": len(data), "dimensions": dimensions}
+
+
+# --- legacy completions --------------------------------------------------------------------------------------
+
+
+def completions_request(
+    params: Mapping[str, Any], capture: bool, server: tuple[str, int] | None, stream: bool
+) -> dict[str, AttributeValue]:
+    """GenAI request attributes of a legacy text completion."""
+    attributes = _common(semconv.OP_TEXT_COMPLETION, params.get("model"), server, stream)
+    for key, name in _CHAT_NUMBERS:
+        value = params.get(key)
+        if _number(value):
+            attributes[name] = value
+    max_tokens = params.get("max_tokens")
+    if _number(max_tokens):
+        attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    n = params.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n != 1:
+        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    _stop(attributes, params.get("stop"))
+    if capture:
+        prompt = params.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list | tuple) else []
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.prepare_json(
+            [{"role": "user", "parts": [{"type": "text", "content": p}]} for p in prompts if isinstance(p, str)]
+        )
+    return attributes
+
+
+def completions_result(completion: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+    """Attributes and ``output`` of a legacy ``Completion``."""
+    attributes: dict[str, AttributeValue] = {}
+    _response_basics(completion, attributes)
+    choices = get(completion, "choices")
+    choices = list(choices) if isinstance(choices, list | tuple) else []
+    reasons = [get(c, "finish_reason") for c in choices]
+    if reasons and all(isinstance(r, str) for r in reasons):
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
+    if not capture:
+        return attributes, None
+    messages = [assistant_message(get(c, "text"), None) for c in choices]
+    return attributes, output_from_messages(messages, reasons, attributes)
+
+
+# --- errors --------------------------------------------------------------------------------------------------
+
+
+def error_attributes(exc: BaseException) -> dict[str, AttributeValue]:
+    """HTTP status, the provider's error code (or type) and the request id of an SDK exception."""
+    attributes: dict[str, AttributeValue] = {}
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        attributes[semconv.HTTP_RESPONSE_STATUS_CODE] = status
+    code = getattr(exc, "code", None)
+    if not isinstance(code, str) or not code:
+        code = getattr(exc, "type", None)
+    if not isinstance(code, str) or not code:
+        body = getattr(exc, "body", None)
+        error = get(body, "error") or body
+        code = get(error, "code") or get(error, "type")
+    if isinstance(code, str) and code:
+        attributes[semconv.CARROT_ERROR_CODE] = code
+    request_id = getattr(exc, "request_id", None)
+    if not isinstance(request_id, str):
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        request_id = headers.get("x-request-id") if headers is not None else None
+    if isinstance(request_id, str) and request_id:
+        attributes[semconv.CARROT_REQUEST_ID] = request_id
+    return attributes

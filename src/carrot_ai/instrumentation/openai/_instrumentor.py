@@ -1,0 +1,68 @@
+"""``OpenAIInstrumentor``: record every model call of every openai client in the process.
+
+An OpenTelemetry ``BaseInstrumentor`` (entry point ``carrot_openai``): ``OpenAIInstrumentor().instrument()``
+patches ``create`` / ``parse`` of the chat completions, Responses, embeddings and legacy completions resources,
+sync and async, with wrapt; ``uninstrument()`` removes exactly those patches (another instrumentation's wrappers
+stay). It can be used together with ``carrot_ai.wrap()`` or another OpenAI instrumentation: a call both see is
+recorded once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Collection
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from carrot_ai._core._guard import report_internal_error
+from carrot_ai.instrumentation.openai._calls import ALL_WRAPPERS, CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, WRAPPERS
+
+SUPPORTED = "openai >= 1.92"
+
+# (module, sync class, async class, methods, endpoint)
+_TARGETS: tuple[tuple[str, str, str, tuple[str, ...], Any], ...] = (
+    ("openai.resources.chat.completions", "Completions", "AsyncCompletions", ("create", "parse"), CHAT),
+    ("openai.resources.responses", "Responses", "AsyncResponses", ("create", "parse"), RESPONSES),
+    ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", ("create",), EMBEDDINGS),
+    ("openai.resources.completions", "Completions", "AsyncCompletions", ("create",), COMPLETIONS),
+)
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instrument the ``openai`` SDK for carrot-ai (chat completions, Responses, embeddings, completions)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return (SUPPORTED,)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        for module_name, class_name, method, wrapper in _targets():
+            try:
+                wrapt.wrap_function_wrapper(module_name, f"{class_name}.{method}", wrapper)
+            except Exception as exc:
+                report_internal_error(f"instrument {module_name}.{class_name}.{method}", exc)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for module_name, class_name, method, _ in _targets():
+            cls = getattr(importlib.import_module(module_name), class_name)
+            patched = cls.__dict__.get(method)
+            # wrapt's C FunctionWrapper is not a `wrapt.ObjectProxy` subclass in wrapt 2: look for ours by marker.
+            if patched is not None and getattr(patched, "_self_wrapper", None) in ALL_WRAPPERS:
+                setattr(cls, method, patched.__wrapped__)
+
+
+def _targets() -> list[tuple[str, str, str, Any]]:
+    """The (module, class, method, wrapper) patches this openai version has."""
+    found = []
+    for module_name, sync_class, async_class, methods, endpoint in _TARGETS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for class_name, wrapper in zip((sync_class, async_class), WRAPPERS[endpoint], strict=True):
+            cls = getattr(module, class_name, None)
+            for method in methods:
+                if cls is not None and callable(getattr(cls, method, None)):
+                    found.append((module_name, class_name, method, wrapper))
+    return found

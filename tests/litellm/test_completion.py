@@ -1,0 +1,128 @@
+"""litellm.completion / acompletion over the fake OpenAI and Anthropic servers: one record each, real provider."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from dirty_equals import IsPositiveFloat, IsStr
+
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.openai_server import FakeOpenAI, model_not_found
+from tests.ingest_server import IngestServer
+from tests.litellm.conftest import ANTHROPIC_MODEL, OPENAI_MODEL, records, user, via_anthropic, via_openai
+
+litellm = pytest.importorskip("litellm", reason="litellm runs in its own environment: .ci/litellm_env.sh")
+pytestmark = pytest.mark.litellm
+
+
+def test_completion_through_openai_is_one_record_with_the_real_provider(
+    way: str, oai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    response = litellm.completion(model=OPENAI_MODEL, messages=user("hello there"), temperature=0.2, **via_openai(oai))
+    assert type(response) is litellm.ModelResponse
+    [record] = records(carrot, 1)
+    assert record == {
+        "id": IsStr(),
+        "name": "litellm.completion",
+        "input": {"model": OPENAI_MODEL, "messages": user("hello there"), "temperature": 0.2},
+        "output": {"message": {"role": "assistant", "content": "Echo: hello there"}},
+        "metadata": {
+            "type": "llm",
+            "source": "litellm",
+            "operation": "chat",
+            "model": "gpt-4o-mini",
+            "provider": "openai",
+            "input_tokens": 5,
+            "output_tokens": 3,
+            "total_tokens": 8,
+            "finish_reasons": ["stop"],
+            "response_id": IsStr(),
+            "cost_usd": IsPositiveFloat(),
+            "latency_ms": IsPositiveFloat(),
+            "trace_id": IsStr(),
+        },
+        "status": "success",
+        "started_at": IsStr(),
+        "ended_at": IsStr(),
+    }
+
+
+def test_completion_through_anthropic_records_anthropic(way: str, ant: FakeAnthropic, carrot: IngestServer) -> None:
+    response = litellm.completion(
+        model=ANTHROPIC_MODEL, messages=user("hi claude"), max_tokens=50, **via_anthropic(ant)
+    )
+    assert response.choices[0].message.content == "Echo: hi claude"
+    [record] = records(carrot, 1)
+    assert record["metadata"]["provider"] == "anthropic"
+    assert record["metadata"]["model"] == "claude-opus-4-5"
+    assert record["metadata"]["input_tokens"] == 5
+    assert record["metadata"]["cost_usd"] > 0
+    assert record["output"] == {"message": {"role": "assistant", "content": "Echo: hi claude"}}
+
+
+def test_acompletion_is_one_record(way: str, oai: FakeOpenAI, ant: FakeAnthropic, carrot: IngestServer) -> None:
+    async def main() -> None:
+        await litellm.acompletion(model=OPENAI_MODEL, messages=user("async openai"), **via_openai(oai))
+        await litellm.acompletion(
+            model=ANTHROPIC_MODEL, messages=user("async claude"), max_tokens=50, **via_anthropic(ant)
+        )
+
+    asyncio.run(main())
+    got = {r["metadata"]["provider"]: r for r in records(carrot, 2)}
+    assert got["openai"]["name"] == "litellm.acompletion"
+    assert got["openai"]["output"]["message"]["content"] == "Echo: async openai"
+    assert got["anthropic"]["output"]["message"]["content"] == "Echo: async claude"
+
+
+def test_tool_calls_are_recorded(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
+    litellm.completion(model=OPENAI_MODEL, messages=user("please use tool"), tools=tools, **via_openai(oai))
+    [record] = records(carrot, 1)
+    [call] = record["output"]["message"]["tool_calls"]
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "city-value"}'}
+    assert record["metadata"]["finish_reasons"] == ["tool_calls"]
+    assert record["input"]["tools"] == tools
+
+
+def test_an_error_is_recorded_and_raised_unchanged(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
+    oai.enqueue(model_not_found("gpt-4o-mini"))
+    with pytest.raises(litellm.NotFoundError):
+        litellm.completion(model=OPENAI_MODEL, messages=user("missing"), **via_openai(oai))
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["output"]["error_type"] == "NotFoundError"
+    assert record["metadata"]["http_status"] == 404
+    assert record["metadata"]["provider"] == "openai"
+
+
+def test_patch_litellm_name_and_tags(oai: FakeOpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+    from carrot_ai.instrumentation.litellm._patch import unpatch
+
+    carrot_ai.patch_litellm(name="support-bot", tags=["prod"])
+    try:
+        carrot_ai.patch_litellm(name="support-bot-v2", tags=["prod", "v2"])  # again: replaces, never wraps twice
+        litellm.completion(model=OPENAI_MODEL, messages=user("tagged"), **via_openai(oai))
+    finally:
+        unpatch()
+    [record] = records(carrot, 1)
+    assert record["name"] == "support-bot-v2"
+    assert record["tags"] == ["prod", "v2"]
+    litellm.completion(model=OPENAI_MODEL, messages=user("after unpatch"), **via_openai(oai))
+    records(carrot, 1)
+
+
+def test_positional_model_and_messages(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
+    litellm.completion(OPENAI_MODEL, user("positional"), **via_openai(oai))
+    [record] = records(carrot, 1)
+    assert record["input"]["messages"] == user("positional")
+    assert record["metadata"]["provider"] == "openai"

@@ -1,0 +1,179 @@
+"""Pure extractors (dicts and SDK models alike) and the GenAI attributes on the span."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import carrot_ai
+from carrot_ai import semconv
+from carrot_ai.instrumentation.openai import _extract
+from carrot_ai.instrumentation.openai._accumulate import ChatStreamAccumulator
+from tests.fakes.openai_server import FakeOpenAI
+from tests.ingest_server import IngestServer
+from tests.openai.conftest import MODEL, make_client, records, user
+from tests.openai.test_chat import WEATHER_TOOL
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"role": "user", "content": "hi"}, {"role": "user", "parts": [{"type": "text", "content": "hi"}]}),
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]},
+            {"role": "user", "parts": [{"type": "uri", "modality": "image", "uri": "https://x/cat.png"}]},
+        ),
+        (
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny"}]},
+        ),
+        (
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}],
+            },
+            {"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "f", "arguments": {"a": 1}}]},
+        ),
+    ],
+)
+def test_chat_message_parts(message: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert _extract.chat_message(message) == expected
+
+
+def test_usage_of_dicts_and_models() -> None:
+    usage = {
+        "prompt_tokens": 100,
+        "completion_tokens": 40,
+        "prompt_tokens_details": {"cached_tokens": 64},
+        "completion_tokens_details": {"reasoning_tokens": 16},
+    }
+    attributes: dict[str, Any] = {}
+    _extract.usage_attributes(usage, attributes)
+    model_attributes: dict[str, Any] = {}
+    _extract.usage_attributes(
+        openai.types.CompletionUsage.model_validate({**usage, "total_tokens": 140}), model_attributes
+    )
+    assert (
+        attributes
+        == model_attributes
+        == {
+            semconv.GEN_AI_USAGE_INPUT_TOKENS: 100,
+            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 40,
+            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 64,
+            semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 16,
+        }
+    )
+
+
+def test_malformed_results_are_recorded_as_far_as_known() -> None:
+    attributes, output = _extract.chat_result({"id": "x", "choices": None, "usage": None}, True)
+    assert attributes == {semconv.GEN_AI_RESPONSE_ID: "x", semconv.GEN_AI_OUTPUT_MESSAGES: "[]"}
+    assert output == {"message": {"role": "assistant", "content": None}}
+    attributes, output = _extract.responses_result({"output": [{"type": "brand_new"}]}, True)
+    assert output == {"message": {"role": "assistant", "content": None}}
+
+
+def test_materialize_iterables_copies_only_when_needed() -> None:
+    kwargs = {"messages": [{"role": "user", "content": "x"}], "model": MODEL}
+    assert _extract.materialize_iterables(kwargs) is kwargs
+    generated = {"messages": (m for m in user("gen")), "model": MODEL}
+    assert _extract.materialize_iterables(generated)["messages"] == user("gen")
+
+
+def test_generator_messages_reach_the_sdk_whole(client: openai.OpenAI, carrot: IngestServer) -> None:
+    completion = client.chat.completions.create(model=MODEL, messages=(m for m in user("from a generator")))
+    assert completion.choices[0].message.content == "Echo: from a generator"
+    [record] = records(carrot, 1)
+    assert record["input"]["messages"] == user("from a generator")
+
+
+def test_error_attributes_of_status_and_connection_errors() -> None:
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    response = httpx2.Response(429, headers={"x-request-id": "req_1"}, request=request)
+    body = {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded", "param": None}
+    status_error = openai.RateLimitError("slow down", response=response, body=body)
+    assert _extract.error_attributes(status_error) == {
+        semconv.HTTP_RESPONSE_STATUS_CODE: 429,
+        semconv.CARROT_ERROR_CODE: "rate_limit_exceeded",
+        semconv.CARROT_REQUEST_ID: "req_1",
+    }
+    assert _extract.error_attributes(openai.APIConnectionError(request=request)) == {}
+
+
+def test_usage_chunk_is_hidden_only_when_we_asked_for_it() -> None:
+    usage_chunk = openai.types.chat.ChatCompletionChunk.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": MODEL,
+            "choices": [],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+        }
+    )
+    filter_chunk = usage_chunk.model_copy(update={"usage": None})  # Azure's prompt-filter chunk: choices == []
+    assert ChatStreamAccumulator(True, hide_usage=True).process(usage_chunk) is False
+    assert ChatStreamAccumulator(True, hide_usage=True).process(filter_chunk) is True
+    assert ChatStreamAccumulator(True, hide_usage=False).process(usage_chunk) is True
+
+
+def test_span_carries_genai_attributes(fake: FakeOpenAI, ingest: IngestServer) -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
+    try:
+        messages = [{"role": "system", "content": "Be brief."}, *user("hi")]
+        carrot_ai.wrap(make_client(fake)).chat.completions.create(
+            model=MODEL, messages=messages, tools=[WEATHER_TOOL], max_tokens=20, stop="END", temperature=0.5, seed=7
+        )
+        carrot_ai.wrap(make_client(fake)).responses.create(model=MODEL, instructions="Be brief.", input="hi")
+    finally:
+        carrot_ai.shutdown()
+        provider.shutdown()
+    chat, responses = spans.get_finished_spans()
+    attributes = dict(chat.attributes or {})
+    assert chat.name == f"chat {MODEL}"
+    assert attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 20
+    assert attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] == ("END",)
+    assert attributes[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.5
+    assert attributes[semconv.GEN_AI_REQUEST_SEED] == 7
+    assert attributes[semconv.SERVER_ADDRESS] == "127.0.0.1"
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert json.loads(attributes[semconv.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+    ]
+    function = WEATHER_TOOL["function"]
+    assert json.loads(attributes[semconv.GEN_AI_TOOL_DEFINITIONS]) == [{"type": "function", **function}]
+    assert json.loads(attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "Echo: hi"}], "finish_reason": "stop"}
+    ]
+    response_attributes = dict(responses.attributes or {})
+    assert json.loads(response_attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS]) == [
+        {"type": "text", "content": "Be brief."}
+    ]
+    assert json.loads(response_attributes[semconv.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]}
+    ]
+
+
+def test_content_capture_off_keeps_metadata_only(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    carrot_ai.init(api_key="ck-test-key", base_url=carrot.base_url, flush_interval=0.05, capture_content=False)
+    client = carrot_ai.wrap(make_client(fake))
+    client.chat.completions.create(model=MODEL, messages=user("private"))
+    for _chunk in client.chat.completions.create(model=MODEL, messages=user("private stream"), stream=True):
+        pass
+    got = records(carrot, 2)
+    assert "private" not in json.dumps(got)
+    assert all(r["metadata"]["input_tokens"] > 0 and r["metadata"]["output_tokens"] > 0 for r in got)

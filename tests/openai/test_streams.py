@@ -1,0 +1,341 @@
+"""Chat completion streams: create(stream=True) and chat.completions.stream(), sync and async, every exit path."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes import JSONReply, SSEReply
+from tests.fakes.openai_server import FakeOpenAI, rate_limit
+from tests.ingest_server import IngestServer
+from tests.openai.conftest import MODEL, client_for, make_client, no_more_records, records, user
+from tests.openai.test_chat import TIME_TOOL, WEATHER_TOOL
+
+LONG = "one two three four five six seven eight nine ten eleven twelve"
+
+
+def body(text: str, **params: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": user(text), **params}
+
+
+def dumps(chunks: list[Any]) -> list[dict[str, Any]]:
+    return [c.model_dump(exclude={"id"}) for c in chunks]
+
+
+def test_stream_yields_the_sdks_chunks_and_hides_the_usage_chunk_it_asked_for(
+    way: str, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    bare = make_client(fake)
+    expected = dumps(list(bare.chat.completions.create(**body(LONG), stream=True)))
+    client = client_for(way, fake)
+    stream = client.chat.completions.create(**body(LONG), stream=True)
+    assert isinstance(stream, openai.Stream)
+    got = list(stream)
+    assert dumps(got) == expected  # the same chunks: no usage-only chunk, `usage` absent as without carrot
+    assert all(c.choices for c in got)  # `chunk.choices[0]` keeps working
+    assert fake.last_request.json["stream_options"] == {"include_usage": True}  # type: ignore[index, union-attr]
+    record = records(carrot, 2 if way == "instrumentor" else 1)[-1]
+    assert record["output"] == {"message": {"role": "assistant", "content": f"Echo: {LONG}"}}
+    assert "stream_options" not in record["input"]  # the user's request, not ours
+    meta = record["metadata"]
+    assert meta["input_tokens"] > 0 and meta["output_tokens"] == len(LONG.split()) + 1
+    assert meta["finish_reasons"] == ["stop"]
+    assert meta["response_id"] == got[0].id
+    assert meta["time_to_first_token_ms"] > 0
+    assert meta["request_id"].startswith("req_fake_")
+    bare.close()
+
+
+def test_include_usage_asked_by_the_user_passes_through(client: openai.OpenAI, carrot: IngestServer) -> None:
+    got = list(client.chat.completions.create(**body("hi"), stream=True, stream_options={"include_usage": True}))
+    assert got[-1].choices == [] and got[-1].usage is not None
+    [record] = records(carrot, 1)
+    assert record["metadata"]["output_tokens"] == got[-1].usage.completion_tokens
+    assert record["input"]["stream_options"] == {"include_usage": True}
+
+
+def test_include_usage_false_is_respected(client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    got = list(client.chat.completions.create(**body("hi"), stream=True, stream_options={"include_usage": False}))
+    assert all(c.choices for c in got)
+    assert fake.last_request.json["stream_options"] == {"include_usage": False}  # type: ignore[index, union-attr]
+    [record] = records(carrot, 1)
+    assert "output_tokens" not in record["metadata"]
+    assert record["output"]["message"]["content"] == "Echo: hi"
+
+
+def test_other_stream_options_are_kept(client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    options = {"include_obfuscation": False}
+    list(client.chat.completions.create(**body("hi"), stream=True, stream_options=options))
+    assert options == {"include_obfuscation": False}  # the caller's dict is not changed
+    sent = fake.last_request.json["stream_options"]  # type: ignore[index, union-attr]
+    assert sent == {"include_obfuscation": False, "include_usage": True}
+    [record] = records(carrot, 1)
+    assert record["metadata"]["output_tokens"] > 0
+
+
+def test_async_stream_records_the_whole_answer(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    async def main() -> list[Any]:
+        async with client_for(way, fake, is_async=True) as client:
+            stream = await client.chat.completions.create(**body("async stream"), stream=True)
+            assert isinstance(stream, openai.AsyncStream)
+            return [c async for c in stream]
+
+    got = asyncio.run(main())
+    assert all(c.choices for c in got)
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == "Echo: async stream"
+    assert record["metadata"]["output_tokens"] == 3
+
+
+def test_streamed_tool_call_deltas_are_assembled(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    client = client_for(way, fake)
+    chunks = list(client.chat.completions.create(**body("use tools"), tools=[WEATHER_TOOL, TIME_TOOL], stream=True))
+    assert sum(1 for c in chunks if c.choices[0].delta.tool_calls) >= 6  # fragments
+    reference = client.chat.completions.create(**body("use tools"), tools=[WEATHER_TOOL, TIME_TOOL])
+    record = records(carrot, 2)[0]
+    calls = reference.choices[0].message.tool_calls
+    assert calls is not None
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in record["output"]["message"]["tool_calls"]] == [
+        (c.function.name, c.function.arguments) for c in calls
+    ]
+    recorded = record["output"]["message"]["tool_calls"]
+    assert all(c["id"].startswith("call_") and c["type"] == "function" for c in recorded)
+    assert record["output"]["message"]["content"] is None
+    assert record["metadata"]["finish_reasons"] == ["tool_calls"]
+
+
+def test_streamed_n_choices_are_kept(client: openai.OpenAI, carrot: IngestServer) -> None:
+    list(client.chat.completions.create(**body("two"), n=2, stream=True))
+    [record] = records(carrot, 1)
+    assert [m["content"] for m in record["output"]["choices"]] == ["Echo: two", "Echo #2: two"]
+    assert record["metadata"]["finish_reasons"] == ["stop", "stop"]
+
+
+def test_break_then_close_records_the_partial_answer_once(client: openai.OpenAI, carrot: IngestServer) -> None:
+    stream = client.chat.completions.create(**body(LONG), stream=True)
+    seen = []
+    for chunk in stream:
+        seen.append(chunk.choices[0].delta.content or "")
+        if len(seen) == 3:
+            break
+    stream.close()
+    stream.close()
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert record["output"]["message"]["content"] == "".join(seen)
+    assert "output_tokens" not in record["metadata"]  # the usage chunk never came
+    no_more_records(carrot, 1)
+
+
+def test_with_block_exit_ends_the_span(client: openai.OpenAI, carrot: IngestServer) -> None:
+    with client.chat.completions.create(**body(LONG), stream=True) as stream:
+        next(stream)
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+
+
+def test_abandoned_stream_is_recorded_when_collected(client: openai.OpenAI, carrot: IngestServer) -> None:
+    stream = client.chat.completions.create(**body(LONG), stream=True)
+    next(stream)
+    del stream
+    gc.collect()
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+
+
+def test_error_mid_stream_is_an_error_with_partial_output(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    events = fake.build_chat_chunks(body(LONG, stream_options={"include_usage": True}))
+    fake.enqueue(SSEReply([*events[:3], {"error": {"message": "overloaded", "type": "server_error", "code": None}}]))
+    seen = []
+    with pytest.raises(openai.APIError):
+        for chunk in client.chat.completions.create(**body(LONG), stream=True):
+            seen.append(chunk)
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["metadata"]["error_code"] == "server_error"
+    assert record["metadata"]["response_id"] == seen[0].id
+    assert record["output"]["error"] == "overloaded"
+
+
+def test_connection_reset_mid_stream_is_an_error(client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    fake.enqueue(SSEReply(fake.build_chat_chunks(body(LONG)), reset_after=4))
+    with pytest.raises(Exception) as raised:
+        for _chunk in client.chat.completions.create(**body(LONG), stream=True):
+            pass
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["output"]["error_type"] == type(raised.value).__name__
+
+
+def test_cancelled_async_stream_is_recorded_as_cancelled(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+
+    fake.enqueue(SSEReply(fake.build_chat_chunks(body(LONG)), hang_after=3))
+
+    async def main() -> None:
+        client = carrot_ai.wrap(make_client(fake, is_async=True))
+
+        async def consume() -> None:
+            async for _chunk in await client.chat.completions.create(**body(LONG), stream=True):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.close()
+
+    asyncio.run(main())
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["metadata"]["cancelled"] is True
+    fake.stop()
+
+
+def test_http_error_on_stream_request(client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    fake.enqueue(rate_limit())
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(**body("x"), stream=True)
+    [record] = records(carrot, 1)
+    assert record["metadata"]["http_status"] == 429
+
+
+def test_malformed_chunks_pass_through_and_are_recorded_as_far_as_known(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    base = {"id": "chatcmpl-odd", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    events = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "kept"}}]},
+        {**base},  # no choices at all
+        {**base, "choices": [{"index": 0, "delta": None}]},
+        {**base, "choices": [{"index": 0, "delta": {"content": None, "tool_calls": [{"function": None}]}}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
+        "[DONE]",
+    ]
+    fake.enqueue(SSEReply(events))
+    got = list(client.chat.completions.create(**body("odd"), stream=True))
+    assert len(got) == 5
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert record["output"]["message"]["content"] == "kept"
+    assert record["metadata"]["response_id"] == "chatcmpl-odd"
+    assert "input_tokens" not in record["metadata"]
+
+
+def test_malformed_completion_is_returned_and_recorded(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    fake.enqueue(JSONReply(200, {"id": "chatcmpl-bare", "object": "chat.completion", "model": MODEL, "usage": None}))
+    completion = client.chat.completions.create(**body("odd"))
+    assert completion.id == "chatcmpl-bare"
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert record["output"]["message"] == {"role": "assistant", "content": None}
+
+
+# --- chat.completions.stream() -------------------------------------------------------------------------------
+
+
+def test_stream_helper_events_and_final_completion(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    client = client_for(way, fake)
+    with client.chat.completions.stream(**body(LONG)) as stream:
+        deltas = [e.delta for e in stream if e.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert "".join(deltas) == f"Echo: {LONG}"
+    assert final.usage is None  # as without carrot: the helper's stream did not ask for usage
+    [record] = records(carrot, 1)
+    assert record["name"] == "chat.completions"
+    assert record["output"]["message"]["content"] == f"Echo: {LONG}"
+    assert record["metadata"]["output_tokens"] > 0
+
+
+def test_async_stream_helper(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    async def main() -> Any:
+        async with client_for(way, fake, is_async=True) as client:
+            async with client.chat.completions.stream(**body("async helper")) as stream:
+                return await stream.get_final_completion()
+
+    final = asyncio.run(main())
+    assert final.choices[0].message.content == "Echo: async helper"
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == "Echo: async helper"
+
+
+def test_stream_helper_left_early_records_once(client: openai.OpenAI, carrot: IngestServer) -> None:
+    with client.chat.completions.stream(**body(LONG)) as stream:
+        for event in stream:
+            if event.type == "content.delta":
+                break
+    del stream
+    gc.collect()
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    no_more_records(carrot, 1)
+
+
+def test_stream_helper_never_entered_records_nothing(client: openai.OpenAI, carrot: IngestServer) -> None:
+    client.chat.completions.stream(**body("never"))
+    no_more_records(carrot, 0)
+
+
+def test_stream_inside_trace_is_a_child(client: openai.OpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+
+    @carrot_ai.trace(name="streamer")
+    def run() -> str:
+        stream = client.chat.completions.create(**body("nested stream"), stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in stream)
+
+    assert run() == "Echo: nested stream"
+    got = records(carrot, 2)
+    [llm] = [r for r in got if r["name"] == "chat.completions"]
+    [parent] = [r for r in got if r["name"] == "streamer"]
+    assert llm["metadata"]["parent_trace_id"] == parent["id"]
+    assert llm["metadata"]["output_tokens"] > 0
+
+
+def test_async_stream_inside_trace_is_a_child(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+
+    @carrot_ai.trace(name="async-streamer")
+    async def run() -> str:
+        async with carrot_ai.wrap(make_client(fake, is_async=True)) as client:
+            stream = await client.chat.completions.create(**body("async nested"), stream=True)
+            return "".join([c.choices[0].delta.content or "" async for c in stream])
+
+    assert asyncio.run(run()) == "Echo: async nested"
+    got = records(carrot, 2)
+    [llm] = [r for r in got if r["name"] == "chat.completions"]
+    [parent] = [r for r in got if r["name"] == "async-streamer"]
+    assert llm["metadata"]["parent_trace_id"] == parent["id"]
+
+
+def test_stream_keeps_the_sdks_attributes_and_methods(client: openai.OpenAI, carrot: IngestServer) -> None:
+    stream = client.chat.completions.create(**body("attrs"), stream=True)
+    assert type(stream).__name__ == "Stream" or isinstance(stream, openai.Stream)
+    assert stream.response.headers["x-request-id"].startswith("req_fake_")
+    first = next(stream)
+    assert first.choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in stream][-1] == "stop"
+    [record] = records(carrot, 1)
+    assert record["metadata"]["request_id"] == stream.response.headers["x-request-id"]
+
+
+def test_stream_options_in_extra_body_are_the_callers(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    got = list(
+        client.chat.completions.create(
+            **body("hi"), stream=True, extra_body={"stream_options": {"include_usage": True}}
+        )
+    )
+    assert got[-1].choices == [] and got[-1].usage is not None  # asked for by the caller: passed through
+    [record] = records(carrot, 1)
+    assert record["metadata"]["output_tokens"] == got[-1].usage.completion_tokens
