@@ -147,7 +147,8 @@ def start_call(
     try:
         params = _extract.request_params(kwargs)
         capture = not metadata_only and LLMCall.capture_content()
-        attributes = endpoint.request(params, capture, _server(resource), stream)
+        content_attributes = capture and LLMCall.wants_content_attributes()  # unread on carrot's fast path
+        attributes = endpoint.request(params, content_attributes, _server(resource), stream)
         model = params.get("model")
         operation = str(attributes[semconv.GEN_AI_OPERATION_NAME])
         return LLMCall.start(

@@ -22,6 +22,7 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
+from carrot_ai._core._llm import LLMCall
 
 PROVIDER = "openai"
 
@@ -408,33 +409,34 @@ def output_from_messages(
     messages: list[dict[str, Any]], reasons: list[Any], attributes: dict[str, AttributeValue]
 ) -> dict[str, Any]:
     """The record's ``output`` from assistant messages (one per choice); sets ``gen_ai.output.messages``."""
-    out_messages = []
-    for index, message in enumerate(messages):
-        parts: list[dict[str, Any]] = []
-        if message.get("reasoning"):
-            parts.append({"type": "reasoning", "content": message["reasoning"]})
-        if message.get("content") is not None:
-            parts.append({"type": "text", "content": message["content"]})
-        if message.get("refusal"):
-            parts.append({"type": "refusal", "content": message["refusal"]})
-        for call in message.get("tool_calls", ()):
-            parts.append(
-                {
-                    "type": "tool_call",
-                    "id": call["id"],
-                    "name": call["function"]["name"],
-                    "arguments": _arguments(call["function"]),
-                }
-            )
-        if "function_call" in message:
-            call = message["function_call"]
-            parts.append({"type": "tool_call", "id": None, "name": call["name"], "arguments": _arguments(call)})
-        out: dict[str, Any] = {"role": "assistant", "parts": parts}
-        reason = reasons[index] if index < len(reasons) else None
-        if isinstance(reason, str):
-            out["finish_reason"] = reason
-        out_messages.append(out)
-    attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.prepare_json(out_messages)
+    if LLMCall.wants_content_attributes():  # unread on carrot's fast path: the record uses its own output
+        out_messages = []
+        for index, message in enumerate(messages):
+            parts: list[dict[str, Any]] = []
+            if message.get("reasoning"):
+                parts.append({"type": "reasoning", "content": message["reasoning"]})
+            if message.get("content") is not None:
+                parts.append({"type": "text", "content": message["content"]})
+            if message.get("refusal"):
+                parts.append({"type": "refusal", "content": message["refusal"]})
+            for call in message.get("tool_calls", ()):
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": call["id"],
+                        "name": call["function"]["name"],
+                        "arguments": _arguments(call["function"]),
+                    }
+                )
+            if "function_call" in message:
+                call = message["function_call"]
+                parts.append({"type": "tool_call", "id": None, "name": call["name"], "arguments": _arguments(call)})
+            out: dict[str, Any] = {"role": "assistant", "parts": parts}
+            reason = reasons[index] if index < len(reasons) else None
+            if isinstance(reason, str):
+                out["finish_reason"] = reason
+            out_messages.append(out)
+        attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.prepare_json(out_messages)
     output: dict[str, Any] = {"message": messages[0] if messages else {"role": "assistant", "content": None}}
     if len(messages) > 1:
         output["choices"] = messages
