@@ -1,159 +1,36 @@
-"""Raw responses: ``<resource>.with_raw_response.create(...)`` / ``with_streaming_response``.
-
-The user gets the SDK's own ``APIResponse`` object back, unchanged in type. When its body is already read (the
-``with_raw_response`` of a non-streamed request) the call ends at once, from the decoded body. Otherwise the
-response's ``parse()`` and ``close()`` are observed on that one instance: ``parse()`` giving a response model ends the
-call with it; giving a ``Stream`` hands back the same stream proxy as ``create(stream=True)`` (cached, so a second
-``parse()`` returns the same object); ``close()`` (the ``with`` block's exit) ends the call with the body if it was
-read (``.read()``, ``.json()``, ``.text()``) and without output otherwise (``iter_lines()`` and friends). A response
-that is dropped without any of this ends the call when it is garbage-collected.
-"""
+"""Raw responses of OpenAI calls (``with_raw_response`` / ``with_streaming_response``): see ``_core._raw``."""
 
 from __future__ import annotations
 
-import inspect
-import json
-import weakref
 from typing import Any
 
-from carrot_ai import semconv
-from carrot_ai._core._guard import guard
+from carrot_ai._core import _raw
 from carrot_ai._core._llm import LLMCall
-from carrot_ai._core._stream import AsyncStreamProxy, SyncStreamProxy
+from carrot_ai._core._stream import StreamState
 from carrot_ai.instrumentation.openai._calls import Endpoint, sdk_types, stream_state
+
+
+class _OpenAIRaw:
+    __slots__ = ("endpoint",)
+
+    label = "openai"
+    request_id_header = "x-request-id"
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def result(self, call: LLMCall, body: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        attributes, output = self.endpoint.result(body, call.capture)
+        return dict(attributes), output
+
+    def stream_types(self) -> tuple[type[Any], type[Any]]:
+        sync_type, async_type, _ = sdk_types()
+        return sync_type, async_type
+
+    def stream_state(self, call: LLMCall, stream: Any) -> StreamState:
+        return stream_state(self.endpoint, call, stream)
 
 
 def track_raw_response(endpoint: Endpoint, call: LLMCall, response: Any) -> Any:
     """End ``call`` now if the body is known, else when ``response`` is parsed, closed or dropped. Returns it."""
-    http = getattr(response, "http_response", None)
-    if not getattr(response, "_is_sse_stream", False) and not _is_event_stream(http):
-        body = _decoded_body(http)
-        if body is not None:
-            _stop_with_body(endpoint, call, http, body)
-            return response
-    tracker = _RawTracker(endpoint, call)
-    ref = weakref.ref(response)
-    parse = getattr(type(response), "parse", None)
-    if parse is not None:
-        response.parse = _observe_parse(parse, ref, tracker)
-    close = getattr(type(response), "close", None)
-    if close is not None:
-        response.close = _observe_close(close, ref, tracker)
-    weakref.finalize(response, tracker.abandoned)
-    return response
-
-
-class _RawTracker:
-    __slots__ = ("endpoint", "call", "state", "proxy", "__weakref__")
-
-    def __init__(self, endpoint: Endpoint, call: LLMCall) -> None:
-        self.endpoint = endpoint
-        self.call = call
-        self.state: Any = None
-        self.proxy: Any = None
-
-    def parsed(self, result: Any) -> Any:
-        with guard("openai raw parse"):
-            if self.proxy is not None:
-                return self.proxy
-            if self.call.span.ended:
-                return result
-            stream_type, async_stream_type, _ = sdk_types()
-            if isinstance(result, stream_type | async_stream_type):
-                self.state = stream_state(self.endpoint, self.call, result)
-                proxy_type = SyncStreamProxy if isinstance(result, stream_type) else AsyncStreamProxy
-                self.proxy = proxy_type(result, self.state)
-                return self.proxy
-            attributes, output = self.endpoint.result(result, self.call.capture)
-            self.call.stop(attributes, output)
-        return result
-
-    def closed(self, response: Any) -> None:
-        with guard("openai raw close"):
-            if self.state is not None:
-                self.state.finish()
-            elif not self.call.span.ended:
-                http = getattr(response, "http_response", None)
-                body = None if _is_event_stream(http) else _decoded_body(http)
-                if body is not None:
-                    _stop_with_body(self.endpoint, self.call, http, body)
-                else:
-                    self.call.stop(_headers_attributes(http), None)
-
-    def abandoned(self) -> None:
-        with guard("openai raw abandoned"):
-            if self.state is not None:
-                self.state.finish()
-            elif not self.call.span.ended:
-                self.call.stop({}, None)
-
-
-def _observe_parse(parse: Any, ref: weakref.ref[Any], tracker: _RawTracker) -> Any:
-    # The closures hold a weak reference, so the response can still be collected (and `abandoned` run).
-    if inspect.iscoroutinefunction(parse):
-
-        async def async_parse(*args: Any, **kwargs: Any) -> Any:
-            return tracker.parsed(await parse(ref(), *args, **kwargs))
-
-        return async_parse
-
-    def sync_parse(*args: Any, **kwargs: Any) -> Any:
-        return tracker.parsed(parse(ref(), *args, **kwargs))
-
-    return sync_parse
-
-
-def _observe_close(close: Any, ref: weakref.ref[Any], tracker: _RawTracker) -> Any:
-    if inspect.iscoroutinefunction(close):
-
-        async def async_close(*args: Any, **kwargs: Any) -> Any:
-            response = ref()
-            try:
-                return await close(response, *args, **kwargs)
-            finally:
-                tracker.closed(response)
-
-        return async_close
-
-    def sync_close(*args: Any, **kwargs: Any) -> Any:
-        response = ref()
-        try:
-            return close(response, *args, **kwargs)
-        finally:
-            tracker.closed(response)
-
-    return sync_close
-
-
-def _is_event_stream(http: Any) -> bool:
-    headers = getattr(http, "headers", None)
-    if headers is None:
-        return False
-    return "text/event-stream" in str(headers.get("content-type", ""))
-
-
-def _decoded_body(http: Any) -> Any:
-    if http is None:
-        return None
-    try:
-        content = http.content  # raises while the body is unread
-    except Exception:
-        return None
-    if not content:
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
-
-
-def _headers_attributes(http: Any) -> dict[str, Any]:
-    headers = getattr(http, "headers", None)
-    request_id = headers.get("x-request-id") if headers is not None else None
-    return {semconv.CARROT_REQUEST_ID: request_id} if isinstance(request_id, str) and request_id else {}
-
-
-def _stop_with_body(endpoint: Endpoint, call: LLMCall, http: Any, body: Any) -> None:
-    attributes, output = endpoint.result(body, call.capture)
-    attributes.update(_headers_attributes(http))
-    call.stop(attributes, output)
+    return _raw.track_raw_response(_OpenAIRaw(endpoint), call, response)
