@@ -19,7 +19,7 @@ import contextvars
 import functools
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
 from carrot_ai import semconv
@@ -27,22 +27,11 @@ from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
 from carrot_ai._core._tracing import in_llm_call
+from carrot_ai.instrumentation import _common
+from carrot_ai.instrumentation._common import DEFAULT_OPTIONS, CallOptions, Wrapper, server_address
 from carrot_ai.instrumentation.anthropic import _extract, _native
 from carrot_ai.instrumentation.anthropic._accumulate import MessageStreamAccumulator
 from carrot_ai.instrumentation.anthropic._trace_header import pop_trace_header
-
-
-class CallOptions:
-    """What ``wrap(name=..., tags=...)`` adds to every record of a client (and of clients derived from it)."""
-
-    __slots__ = ("name", "tags")
-
-    def __init__(self, name: str | None = None, tags: Sequence[str] = ()) -> None:
-        self.name = name
-        self.tags = tuple(tags)
-
-
-DEFAULT_OPTIONS = CallOptions()
 
 
 class AnthropicStreamState(StreamState):
@@ -63,19 +52,6 @@ class AnthropicStreamState(StreamState):
 # --- starting and ending a call ------------------------------------------------------------------------------
 
 
-def _server(resource: Any) -> tuple[str, int] | None:
-    client = getattr(resource, "_client", None)
-    if client is None:
-        return None
-    cached: tuple[str, int] | None = client.__dict__.get("_carrot_server")
-    if cached is None:
-        url = client.base_url
-        port = url.port or (443 if url.scheme == "https" else 80)
-        cached = (str(url.host), int(port))
-        client.__dict__["_carrot_server"] = cached
-    return cached
-
-
 def start_call(
     resource: Any, kwargs: dict[str, Any], options: CallOptions, stream: bool, metadata_only: bool
 ) -> LLMCall | None:
@@ -84,7 +60,7 @@ def start_call(
         params = _extract.request_params(kwargs)
         capture = not metadata_only and LLMCall.capture_content()
         content_attributes = capture and LLMCall.wants_content_attributes()  # unread on carrot's fast path
-        attributes = _extract.request_attributes(params, content_attributes, _server(resource), stream)
+        attributes = _extract.request_attributes(params, content_attributes, server_address(resource), stream)
         model = params.get("model")
         return LLMCall.start(
             semconv.SCOPE_ANTHROPIC,
@@ -309,23 +285,7 @@ class _TracedAwaitable:
 
 # --- binding to one instance (wrap) --------------------------------------------------------------------------
 
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any], CallOptions], Any]
-
 
 def bind(wrapper: Wrapper, original: Callable[..., Any], instance: Any, options: CallOptions) -> Callable[..., Any]:
     """``original`` (a bound method of ``instance``) with ``wrapper`` around it; a coroutine function stays one."""
-    if wrapper is create_async:
-
-        async def async_method(*args: Any, **kwargs: Any) -> Any:
-            return await create_async(original, instance, args, kwargs, options)
-
-        method: Callable[..., Any] = async_method
-    else:
-
-        def sync_method(*args: Any, **kwargs: Any) -> Any:
-            return wrapper(original, instance, args, kwargs, options)
-
-        method = sync_method
-    functools.update_wrapper(method, original)
-    method._carrot_wrapped = True  # type: ignore[attr-defined]
-    return method
+    return _common.bind(wrapper, original, instance, options, is_async=wrapper is create_async)

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from carrot_ai._core._guard import guard
-from carrot_ai.instrumentation.anthropic._calls import CallOptions, bind, create_async, create_sync, stream_helper
+from carrot_ai.instrumentation._common import CallOptions
+from carrot_ai.instrumentation.anthropic._calls import bind, create_async, create_sync, stream_helper
 from carrot_ai.instrumentation.anthropic._native import install_native_span_guard
 
 T = TypeVar("T")

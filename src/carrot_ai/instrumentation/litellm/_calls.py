@@ -9,7 +9,7 @@ span ends with the stream.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from carrot_ai import semconv
@@ -18,18 +18,9 @@ from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
 from carrot_ai._core._tracing import in_llm_call
+from carrot_ai.instrumentation._common import CallOptions
 from carrot_ai.instrumentation.litellm import _extract
 from carrot_ai.instrumentation.litellm._accumulate import ChunkAccumulator
-
-
-class CallOptions:
-    """What ``patch_litellm(name=..., tags=...)`` adds to every record."""
-
-    __slots__ = ("name", "tags")
-
-    def __init__(self, name: str | None = None, tags: Sequence[str] = ()) -> None:
-        self.name = name
-        self.tags = tuple(tags)
 
 
 def _route(arguments: dict[str, Any]) -> tuple[str | None, str | None, str | None]:

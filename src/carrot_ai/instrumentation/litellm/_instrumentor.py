@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from carrot_ai.instrumentation.litellm._calls import CallOptions
+from carrot_ai.instrumentation._common import CallOptions
 from carrot_ai.instrumentation.litellm._patch import patch, unpatch
 
 SUPPORTED = "litellm >= 1.50"

@@ -13,7 +13,8 @@ import wrapt
 
 from carrot_ai import semconv
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai.instrumentation.litellm._calls import CallOptions, Wrapper
+from carrot_ai.instrumentation._common import CallOptions
+from carrot_ai.instrumentation.litellm._calls import Wrapper
 
 # (function, GenAI operation, async)
 _TARGETS = (

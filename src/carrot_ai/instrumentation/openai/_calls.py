@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -32,6 +32,8 @@ from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamAccumulator, StreamState, SyncStreamProxy
 from carrot_ai._core._tracing import in_llm_call
+from carrot_ai.instrumentation import _common
+from carrot_ai.instrumentation._common import DEFAULT_OPTIONS, CallOptions, server_address
 from carrot_ai.instrumentation.openai import _extract
 from carrot_ai.instrumentation.openai._accumulate import (
     ChatStreamAccumulator,
@@ -67,19 +69,6 @@ EMBEDDINGS = Endpoint("embeddings", _extract.embeddings_request, _extract.embedd
 COMPLETIONS = Endpoint(
     "completions", _extract.completions_request, _extract.completions_result, CompletionStreamAccumulator, True
 )
-
-
-class CallOptions:
-    """What ``wrap(name=..., tags=...)`` adds to every record of a client (and of clients derived from it)."""
-
-    __slots__ = ("name", "tags")
-
-    def __init__(self, name: str | None = None, tags: Sequence[str] = ()) -> None:
-        self.name = name
-        self.tags = tuple(tags)
-
-
-DEFAULT_OPTIONS = CallOptions()
 
 
 class ResponseFailedError(Exception):
@@ -122,19 +111,6 @@ class OpenAIStreamState(StreamState):
 # --- starting and ending a call ------------------------------------------------------------------------------
 
 
-def _server(resource: Any) -> tuple[str, int] | None:
-    client = getattr(resource, "_client", None)
-    if client is None:
-        return None
-    cached: tuple[str, int] | None = client.__dict__.get("_carrot_server")
-    if cached is None:
-        url = client.base_url
-        port = url.port or (443 if url.scheme == "https" else 80)
-        cached = (str(url.host), int(port))
-        client.__dict__["_carrot_server"] = cached
-    return cached
-
-
 def start_call(
     endpoint: Endpoint,
     resource: Any,
@@ -148,7 +124,7 @@ def start_call(
         params = _extract.request_params(kwargs)
         capture = not metadata_only and LLMCall.capture_content()
         content_attributes = capture and LLMCall.wants_content_attributes()  # unread on carrot's fast path
-        attributes = endpoint.request(params, content_attributes, _server(resource), stream)
+        attributes = endpoint.request(params, content_attributes, server_address(resource), stream)
         model = params.get("model")
         operation = str(attributes[semconv.GEN_AI_OPERATION_NAME])
         return LLMCall.start(
@@ -330,18 +306,5 @@ def bind(
 ) -> Callable[..., Any]:
     """``original`` (a bound method of ``instance``) with our wrapper around it; a coroutine function stays one."""
     create_sync, create_async = WRAPPERS[endpoint]
-    if is_async:
-
-        async def async_method(*args: Any, **kwargs: Any) -> Any:
-            return await create_async(original, instance, args, kwargs, options)
-
-        method: Callable[..., Any] = async_method
-    else:
-
-        def sync_method(*args: Any, **kwargs: Any) -> Any:
-            return create_sync(original, instance, args, kwargs, options)
-
-        method = sync_method
-    functools.update_wrapper(method, original)
-    method._carrot_wrapped = True  # type: ignore[attr-defined]
-    return method
+    wrapper = create_async if is_async else create_sync
+    return _common.bind(wrapper, original, instance, options, is_async=is_async)

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from carrot_ai._core._guard import guard
+from carrot_ai.instrumentation._common import CallOptions
 from carrot_ai.instrumentation.openai._calls import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
     RESPONSES,
-    CallOptions,
     Endpoint,
     bind,
 )

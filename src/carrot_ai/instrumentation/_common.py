@@ -1,0 +1,59 @@
+"""What the provider adapters share: per-client options, the server a client talks to, binding to one instance."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class CallOptions:
+    """What ``wrap(name=..., tags=...)`` / ``patch_litellm(...)`` add to every record of a client (and of clients
+    derived from it)."""
+
+    __slots__ = ("name", "tags")
+
+    def __init__(self, name: str | None = None, tags: Sequence[str] = ()) -> None:
+        self.name = name
+        self.tags = tuple(tags)
+
+
+DEFAULT_OPTIONS = CallOptions()
+
+# wrapt's wrapper signature, plus the options: (wrapped, instance, args, kwargs, options) -> result
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any], CallOptions], Any]
+
+
+def server_address(resource: Any) -> tuple[str, int] | None:
+    """(host, port) of the API a resource's client talks to (``server.address`` / ``server.port``), cached."""
+    client = getattr(resource, "_client", None)
+    if client is None:
+        return None
+    cached: tuple[str, int] | None = client.__dict__.get("_carrot_server")
+    if cached is None:
+        url = client.base_url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        cached = (str(url.host), int(port))
+        client.__dict__["_carrot_server"] = cached
+    return cached
+
+
+def bind(
+    wrapper: Wrapper, original: Callable[..., Any], instance: Any, options: CallOptions, *, is_async: bool
+) -> Callable[..., Any]:
+    """``original`` (a bound method of ``instance``) with ``wrapper`` around it; a coroutine function stays one."""
+    if is_async:
+
+        async def async_method(*args: Any, **kwargs: Any) -> Any:
+            return await wrapper(original, instance, args, kwargs, options)
+
+        method: Callable[..., Any] = async_method
+    else:
+
+        def sync_method(*args: Any, **kwargs: Any) -> Any:
+            return wrapper(original, instance, args, kwargs, options)
+
+        method = sync_method
+    functools.update_wrapper(method, original)
+    method._carrot_wrapped = True  # type: ignore[attr-defined]
+    return method
