@@ -57,3 +57,26 @@ def bind(
     functools.update_wrapper(method, original)
     method._carrot_wrapped = True  # type: ignore[attr-defined]
     return method
+
+
+def given(value: Any) -> bool:
+    """Whether a keyword argument was passed: not None, and not one of the SDKs' ``NotGiven`` / ``Omit`` sentinels."""
+    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
+
+
+def materialize_iterables(kwargs: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """Turn one-shot iterables among ``kwargs[keys]`` into lists, once, so the SDK still receives all of it.
+
+    Returns ``kwargs`` itself when nothing needed it (the common case), else a copy.
+    """
+    copied: dict[str, Any] | None = None
+    for key in keys:
+        value = kwargs.get(key)
+        if value is None or isinstance(value, list | tuple | str | dict | bytes):
+            continue
+        if not given(value) or not hasattr(value, "__iter__"):
+            continue
+        if copied is None:
+            copied = dict(kwargs)
+        copied[key] = list(value)  # the user's own iterator error propagates, as it would from the SDK
+    return kwargs if copied is None else copied

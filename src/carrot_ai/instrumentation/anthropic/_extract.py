@@ -17,6 +17,7 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
+from carrot_ai.instrumentation import _common
 
 PROVIDER = "anthropic"
 RECORD_NAME = "messages"
@@ -47,21 +48,8 @@ def _given(value: Any) -> bool:
 
 
 def materialize_iterables(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Turn one-shot iterables among the kwargs we read into lists, once, so the SDK still receives all of it.
-
-    Returns ``kwargs`` itself when nothing needed it (the common case), else a copy.
-    """
-    copied: dict[str, Any] | None = None
-    for key in _ITERABLE_KWARGS:
-        value = kwargs.get(key)
-        if value is None or isinstance(value, list | tuple | str | dict):
-            continue
-        if not _given(value) or not hasattr(value, "__iter__"):
-            continue
-        if copied is None:
-            copied = dict(kwargs)
-        copied[key] = list(value)  # the user's own iterator error propagates, as it would from the SDK
-    return kwargs if copied is None else copied
+    """One-shot iterables among the kwargs we read, as lists (see ``_common.materialize_iterables``)."""
+    return _common.materialize_iterables(kwargs, _ITERABLE_KWARGS)
 
 
 def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from opentelemetry.util.types import AttributeValue
 from carrot_ai import semconv
 from carrot_ai._core import _content
 from carrot_ai._core._llm import LLMCall
+from carrot_ai.instrumentation._common import materialize_iterables as _materialize
 
 PROVIDER = "openai"
 
@@ -62,21 +63,8 @@ def _number(value: Any) -> bool:
 
 
 def materialize_iterables(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Turn one-shot iterables among the kwargs we read into lists, once, so the SDK still receives all of it.
-
-    Returns ``kwargs`` itself when nothing needed it (the common case), else a copy.
-    """
-    copied: dict[str, Any] | None = None
-    for key in _ITERABLE_KWARGS:
-        value = kwargs.get(key)
-        if value is None or isinstance(value, list | tuple | str | dict | bytes):
-            continue
-        if not _given(value) or not hasattr(value, "__iter__"):
-            continue
-        if copied is None:
-            copied = dict(kwargs)
-        copied[key] = list(value)  # the user's own iterator error propagates, as it would from the SDK
-    return kwargs if copied is None else copied
+    """One-shot iterables among the kwargs we read, as lists (see ``_common.materialize_iterables``)."""
+    return _materialize(kwargs, _ITERABLE_KWARGS)
 
 
 def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
