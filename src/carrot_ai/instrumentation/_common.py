@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 
@@ -80,3 +80,31 @@ def materialize_iterables(kwargs: dict[str, Any], keys: Sequence[str]) -> dict[s
             copied = dict(kwargs)
         copied[key] = list(value)  # the user's own iterator error propagates, as it would from the SDK
     return kwargs if copied is None else copied
+
+
+Target = tuple[str, str, str, Any]  # (module, class, method, wrapper)
+
+
+def patch_targets(targets: Sequence[Target]) -> None:
+    """Install each wrapper on its class with wrapt; one that fails is reported and the others still go in."""
+    import wrapt
+
+    from carrot_ai._core._guard import report_internal_error
+
+    for module_name, class_name, method, wrapper in targets:
+        try:
+            wrapt.wrap_function_wrapper(module_name, f"{class_name}.{method}", wrapper)
+        except Exception as exc:
+            report_internal_error(f"instrument {module_name}.{class_name}.{method}", exc)
+
+
+def unpatch_targets(targets: Sequence[Target], ours: Collection[Any]) -> None:
+    """Remove exactly our wrappers (``ours``) from the targets, leaving any other instrumentation's in place."""
+    import importlib
+
+    for module_name, class_name, method, _ in targets:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        patched = cls.__dict__.get(method)
+        # wrapt's C FunctionWrapper is not a `wrapt.ObjectProxy` subclass in wrapt 2: look for ours by marker.
+        if patched is not None and getattr(patched, "_self_wrapper", None) in ours:
+            setattr(cls, method, patched.__wrapped__)

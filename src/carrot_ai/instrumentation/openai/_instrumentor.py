@@ -13,10 +13,9 @@ import importlib
 from collections.abc import Collection
 from typing import Any
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from carrot_ai._core._guard import report_internal_error
+from carrot_ai.instrumentation._common import patch_targets, unpatch_targets
 from carrot_ai.instrumentation.openai._calls import ALL_WRAPPERS, CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, WRAPPERS
 
 SUPPORTED = "openai >= 1.92"
@@ -37,19 +36,10 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return (SUPPORTED,)
 
     def _instrument(self, **kwargs: Any) -> None:
-        for module_name, class_name, method, wrapper in _targets():
-            try:
-                wrapt.wrap_function_wrapper(module_name, f"{class_name}.{method}", wrapper)
-            except Exception as exc:
-                report_internal_error(f"instrument {module_name}.{class_name}.{method}", exc)
+        patch_targets(_targets())
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for module_name, class_name, method, _ in _targets():
-            cls = getattr(importlib.import_module(module_name), class_name)
-            patched = cls.__dict__.get(method)
-            # wrapt's C FunctionWrapper is not a `wrapt.ObjectProxy` subclass in wrapt 2: look for ours by marker.
-            if patched is not None and getattr(patched, "_self_wrapper", None) in ALL_WRAPPERS:
-                setattr(cls, method, patched.__wrapped__)
+        unpatch_targets(_targets(), ALL_WRAPPERS)
 
 
 def _targets() -> list[tuple[str, str, str, Any]]:
