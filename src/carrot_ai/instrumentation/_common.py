@@ -108,3 +108,36 @@ def unpatch_targets(targets: Sequence[Target], ours: Collection[Any]) -> None:
         # wrapt's C FunctionWrapper is not a `wrapt.ObjectProxy` subclass in wrapt 2: look for ours by marker.
         if patched is not None and getattr(patched, "_self_wrapper", None) in ours:
             setattr(cls, method, patched.__wrapped__)
+
+
+OPTIONS_KEY = "_carrot_wrap_options"
+
+
+def resolve(client: Any, path: Sequence[str]) -> Any:
+    """``client.a.b`` for ``path`` ``("a", "b")``, or None where an attribute is missing (older SDKs)."""
+    resource: Any = client
+    for attribute in path:
+        resource = getattr(resource, attribute, None)
+        if resource is None:
+            return None
+    return resource
+
+
+def wrap_derived_clients(client: Any, options: CallOptions, wrap: Callable[[Any, CallOptions], None]) -> None:
+    """Make ``client.copy()`` / ``client.with_options()`` return clients wrapped the same way (with ``wrap``)."""
+    from carrot_ai._core._guard import guard
+
+    copy = getattr(client, "copy", None)
+    if not callable(copy):
+        return
+
+    def copy_wrapped(*args: Any, **kwargs: Any) -> Any:
+        derived = copy(*args, **kwargs)
+        with guard("wrap derived client"):
+            if derived is not client and OPTIONS_KEY not in derived.__dict__:
+                wrap(derived, options)
+        return derived
+
+    copy_wrapped.__doc__ = copy.__doc__
+    client.__dict__["copy"] = copy_wrapped
+    client.__dict__["with_options"] = copy_wrapped

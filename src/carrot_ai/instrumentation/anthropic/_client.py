@@ -13,21 +13,20 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from carrot_ai._core._guard import guard
-from carrot_ai.instrumentation._common import CallOptions
+from carrot_ai.instrumentation._common import OPTIONS_KEY, CallOptions, resolve, wrap_derived_clients
 from carrot_ai.instrumentation.anthropic._calls import bind, create_async, create_sync, stream_helper
 from carrot_ai.instrumentation.anthropic._native import install_native_span_guard
 
 T = TypeVar("T")
 
 _RESOURCES = (("messages",), ("beta", "messages"))
-_OPTIONS_KEY = "_carrot_wrap_options"
 
 
 def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ()) -> T:
     """Instrument an ``Anthropic`` / ``AsyncAnthropic`` client (and the clients derived from it); return it."""
     if getattr(client, "messages", None) is None:
         raise TypeError(f"carrot_ai.wrap(): {type(client).__qualname__} has no `messages` resource to instrument")
-    existing = client.__dict__.get(_OPTIONS_KEY)
+    existing = client.__dict__.get(OPTIONS_KEY)
     if isinstance(existing, CallOptions):
         existing.name, existing.tags = name, tuple(tags)
         return client
@@ -37,29 +36,13 @@ def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ())
 
 
 def _wrap_client(client: Any, options: CallOptions) -> None:
-    client.__dict__[_OPTIONS_KEY] = options
+    client.__dict__[OPTIONS_KEY] = options
     for path in _RESOURCES:
         with guard("anthropic wrap resource"):
-            resource: Any = client
-            for attribute in path:
-                resource = getattr(resource, attribute, None)
-                if resource is None:
-                    break
+            resource = resolve(client, path)
             if resource is not None:
                 _wrap_resource(resource, options)
-    copy = getattr(client, "copy", None)
-    if callable(copy):
-
-        def copy_wrapped(*args: Any, **kwargs: Any) -> Any:
-            derived = copy(*args, **kwargs)
-            with guard("anthropic wrap derived client"):
-                if derived is not client and _OPTIONS_KEY not in derived.__dict__:
-                    _wrap_client(derived, options)
-            return derived
-
-        copy_wrapped.__doc__ = copy.__doc__
-        client.__dict__["copy"] = copy_wrapped
-        client.__dict__["with_options"] = copy_wrapped
+    wrap_derived_clients(client, options, _wrap_client)
 
 
 def _wrap_resource(resource: Any, options: CallOptions) -> None:

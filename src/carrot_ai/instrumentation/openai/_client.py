@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from carrot_ai._core._guard import guard
-from carrot_ai.instrumentation._common import CallOptions
+from carrot_ai.instrumentation._common import OPTIONS_KEY, CallOptions, resolve, wrap_derived_clients
 from carrot_ai.instrumentation.openai._calls import (
     CHAT,
     COMPLETIONS,
@@ -33,14 +33,13 @@ _RESOURCES: tuple[tuple[tuple[str, ...], Endpoint], ...] = (
     (("completions",), COMPLETIONS),
 )
 _CACHED = ("with_raw_response", "with_streaming_response")
-_OPTIONS_KEY = "_carrot_wrap_options"
 
 
 def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ()) -> T:
     """Instrument an ``OpenAI`` / ``AsyncOpenAI`` client (and the clients derived from it); return it."""
     if getattr(client, "chat", None) is None or getattr(client, "base_url", None) is None:
         raise TypeError(f"carrot_ai.wrap(): {type(client).__qualname__} is not an OpenAI client (no `chat` resource)")
-    existing = client.__dict__.get(_OPTIONS_KEY)
+    existing = client.__dict__.get(OPTIONS_KEY)
     if isinstance(existing, CallOptions):
         existing.name, existing.tags = name, tuple(tags)
         return client
@@ -49,33 +48,17 @@ def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ())
 
 
 def _wrap_client(client: Any, options: CallOptions) -> None:
-    client.__dict__[_OPTIONS_KEY] = options
+    client.__dict__[OPTIONS_KEY] = options
     for path, endpoint in _RESOURCES:
         with guard("openai wrap resource"):
-            resource: Any = client
-            for attribute in path:
-                resource = getattr(resource, attribute, None)
-                if resource is None:
-                    break
+            resource = resolve(client, path)
             if resource is not None:
                 _wrap_resource(resource, endpoint, options)
     for holder in (client, client.__dict__.get("chat")):
         if holder is not None:
             for cached in _CACHED:
                 holder.__dict__.pop(cached, None)
-    copy = getattr(client, "copy", None)
-    if callable(copy):
-
-        def copy_wrapped(*args: Any, **kwargs: Any) -> Any:
-            derived = copy(*args, **kwargs)
-            with guard("openai wrap derived client"):
-                if derived is not client and _OPTIONS_KEY not in derived.__dict__:
-                    _wrap_client(derived, options)
-            return derived
-
-        copy_wrapped.__doc__ = copy.__doc__
-        client.__dict__["copy"] = copy_wrapped
-        client.__dict__["with_options"] = copy_wrapped
+    wrap_derived_clients(client, options, _wrap_client)
 
 
 def _wrap_resource(resource: Any, endpoint: Endpoint, options: CallOptions) -> None:
