@@ -71,6 +71,10 @@ class StreamState:
             attributes, output = self.accumulator.result()
             self.call.stop(attributes, output)
 
+    def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
+        """What a provider adds about an error that ends the stream (HTTP status, error type, request id)."""
+        return {}
+
     def fail(self, exc: BaseException) -> None:
         """End the span as an error (or a cancellation), keeping partial output and usage."""
         if self.done:
@@ -78,6 +82,7 @@ class StreamState:
         self.done = True
         with guard("stream fail"):
             attributes, output = self.accumulator.result()
+            attributes.update(self.error_attributes(exc))
             self.call.fail(exc, attributes, output)
 
 

@@ -22,6 +22,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
+from opentelemetry.util.types import AttributeValue
+
 from carrot_ai import semconv
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
@@ -39,14 +41,8 @@ class AnthropicStreamState(StreamState):
 
     __slots__ = ()
 
-    def fail(self, exc: BaseException) -> None:
-        if self.done:
-            return
-        self.done = True
-        with guard("anthropic stream fail"):
-            attributes, output = self.accumulator.result()
-            attributes.update(_extract.error_attributes(exc))
-            self.call.fail(exc, attributes, output)
+    def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
+        return _extract.error_attributes(exc)
 
 
 # --- starting and ending a call ------------------------------------------------------------------------------

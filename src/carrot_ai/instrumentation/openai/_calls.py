@@ -98,14 +98,8 @@ class OpenAIStreamState(StreamState):
                 attributes[semconv.CARROT_ERROR_CODE] = error[0]
             self.call.fail(ResponseFailedError(error[1]), attributes, output)
 
-    def fail(self, exc: BaseException) -> None:
-        if self.done:
-            return
-        self.done = True
-        with guard("openai stream fail"):
-            attributes, output = self.accumulator.result()
-            attributes.update(_extract.error_attributes(exc))
-            self.call.fail(exc, attributes, output)
+    def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
+        return _extract.error_attributes(exc)
 
 
 # --- starting and ending a call ------------------------------------------------------------------------------
