@@ -137,6 +137,30 @@ def test_backfilled_event_keeps_its_timestamps(ingest: IngestServer, tracer_prov
     assert record["metadata"]["latency_ms"] == 850.0
 
 
+def test_metadata_named_like_the_records_own_fields_is_kept_and_the_record_stays_valid(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    # Found by the property test below: a user key such as `finish_reasons: None` used to make the record invalid.
+    event = seed_llm_event()
+    event["additional_properties"] = {
+        "finish_reasons": None,
+        "input_tokens": -1,
+        "cancelled": "no",
+        "tool_name": "lookup",
+        "release": "2.0",
+    }
+    with carrot_session(ingest, tracer_provider):
+        carrot_ai.capture_llm_call(event)
+        [record] = records_after_flush(ingest, 1)  # the ingest fixture validates it against the JSON Schema
+    metadata = record["metadata"]
+    assert metadata["user.finish_reasons"] is None
+    assert metadata["user.input_tokens"] == -1
+    assert metadata["user.cancelled"] == "no"
+    assert metadata["tool_name"] == "lookup"  # fits its field: kept under its own name, as the reference SDK does
+    assert metadata["release"] == "2.0"
+    assert "cancelled" not in metadata
+
+
 def test_error_status_carries_code_http_status_and_message(
     ingest: IngestServer, tracer_provider: TracerProvider
 ) -> None:

@@ -23,7 +23,7 @@ from carrot_ai._core import _content
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai.export import _cost
-from carrot_ai.export._schema import TraceRecord
+from carrot_ai.export._schema import TraceRecord, fits_reserved_metadata
 from carrot_ai.export._sizing import raw_attributes
 
 _RESOURCE_NAMES = {
@@ -154,7 +154,9 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     metadata: dict[str, Any] = {}
     user_metadata = _json_object(attributes.get(semconv.CARROT_METADATA))
     if user_metadata:
-        metadata.update(user_metadata)
+        for key, value in user_metadata.items():
+            # A value that cannot stand under one of the record's own metadata keys is kept beside it.
+            metadata[key if fits_reserved_metadata(key, value) else f"user.{key}"] = value
     metadata["type"] = kind
     metadata["source"] = _source(attributes, kind, ours)
     if kind == "llm":

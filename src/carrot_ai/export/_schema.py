@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -47,3 +48,37 @@ def trace_record_schema() -> dict[str, Any]:
     text = resources.files(__package__).joinpath("trace_record.schema.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+@functools.lru_cache(maxsize=1)
+def _metadata_properties() -> dict[str, dict[str, Any]]:
+    properties: dict[str, dict[str, Any]] = trace_record_schema()["properties"]["metadata"]["properties"]
+    return properties
+
+
+def fits_reserved_metadata(key: str, value: Any) -> bool:
+    """Whether ``value`` may stand under ``key`` in a record's metadata: True for a key the schema does not reserve,
+    else whether the value has the type the schema gives that key (enum, const, minimum and pattern included)."""
+    rule = _metadata_properties().get(key)
+    if rule is None:
+        return True
+    if "const" in rule:
+        return bool(value is rule["const"] or (value == rule["const"] and type(value) is type(rule["const"])))
+    if "enum" in rule:
+        return isinstance(value, str) and value in rule["enum"]
+    kind = rule.get("type")
+    if kind == "string":
+        if not isinstance(value, str):
+            return False
+        pattern = rule.get("pattern")
+        return pattern is None or re.match(pattern, value) is not None
+    if kind in ("integer", "number"):
+        types: tuple[type[Any], ...] = (int,) if kind == "integer" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, types):
+            return False
+        return "minimum" not in rule or value >= rule["minimum"]
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "array":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return False
