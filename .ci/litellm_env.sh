@@ -17,4 +17,6 @@ fi
 echo "== pytest (litellm env: litellm $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))'), openai $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("openai"))'))"
 # The OpenAI adapter's own suite on this environment's openai 2.x (the main environment has openai 3.x).
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/openai
+echo "== benchmarks/litellm_overhead.py --quick (litellm env)"
+"$VENV/bin/python" benchmarks/litellm_overhead.py --quick
 exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m litellm tests/litellm "$@"
