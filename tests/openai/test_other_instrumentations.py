@@ -131,3 +131,29 @@ def test_wrap_with_another_instrumentation(
     assert [r["output"]["message"]["content"] for r in got] == ["Echo: wrapped", "Echo: async wrapped"]
     no_more_records(carrot, 2)
     assert len(other_spans(spans)) == 2
+
+
+@pytest.mark.parametrize("way", ["wrap", "instrumentor"])
+def test_one_record_when_other_instrumentations_are_stacked_above_ours(
+    way: str, fake: FakeOpenAI, carrot: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    """Two other instrumentations installed on top of ours: an official-style span that names its operation at the
+    start, and below it an OpenLLMetry-style one that names it only before it ends. Ours is innermost: both of
+    theirs are the same call, and none of them becomes a second record."""
+    tracer = tracer_provider.get_tracer("some.other.instrumentation")
+    instrumentor = OpenAIInstrumentor()
+    if way == "instrumentor":
+        instrumentor.instrument()
+    try:
+        client = make_client(fake) if way == "instrumentor" else carrot_ai.wrap(make_client(fake))
+        with tracer.start_as_current_span("chat " + MODEL, attributes={"gen_ai.operation.name": "chat"}):
+            with tracer.start_as_current_span("openai.chat") as late:
+                client.chat.completions.create(model=MODEL, messages=user("stacked"))
+                late.set_attribute("gen_ai.operation.name", "chat")
+    finally:
+        if way == "instrumentor":
+            instrumentor.uninstrument()
+    [record] = records(carrot, 1)
+    assert record["metadata"]["source"] == "sdk"
+    assert record["output"]["message"]["content"] == "Echo: stacked"
+    no_more_records(carrot, 1)

@@ -6,6 +6,10 @@ spans. Some instrumentations (OpenLLMetry, for one) name the GenAI operation onl
 hands the finished span to the exporter (our processor, or the SDK's ``BatchSpanProcessor`` under
 ``OTEL_TRACES_EXPORTER=carrot``) asks :func:`is_late_duplicate` before queueing it. Bounded: the oldest entries
 go first (spans that are never exported, such as HTTP client spans, are remembered until then).
+
+The other direction: when our LLM span starts below another instrumentation's span (theirs installed on top of
+ours), that parent is remembered as ``ABOVE``; when it ends, it is a duplicate if it is a model call, and its own
+parent is remembered in turn, so a stack of several instrumentations above ours is recognised too.
 """
 
 from __future__ import annotations
@@ -17,13 +21,18 @@ from typing import Any
 from carrot_ai import semconv
 
 _MAX = 10_000
-_suspects: dict[int, None] = {}  # span ids, oldest first
+INSIDE = 1  # started inside one of our LLM calls
+ABOVE = 2  # one of our LLM calls started below it (it may be the same call, seen by an outer instrumentation)
+
+_suspects: dict[int, int] = {}  # span id -> INSIDE / ABOVE, oldest first
+_dropped: dict[int, None] = {}  # settled duplicates not yet seen by the exporter (the SDK's processor feeds it)
 _lock = threading.Lock()
 
 
 def _reset_after_fork() -> None:
     global _lock
     _suspects.clear()  # the parent's spans: never the child's
+    _dropped.clear()
     _lock = threading.Lock()
 
 
@@ -31,22 +40,61 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def remember(span_id: int) -> None:
-    """A foreign span, of an operation not known yet, started directly under one of our LLM spans."""
+def _put(table: dict[int, Any], span_id: int, value: Any) -> None:
+    if len(table) >= _MAX:
+        del table[next(iter(table))]
+    table[span_id] = value
+
+
+def remember(span_id: int, how: int = INSIDE) -> None:
+    """A foreign span whose fate is decided when it ends (see the module docstring)."""
     with _lock:
-        if len(_suspects) >= _MAX:
-            del _suspects[next(iter(_suspects))]
-        _suspects[span_id] = None
+        _put(_suspects, span_id, how)
 
 
-def is_late_duplicate(span: Any, attributes: Any) -> bool:
-    """Whether the finished ``span`` is a remembered one that turned out to be a model call (then forget it)."""
+def settle(span: Any, attributes: Any) -> bool:
+    """At the end of a foreign span: whether it is a remembered one that turned out to be a model call, i.e. a
+    duplicate of a call carrot records. A span with one of our calls below it passes that on to its parent, so every
+    instrumentation stacked above ours is recognised, whichever order they were installed in."""
     if not _suspects:
         return False
     context = getattr(span, "context", None)
     if context is None:
         return False
     with _lock:
-        if _suspects.pop(context.span_id, 0) is not None:
-            return False
+        how = _suspects.pop(context.span_id, None)
+    if how is None:
+        return False
+    if how == ABOVE:
+        parent = getattr(span, "parent", None)
+        if parent is not None and parent.is_valid:
+            remember(parent.span_id, ABOVE)
+    if semconv.CARROT_KIND in attributes:
+        return False
     return attributes.get(semconv.GEN_AI_OPERATION_NAME) in semconv.MODEL_CALL_OPERATIONS
+
+
+def forget(span: Any) -> None:
+    """One of our own spans ended: it is never a duplicate (an ``ABOVE`` passed up to it stops here)."""
+    context = getattr(span, "context", None)
+    if context is not None:
+        with _lock:
+            _suspects.pop(context.span_id, None)
+
+
+def settle_for_exporter(span: Any, attributes: Any) -> None:
+    """:func:`settle`, for a span the SDK's own processor hands to the exporter: remembered until it does."""
+    if settle(span, attributes):
+        with _lock:
+            _put(_dropped, span.context.span_id, None)
+
+
+def is_late_duplicate(span: Any) -> bool:
+    """Whether the exporter should leave out ``span``, settled as a duplicate (then forget it)."""
+    if not _dropped:
+        return False
+    context = getattr(span, "context", None)
+    if context is None:
+        return False
+    with _lock:
+        return _dropped.pop(context.span_id, 0) is None

@@ -167,7 +167,7 @@ class CarrotSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         for span in spans:
             try:
-                if is_exportable(span) and not _duplicates.is_late_duplicate(span, raw_attributes(span)):
+                if is_exportable(span) and not _duplicates.is_late_duplicate(span):
                     self.enqueue(span)
             except Exception as exc:
                 self.count_internal_loss()

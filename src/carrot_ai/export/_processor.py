@@ -35,6 +35,11 @@ _OPERATION = semconv.GEN_AI_OPERATION_NAME
 _MAX_TRACKED = 100_000
 
 
+def _is_foreign(span: object) -> bool:
+    scope = getattr(span, "instrumentation_scope", None)
+    return scope is not None and not scope.name.startswith(semconv.SCOPE_PREFIX)
+
+
 def _is_our_llm_span(span: object) -> bool:
     scope = getattr(span, "instrumentation_scope", None)
     if scope is None or not scope.name.startswith(semconv.SCOPE_PREFIX):
@@ -68,6 +73,10 @@ class CarrotSpanProcessor(SpanProcessor):
                     parent = trace.get_current_span(parent_context)
                     if is_foreign_model_call(parent):
                         self._mark_duplicate(parent)
+                    elif _is_foreign(parent):
+                        # Maybe a model-call span that names its operation later, below another one: decided when
+                        # they end.
+                        _duplicates.remember(parent.get_span_context().span_id, _duplicates.ABOVE)
                 return
             attributes = span.attributes or {}
             # Inside one of our LLM calls (at any depth: other instrumentations nest in each other), another
@@ -100,8 +109,6 @@ class CarrotSpanProcessor(SpanProcessor):
             self._duplicates.add(span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not self.deliver:
-            return
         try:
             # raw_attributes(), inlined: this runs for every span the application ends.
             attributes = getattr(span, "_attributes", _MISSING)
@@ -111,9 +118,12 @@ class CarrotSpanProcessor(SpanProcessor):
                 return
             else:
                 attributes = getattr(attributes, "_dict", attributes)
-            if _KIND not in attributes and _OPERATION not in attributes:
+            if not self.deliver:
+                _duplicates.settle_for_exporter(span, attributes)
                 return
-            if _duplicates.is_late_duplicate(span, attributes):
+            if _duplicates.settle(span, attributes):
+                return
+            if _KIND not in attributes and _OPERATION not in attributes:
                 return
             if self._duplicates:
                 context = span.context
@@ -132,6 +142,8 @@ class CarrotSpanProcessor(SpanProcessor):
     def on_end_own(self, span: FastSpan) -> None:
         """``on_end`` for a fast span carrot made itself (exportable, never a duplicate): straight to the queue."""
         try:
+            if _duplicates._suspects:
+                _duplicates.forget(span)
             self.exporter.enqueue(span, span._attributes, FAST_SPAN_OVERHEAD_BYTES)
         except Exception as exc:
             report_internal_error("processor.on_end", exc)
