@@ -118,10 +118,12 @@ class CarrotSpanProcessor(SpanProcessor):
                 return
             else:
                 attributes = getattr(attributes, "_dict", attributes)
+            suspects = _duplicates._suspects  # empty unless another instrumentation shares our calls
             if not self.deliver:
-                _duplicates.settle_for_exporter(span, attributes)
+                if suspects:
+                    _duplicates.settle_for_exporter(span, attributes)
                 return
-            if _duplicates.settle(span, attributes):
+            if suspects and _duplicates.settle(span, attributes):
                 return
             if _KIND not in attributes and _OPERATION not in attributes:
                 return

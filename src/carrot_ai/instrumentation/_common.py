@@ -141,3 +141,28 @@ def wrap_derived_clients(client: Any, options: CallOptions, wrap: Callable[[Any,
     copy_wrapped.__doc__ = copy.__doc__
     client.__dict__["copy"] = copy_wrapped
     client.__dict__["with_options"] = copy_wrapped
+
+
+def prepare_kwargs(kwargs: dict[str, Any], iterable_keys: Sequence[str]) -> tuple[dict[str, Any], bool]:
+    """At the start of a call: strip our ``X-Carrot-Trace`` header (True: metadata only) and materialise one-shot
+    iterables among ``iterable_keys``. ``kwargs`` is the call's own dict; the user's own iterator errors propagate."""
+    from carrot_ai._core._content import pop_trace_header  # never raises
+
+    metadata_only = pop_trace_header(kwargs)
+    return materialize_iterables(kwargs, iterable_keys), metadata_only
+
+
+def sdk_types(package: str) -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
+    """An SDK's ``Stream`` and ``AsyncStream`` classes and its raw-response classes (``openai`` and ``anthropic``
+    share the layout). Imported when first needed: the SDKs are optional."""
+    import importlib
+
+    module = importlib.import_module(package)
+    raw: list[type[Any]] = []
+    # `_legacy_response.LegacyAPIResponse`: what `with_raw_response` returns.
+    for module_name, class_name in (("_response", "BaseAPIResponse"), ("_legacy_response", "LegacyAPIResponse")):
+        try:
+            raw.append(getattr(importlib.import_module(f"{package}.{module_name}"), class_name))
+        except (ImportError, AttributeError):
+            continue
+    return module.Stream, module.AsyncStream, tuple(raw)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
@@ -33,7 +32,6 @@ from carrot_ai.instrumentation import _common
 from carrot_ai.instrumentation._common import DEFAULT_OPTIONS, CallOptions, Wrapper, server_address
 from carrot_ai.instrumentation.anthropic import _extract, _native
 from carrot_ai.instrumentation.anthropic._accumulate import MessageStreamAccumulator
-from carrot_ai.instrumentation.anthropic._trace_header import pop_trace_header
 
 
 class AnthropicStreamState(StreamState):
@@ -107,19 +105,8 @@ def stream_state(call: LLMCall, stream: Any) -> AnthropicStreamState:
 
 @functools.lru_cache(maxsize=1)
 def _sdk_types() -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
-    """The SDK's stream classes and raw-response classes (imported on first use: anthropic is optional)."""
-    import anthropic
-
-    raw: list[type[Any]] = []
-    for module_name, class_name in (
-        ("anthropic._response", "BaseAPIResponse"),
-        ("anthropic._legacy_response", "LegacyAPIResponse"),  # older SDKs' with_raw_response
-    ):
-        try:
-            raw.append(getattr(importlib.import_module(module_name), class_name))
-        except (ImportError, AttributeError):
-            continue
-    return anthropic.Stream, anthropic.AsyncStream, tuple(raw)
+    """The SDK's stream classes and raw-response classes."""
+    return _common.sdk_types("anthropic")
 
 
 def _with_trace_headers(resource: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], contextvars.Token[bool]]:
@@ -139,12 +126,7 @@ def _with_trace_headers(resource: Any, kwargs: dict[str, Any]) -> tuple[dict[str
 
 def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
-    metadata_only = False
-    try:
-        metadata_only = pop_trace_header(kwargs)  # kwargs is this call's own dict (wrapt / **kwargs made it)
-    except Exception as exc:
-        report_internal_error("anthropic trace header", exc)
-    return _extract.materialize_iterables(kwargs), metadata_only
+    return _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
 
 
 # --- create / parse ------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ RECORD_NAME = "messages"
 # Keys of create()/stream()/parse() that are transport options, never request content.
 _NOT_INPUT = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "stream"})
 # Top-level kwargs that may be one-shot iterables and that we read before the SDK does.
-_ITERABLE_KWARGS = ("messages", "system", "tools", "stop_sequences")
+ITERABLE_KWARGS = ("messages", "system", "tools", "stop_sequences")
 _REQUEST_NUMBERS = (
     ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
     ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
@@ -49,7 +49,7 @@ def _given(value: Any) -> bool:
 
 def materialize_iterables(kwargs: dict[str, Any]) -> dict[str, Any]:
     """One-shot iterables among the kwargs we read, as lists (see ``_common.materialize_iterables``)."""
-    return _common.materialize_iterables(kwargs, _ITERABLE_KWARGS)
+    return _common.materialize_iterables(kwargs, ITERABLE_KWARGS)
 
 
 def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,10 +44,22 @@ class _Choice:
 class ChatStreamAccumulator:
     """Chat completion chunks -> response attributes and the record's ``output``."""
 
-    __slots__ = ("_capture", "_request_id", "_hide_usage", "_id", "_model", "_usage", "_choices")
+    __slots__ = (
+        "_capture",
+        "_content_attributes",
+        "_request_id",
+        "_hide_usage",
+        "_id",
+        "_model",
+        "_usage",
+        "_choices",
+    )
 
-    def __init__(self, capture: bool, request_id: str | None = None, hide_usage: bool = False) -> None:
+    def __init__(
+        self, capture: bool, request_id: str | None = None, hide_usage: bool = False, content_attributes: bool = True
+    ) -> None:
         self._capture = capture
+        self._content_attributes = content_attributes
         self._request_id = request_id
         self._hide_usage = hide_usage
         self._id: str | None = None
@@ -152,16 +164,29 @@ class ChatStreamAccumulator:
                     function_call=function_call,
                 )
             )
-        return attributes, output_from_messages(messages, reasons, attributes)
+        return attributes, output_from_messages(messages, reasons, attributes, self._content_attributes)
 
 
 class CompletionStreamAccumulator:
     """Legacy completion chunks -> response attributes and the record's ``output``."""
 
-    __slots__ = ("_capture", "_request_id", "_hide_usage", "_id", "_model", "_usage", "_texts", "_reasons")
+    __slots__ = (
+        "_capture",
+        "_content_attributes",
+        "_request_id",
+        "_hide_usage",
+        "_id",
+        "_model",
+        "_usage",
+        "_texts",
+        "_reasons",
+    )
 
-    def __init__(self, capture: bool, request_id: str | None = None, hide_usage: bool = False) -> None:
+    def __init__(
+        self, capture: bool, request_id: str | None = None, hide_usage: bool = False, content_attributes: bool = True
+    ) -> None:
         self._capture = capture
+        self._content_attributes = content_attributes
         self._request_id = request_id
         self._hide_usage = hide_usage
         self._id: str | None = None
@@ -206,7 +231,7 @@ class CompletionStreamAccumulator:
         if not self._capture:
             return attributes, None
         messages = [assistant_message("".join(self._texts[i]), None) for i in indexes]
-        return attributes, output_from_messages(messages, reasons, attributes)
+        return attributes, output_from_messages(messages, reasons, attributes, self._content_attributes)
 
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -215,10 +240,23 @@ _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.fa
 class ResponseStreamAccumulator:
     """Responses API stream events -> response attributes and the record's ``output``."""
 
-    __slots__ = ("_capture", "_request_id", "_response", "_final", "_items", "_texts", "_arguments", "error")
+    __slots__ = (
+        "_capture",
+        "_content_attributes",
+        "_request_id",
+        "_response",
+        "_final",
+        "_items",
+        "_texts",
+        "_arguments",
+        "error",
+    )
 
-    def __init__(self, capture: bool, request_id: str | None = None, hide_usage: bool = False) -> None:
+    def __init__(
+        self, capture: bool, request_id: str | None = None, hide_usage: bool = False, content_attributes: bool = True
+    ) -> None:
         self._capture = capture
+        self._content_attributes = content_attributes
         self._request_id = request_id
         # (code, message) of an `error` event or a `response.failed` response: the stream ends as an error.
         self.error: tuple[str | None, str] | None = None
@@ -293,7 +331,8 @@ class ResponseStreamAccumulator:
                 items.append(item)
         has_calls = any(_item_type(i) == "function_call" for i in items)
         reason = responses_finish_reason(response, has_calls) if response is not None else None
-        return attributes, output_from_items(items, None if reason == "in_progress" else reason, attributes)
+        reason = None if reason == "in_progress" else reason
+        return attributes, output_from_items(items, reason, attributes, self._content_attributes)
 
 
 def response_error(response: Any) -> tuple[str | None, str] | None:

@@ -20,14 +20,12 @@ and a raw response (whose bytes the caller may read) is never changed.
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
-from carrot_ai._core._content import pop_trace_header
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamAccumulator, StreamState, SyncStreamProxy
@@ -45,7 +43,7 @@ from carrot_ai.instrumentation.openai._accumulate import (
 _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 Extract = Callable[[Mapping[str, Any], bool, "tuple[str, int] | None", bool], dict[str, AttributeValue]]
-Result = Callable[[Any, bool], "tuple[dict[str, AttributeValue], dict[str, Any] | None]"]
+Result = Callable[[Any, bool, bool], "tuple[dict[str, AttributeValue], dict[str, Any] | None]"]
 
 
 class Endpoint:
@@ -153,7 +151,7 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
             from carrot_ai.instrumentation.openai._raw import track_raw_response
 
             return track_raw_response(endpoint, call, result)
-        attributes, output = endpoint.result(result, call.capture)
+        attributes, output = endpoint.result(result, call.capture, call.content_attributes)
         error = response_error(result) if endpoint is RESPONSES else None
         if error is not None:
             if error[0]:
@@ -172,36 +170,20 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     headers = getattr(getattr(stream, "response", None), "headers", None)
     request_id = headers.get("x-request-id") if headers is not None else None
     accumulator: StreamAccumulator = (endpoint.accumulator or ChatStreamAccumulator)(
-        call.capture, request_id, hide_usage
+        call.capture, request_id, hide_usage, call.content_attributes
     )
     return OpenAIStreamState(call, accumulator)
 
 
 @functools.lru_cache(maxsize=1)
 def sdk_types() -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
-    """The SDK's stream classes and raw-response classes (imported on first use: openai is optional)."""
-    import openai
-
-    raw: list[type[Any]] = []
-    for module_name, class_name in (
-        ("openai._response", "BaseAPIResponse"),
-        ("openai._legacy_response", "LegacyAPIResponse"),  # with_raw_response
-    ):
-        try:
-            raw.append(getattr(importlib.import_module(module_name), class_name))
-        except (ImportError, AttributeError):
-            continue
-    return openai.Stream, openai.AsyncStream, tuple(raw)
+    """The SDK's stream classes and raw-response classes."""
+    return _common.sdk_types("openai")
 
 
 def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
-    metadata_only = False
-    try:
-        metadata_only = pop_trace_header(kwargs)  # kwargs is this call's own dict (wrapt / **kwargs made it)
-    except Exception as exc:
-        report_internal_error("openai trace header", exc)
-    return _extract.materialize_iterables(kwargs), metadata_only
+    return _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
 
 
 def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> bool:

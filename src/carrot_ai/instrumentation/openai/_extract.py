@@ -22,7 +22,6 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
-from carrot_ai._core._llm import LLMCall
 from carrot_ai.instrumentation._common import materialize_iterables as _materialize
 
 PROVIDER = "openai"
@@ -30,7 +29,7 @@ PROVIDER = "openai"
 # Keys of create()/parse()/stream() that are transport options, never request content.
 _NOT_INPUT = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "stream"})
 # Top-level kwargs that may be one-shot iterables and that we read before the SDK does.
-_ITERABLE_KWARGS = ("messages", "tools", "functions", "input")
+ITERABLE_KWARGS = ("messages", "tools", "functions", "input")
 _CHAT_NUMBERS = (
     ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
     ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
@@ -64,7 +63,7 @@ def _number(value: Any) -> bool:
 
 def materialize_iterables(kwargs: dict[str, Any]) -> dict[str, Any]:
     """One-shot iterables among the kwargs we read, as lists (see ``_common.materialize_iterables``)."""
-    return _materialize(kwargs, _ITERABLE_KWARGS)
+    return _materialize(kwargs, ITERABLE_KWARGS)
 
 
 def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -317,15 +316,23 @@ def _response_basics(response: Any, attributes: dict[str, AttributeValue]) -> No
         attributes[semconv.CARROT_REQUEST_ID] = request_id
 
 
-def chat_result(completion: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
-    """Response attributes and the record's ``output`` of a ``ChatCompletion`` (model or decoded JSON)."""
-    attributes: dict[str, AttributeValue] = {}
+def _choices(completion: Any, attributes: dict[str, AttributeValue]) -> tuple[list[Any], list[Any]]:
+    """The response basics and finish reasons of a completion (chat or legacy); its choices and their reasons."""
     _response_basics(completion, attributes)
     choices = get(completion, "choices")
     choices = list(choices) if isinstance(choices, list | tuple) else []
     reasons = [get(c, "finish_reason") for c in choices]
     if reasons and all(isinstance(r, str) for r in reasons):
         attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
+    return choices, reasons
+
+
+def chat_result(
+    completion: Any, capture: bool, content_attributes: bool = True
+) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+    """Response attributes and the record's ``output`` of a ``ChatCompletion`` (model or decoded JSON)."""
+    attributes: dict[str, AttributeValue] = {}
+    choices, reasons = _choices(completion, attributes)
     if not capture:
         return attributes, None
     messages = []
@@ -340,7 +347,7 @@ def chat_result(completion: Any, capture: bool) -> tuple[dict[str, AttributeValu
                 audio=get(message, "audio"),
             )
         )
-    return attributes, output_from_messages(messages, reasons, attributes)
+    return attributes, output_from_messages(messages, reasons, attributes, content_attributes)
 
 
 def assistant_message(
@@ -394,10 +401,13 @@ def assistant_message(
 
 
 def output_from_messages(
-    messages: list[dict[str, Any]], reasons: list[Any], attributes: dict[str, AttributeValue]
+    messages: list[dict[str, Any]],
+    reasons: list[Any],
+    attributes: dict[str, AttributeValue],
+    content_attributes: bool = True,
 ) -> dict[str, Any]:
     """The record's ``output`` from assistant messages (one per choice); sets ``gen_ai.output.messages``."""
-    if LLMCall.wants_content_attributes():  # unread on carrot's fast path: the record uses its own output
+    if content_attributes:  # False on carrot's fast path, where nobody reads them (LLMCall.content_attributes)
         out_messages = []
         for index, message in enumerate(messages):
             parts: list[dict[str, Any]] = []
@@ -504,7 +514,9 @@ def _summary_text(item: Any) -> str:
     return "".join(t for t in texts if isinstance(t, str))
 
 
-def responses_result(response: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+def responses_result(
+    response: Any, capture: bool, content_attributes: bool = True
+) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
     """Response attributes and the record's ``output`` of a Responses API ``Response`` (model or JSON)."""
     attributes: dict[str, AttributeValue] = {}
     _response_basics(response, attributes)
@@ -519,7 +531,7 @@ def responses_result(response: Any, capture: bool) -> tuple[dict[str, AttributeV
         attributes[semconv.GEN_AI_CONVERSATION_ID] = conversation
     if not capture:
         return attributes, None
-    return attributes, output_from_items(items, reason, attributes)
+    return attributes, output_from_items(items, reason, attributes, content_attributes)
 
 
 def responses_finish_reason(response: Any, has_calls: bool) -> str | None:
@@ -533,7 +545,9 @@ def responses_finish_reason(response: Any, has_calls: bool) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def output_from_items(items: list[Any], reason: str | None, attributes: dict[str, AttributeValue]) -> dict[str, Any]:
+def output_from_items(
+    items: list[Any], reason: str | None, attributes: dict[str, AttributeValue], content_attributes: bool = True
+) -> dict[str, Any]:
     """The record's ``output`` from Responses output items; sets ``gen_ai.output.messages``."""
     texts: list[str] = []
     refusals: list[str] = []
@@ -565,7 +579,7 @@ def output_from_items(items: list[Any], reason: str | None, attributes: dict[str
         refusal="".join(refusals),
         reasoning="\n".join(reasoning),
     )
-    return output_from_messages([message], [reason], attributes)
+    return output_from_messages([message], [reason], attributes, content_attributes)
 
 
 # --- embeddings ----------------------------------------------------------------------------------------------
@@ -585,7 +599,9 @@ def embeddings_request(
     return attributes
 
 
-def embeddings_result(response: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+def embeddings_result(
+    response: Any, capture: bool, content_attributes: bool = True
+) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
     """Attributes and ``output`` of a ``CreateEmbeddingResponse``: counts and dimensions, never the vectors."""
     attributes: dict[str, AttributeValue] = {}
     _response_basics(response, attributes)
@@ -633,19 +649,16 @@ def completions_request(
     return attributes
 
 
-def completions_result(completion: Any, capture: bool) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+def completions_result(
+    completion: Any, capture: bool, content_attributes: bool = True
+) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
     """Attributes and ``output`` of a legacy ``Completion``."""
     attributes: dict[str, AttributeValue] = {}
-    _response_basics(completion, attributes)
-    choices = get(completion, "choices")
-    choices = list(choices) if isinstance(choices, list | tuple) else []
-    reasons = [get(c, "finish_reason") for c in choices]
-    if reasons and all(isinstance(r, str) for r in reasons):
-        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
+    choices, reasons = _choices(completion, attributes)
     if not capture:
         return attributes, None
     messages = [assistant_message(get(c, "text"), None) for c in choices]
-    return attributes, output_from_messages(messages, reasons, attributes)
+    return attributes, output_from_messages(messages, reasons, attributes, content_attributes)
 
 
 # --- errors --------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ class _OpenAIRaw:
         self.endpoint = endpoint
 
     def result(self, call: LLMCall, body: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        attributes, output = self.endpoint.result(body, call.capture)
+        attributes, output = self.endpoint.result(body, call.capture, call.content_attributes)
         return dict(attributes), output
 
     def stream_types(self) -> tuple[type[Any], type[Any]]:
