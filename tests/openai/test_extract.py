@@ -177,3 +177,29 @@ def test_content_capture_off_keeps_metadata_only(fake: FakeOpenAI, carrot: Inges
     got = records(carrot, 2)
     assert "private" not in json.dumps(got)
     assert all(r["metadata"]["input_tokens"] > 0 and r["metadata"]["output_tokens"] > 0 for r in got)
+
+
+def test_usage_diverter_takes_only_the_usage_only_event() -> None:
+    from openai._streaming import ServerSentEvent
+
+    from carrot_ai.instrumentation.openai._accumulate import UsageDiverter
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    events = [
+        ServerSentEvent(data='{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}'),
+        ServerSentEvent(data='{"id":"c1","choices":[],"prompt_filter_results":[]}'),  # Azure: no usage, passes
+        ServerSentEvent(data='{"choices":[], "usage": not json'),  # malformed: left to the SDK
+        ServerSentEvent(data=json.dumps({"id": "c1", "model": "m", "choices": [], "usage": usage})),
+        ServerSentEvent(data="[DONE]"),
+    ]
+
+    class Decoder:
+        def iter_bytes(self, iterator: Any) -> Any:
+            yield from events
+
+    accumulator = ChatStreamAccumulator(True, hide_usage=True)
+    passed = list(UsageDiverter(Decoder(), accumulator).iter_bytes(iter(())))
+    assert passed == [events[0], events[1], events[2], events[4]]
+    attributes, _ = accumulator.result()
+    assert attributes["gen_ai.usage.input_tokens"] == 3 and attributes["gen_ai.usage.output_tokens"] == 2
+    assert attributes["gen_ai.response.id"] == "c1"

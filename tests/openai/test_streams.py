@@ -9,6 +9,7 @@ from typing import Any
 import openai
 import pytest
 
+import carrot_ai
 from tests.fakes import JSONReply, SSEReply
 from tests.fakes.openai_server import FakeOpenAI, rate_limit
 from tests.ingest_server import IngestServer
@@ -89,6 +90,50 @@ def test_async_stream_records_the_whole_answer(way: str, fake: FakeOpenAI, carro
     [record] = records(carrot, 1)
     assert record["output"]["message"]["content"] == "Echo: async stream"
     assert record["metadata"]["output_tokens"] == 3
+
+
+def _count_parsed_chunks(client: Any) -> list[Any]:
+    """Record what the SDK itself builds into chunk objects (its `_process_response_data`, on this instance)."""
+    parsed: list[Any] = []
+    process = client._process_response_data
+
+    def counting(*, data: Any, cast_to: Any, response: Any) -> Any:
+        parsed.append(data)
+        return process(data=data, cast_to=cast_to, response=response)
+
+    client._process_response_data = counting
+    return parsed
+
+
+def test_the_sdk_never_builds_the_usage_chunk_carrot_asked_for(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    client = carrot_ai.wrap(make_client(fake))
+    parsed = _count_parsed_chunks(client)
+    got = list(client.chat.completions.create(**body(LONG), stream=True))
+    assert fake.last_request.json["stream_options"] == {"include_usage": True}  # type: ignore[index, union-attr]
+    assert len(parsed) == len(got) and all(d.get("choices") for d in parsed)  # read by carrot, never by the SDK
+    [record] = records(carrot, 1)
+    assert record["metadata"]["output_tokens"] == len(LONG.split()) + 1 and record["metadata"]["input_tokens"] > 0
+    client.close()
+
+
+def test_the_async_sdk_never_builds_the_usage_chunk_carrot_asked_for(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    async def main() -> tuple[list[Any], list[Any]]:
+        async with carrot_ai.wrap(make_client(fake, is_async=True)) as client:
+            parsed = _count_parsed_chunks(client)
+            stream = await client.chat.completions.create(**body(LONG), stream=True)
+            return [c async for c in stream], parsed
+
+    got, parsed = asyncio.run(main())
+    assert len(parsed) == len(got) and all(c.choices for c in got)
+    [record] = records(carrot, 1)
+    assert record["metadata"]["output_tokens"] == len(LONG.split()) + 1
+
+
+def test_usage_chunk_the_user_asked_for_is_built_by_the_sdk(client: openai.OpenAI, carrot: IngestServer) -> None:
+    parsed = _count_parsed_chunks(client)
+    got = list(client.chat.completions.create(**body("hi"), stream=True, stream_options={"include_usage": True}))
+    assert len(parsed) == len(got) and got[-1].choices == [] and got[-1].usage is not None
+    records(carrot, 1)
 
 
 def test_streamed_tool_call_deltas_are_assembled(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:

@@ -37,6 +37,7 @@ from carrot_ai.instrumentation.openai._accumulate import (
     ChatStreamAccumulator,
     CompletionStreamAccumulator,
     ResponseStreamAccumulator,
+    divert_usage_event,
     response_error,
 )
 
@@ -172,6 +173,8 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     accumulator: StreamAccumulator = (endpoint.accumulator or ChatStreamAccumulator)(
         call.capture, request_id, hide_usage, call.content_attributes
     )
+    if hide_usage:
+        divert_usage_event(stream, accumulator)
     return OpenAIStreamState(call, accumulator)
 
 
