@@ -29,6 +29,8 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _DEFAULT_SAMPLERS = (sampling.DEFAULT_ON, sampling.ALWAYS_ON)
 _UNSET = Status(StatusCode.UNSET)
 _getrandbits = random.getrandbits
+_new_context = tuple.__new__
+_DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 
 
 class FastPath:
@@ -128,11 +130,17 @@ class FastSpan(trace.Span, ReadableSpan):
         start_time: int | None,
     ) -> None:
         span_id = _getrandbits(64)
+        # SpanContext(...) without its Python-level __new__ (which only defaults and validates): the ids are ours.
         if parent is None:
-            self._context = SpanContext(_getrandbits(128), span_id, False, _SAMPLED_RANDOM)
+            trace_id = _getrandbits(128)
+            self._context = _new_context(
+                SpanContext, (trace_id, span_id, False, _SAMPLED_RANDOM, _DEFAULT_STATE, trace_id != 0 != span_id)
+            )
         else:
             flags = _SAMPLED_RANDOM if parent.trace_flags & _SAMPLED_RANDOM == _SAMPLED_RANDOM else _SAMPLED
-            self._context = SpanContext(parent.trace_id, span_id, False, flags, parent.trace_state)
+            self._context = _new_context(
+                SpanContext, (parent.trace_id, span_id, False, flags, parent.trace_state, span_id != 0)
+            )
         self._fast = fast
         self._name = name
         self._parent = parent
@@ -231,3 +239,99 @@ def start_fast_span(
             return None
         return FastSpan(fast, scope, name, parent, kind, attributes, start_time)
     return FastSpan(fast, scope, name, None, kind, attributes, start_time)
+
+
+# --- queued form -------------------------------------------------------------------------------------------------
+#
+# A finished fast span waits in the export queue, sometimes for seconds (a busy application thread leaves the export
+# worker little time). As objects, a span, its SpanContext and its attribute dict are containers the garbage
+# collector tracks: thousands of them queued get promoted to the oldest generation and make the application's full
+# collections more frequent and longer. Queued, a span is therefore a plain tuple of strings, numbers and tuples of
+# those, which the collector stops tracking at its first pass; the export worker turns it back into a span.
+
+_resources: list[Any] = []
+
+
+def _resource_index(resource: Any) -> int:
+    for index, known in enumerate(_resources):
+        if known is resource:
+            return index
+    _resources.append(resource)
+    return len(_resources) - 1
+
+
+def pack(span: FastSpan) -> tuple[Any, ...]:
+    """The finished ``span`` as a tuple the garbage collector does not keep tracking (see above)."""
+    context: Any = span._context
+    parent: Any = span._parent
+    state = context.trace_state
+    scope: Any = span._instrumentation_scope
+    status = span._status
+    attributes: Any = span._attributes
+    return (
+        span._name,
+        context.trace_id,
+        context.span_id,
+        int(context.trace_flags),
+        None if state is _DEFAULT_STATE or not state else state,
+        None if parent is None else (parent.span_id, parent.is_remote, int(parent.trace_flags)),
+        span._kind.value,
+        scope.name,
+        scope.version,
+        _resource_index(span._resource),
+        tuple(attributes),
+        tuple(attributes.values()),
+        span._events,
+        span._links,
+        status.status_code.value,
+        status.description,
+        span._start_time,
+        span._end_time,
+    )
+
+
+_KINDS = {kind.value: kind for kind in SpanKind}
+_CODES = {code.value: code for code in StatusCode}
+
+
+def unpack(packed: tuple[Any, ...]) -> FastSpan:
+    """The span :func:`pack` made ``packed`` from, as a finished ``ReadableSpan`` (for the export worker)."""
+    (
+        name,
+        trace_id,
+        span_id,
+        flags,
+        state,
+        parent,
+        kind,
+        scope_name,
+        scope_version,
+        resource,
+        keys,
+        values,
+        events,
+        links,
+        code,
+        description,
+        start_time,
+        end_time,
+    ) = packed
+    state = state if state is not None else _DEFAULT_STATE
+    span = FastSpan.__new__(FastSpan)
+    span._fast = None  # type: ignore[assignment]  # finished: never ended again
+    span._name = name
+    span._context = SpanContext(trace_id, span_id, False, TraceFlags(flags), state)
+    span._parent = None if parent is None else SpanContext(trace_id, parent[0], parent[1], TraceFlags(parent[2]), state)
+    span._kind = _KINDS[kind]
+    span._instrumentation_scope = InstrumentationScope(scope_name, scope_version)
+    span._instrumentation_info = None
+    span._resource = _resources[resource]
+    span._attributes = dict(zip(keys, values, strict=True))
+    span._events = events
+    span._links = links
+    span._status = (
+        _UNSET if code == StatusCode.UNSET.value and description is None else Status(_CODES[code], description)
+    )
+    span._start_time = start_time
+    span._end_time = end_time
+    return span

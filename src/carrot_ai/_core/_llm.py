@@ -61,17 +61,21 @@ class LLMCall:
         tags: Sequence[str] = (),
         metadata_only: bool = False,
         source: str = "sdk",
+        capture: bool | None = None,
     ) -> LLMCall | None:
         """Start the span for a call, or return None (tracing off, or already inside this call). Never raises.
 
         ``attributes`` are the GenAI request attributes the adapter extracted (content attributes included only
         when :meth:`capture_content` said so). ``record_input`` is the record's ``input`` (the request parameters);
-        it is captured only when content capture is on for this call.
+        it is captured only when content capture is on for this call. ``capture``: what :meth:`capture_content`
+        said for this call, when the adapter already asked.
         """
         try:
             if not _ensure_started() or in_llm_call():
                 return None
-            capture = not metadata_only and _content.capture_enabled()
+            if capture is None:
+                capture = _content.capture_enabled()
+            capture = capture and not metadata_only
             attributes[semconv.CARROT_KIND] = "llm"
             attributes[semconv.CARROT_NAME] = record_name
             attributes[semconv.CARROT_SOURCE] = source

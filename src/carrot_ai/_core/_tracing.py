@@ -23,6 +23,7 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content, _fastspan
+from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._version import __version__
 
@@ -160,7 +161,8 @@ class SpanCall:
             fast = _fastspan.fast_path()
             if fast is not None:
                 span = _fastspan.start_fast_span(fast, tracer, name, parent_span, kind, attributes, start_time)
-                if span is not None and llm:
+                # The processor's on_start only looks for another instrumentation's span around our model call.
+                if span is not None and llm and parent_span is not INVALID_SPAN and type(parent_span) is not FastSpan:
                     fast.processor.on_start(span, parent_context)
             if span is None:
                 tracer = get_tracer(tracer)

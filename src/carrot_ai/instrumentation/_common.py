@@ -6,6 +6,8 @@ import functools
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from carrot_ai._core._content import pop_trace_header as _pop_trace_header
+
 
 class CallOptions:
     """What ``wrap(name=..., tags=...)`` / ``patch_litellm(...)`` add to every record of a client (and of clients
@@ -72,7 +74,7 @@ def materialize_iterables(kwargs: dict[str, Any], keys: Sequence[str]) -> dict[s
     copied: dict[str, Any] | None = None
     for key in keys:
         value = kwargs.get(key)
-        if value is None or isinstance(value, list | tuple | str | dict | bytes):
+        if value is None or type(value) in _PLAIN or isinstance(value, list | tuple | str | dict | bytes):
             continue
         if not given(value) or not hasattr(value, "__iter__"):
             continue
@@ -81,6 +83,8 @@ def materialize_iterables(kwargs: dict[str, Any], keys: Sequence[str]) -> dict[s
         copied[key] = list(value)  # the user's own iterator error propagates, as it would from the SDK
     return kwargs if copied is None else copied
 
+
+_PLAIN = frozenset({list, tuple, str, dict, bytes})
 
 Target = tuple[str, str, str, Any]  # (module, class, method, wrapper)
 
@@ -146,9 +150,7 @@ def wrap_derived_clients(client: Any, options: CallOptions, wrap: Callable[[Any,
 def prepare_kwargs(kwargs: dict[str, Any], iterable_keys: Sequence[str]) -> tuple[dict[str, Any], bool]:
     """At the start of a call: strip our ``X-Carrot-Trace`` header (True: metadata only) and materialise one-shot
     iterables among ``iterable_keys``. ``kwargs`` is the call's own dict; the user's own iterator errors propagate."""
-    from carrot_ai._core._content import pop_trace_header  # never raises
-
-    metadata_only = pop_trace_header(kwargs)
+    metadata_only = _pop_trace_header(kwargs) if "extra_headers" in kwargs else False  # never raises
     return materialize_iterables(kwargs, iterable_keys), metadata_only
 
 

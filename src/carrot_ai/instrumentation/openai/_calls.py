@@ -19,7 +19,6 @@ and a raw response (whose bytes the caller may read) is never changed.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -128,6 +127,7 @@ def start_call(
             record_input=params,
             tags=options.tags,
             metadata_only=metadata_only,
+            capture=capture,
         )
     except Exception as exc:
         report_internal_error("openai call start", exc)
@@ -143,7 +143,7 @@ def fail_call(call: LLMCall, exc: BaseException) -> None:
 def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
-        types = sdk_types()
+        types = _sdk_types or sdk_types()
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
         if isinstance(result, types[1]):
@@ -178,10 +178,15 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     return OpenAIStreamState(call, accumulator)
 
 
-@functools.lru_cache(maxsize=1)
+_sdk_types: tuple[type[Any], type[Any], tuple[type[Any], ...]] | None = None
+
+
 def sdk_types() -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
-    """The SDK's stream classes and raw-response classes."""
-    return _common.sdk_types("openai")
+    """The SDK's stream classes and raw-response classes (looked up once)."""
+    global _sdk_types
+    if _sdk_types is None:
+        _sdk_types = _common.sdk_types("openai")
+    return _sdk_types
 
 
 def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:

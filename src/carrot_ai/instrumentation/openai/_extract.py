@@ -111,20 +111,25 @@ def chat_request(
 ) -> dict[str, AttributeValue]:
     """GenAI request attributes of a chat completion; content attributes only when ``capture`` is on."""
     attributes = _common(semconv.OP_CHAT, params.get("model"), server, stream)
+    # Absent parameters (most of them, on most calls) cost one dict lookup each: this runs on every call.
     for key, name in _CHAT_NUMBERS:
         value = params.get(key)
-        if _number(value):
+        if value is not None and _number(value):
             attributes[name] = value
     max_tokens = params.get("max_completion_tokens", params.get("max_tokens"))
-    if _number(max_tokens):
+    if max_tokens is not None and _number(max_tokens):
         attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     n = params.get("n")
     if isinstance(n, int) and not isinstance(n, bool) and n != 1:
         attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
-    _stop(attributes, params.get("stop"))
-    output_type = _output_type(get(params.get("response_format"), "type"))
-    if output_type is not None:
-        attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
+    stop = params.get("stop")
+    if stop is not None:
+        _stop(attributes, stop)
+    response_format = params.get("response_format")
+    if response_format is not None:
+        output_type = _output_type(get(response_format, "type"))
+        if output_type is not None:
+            attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
     if capture:
         messages = params.get("messages")
         if isinstance(messages, list | tuple):
@@ -304,13 +309,18 @@ def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
 
 
 def _response_basics(response: Any, attributes: dict[str, AttributeValue]) -> None:
-    response_id = get(response, "id")
+    if isinstance(response, dict):
+        response_id, model, usage = response.get("id"), response.get("model"), response.get("usage")
+    else:
+        response_id = getattr(response, "id", None)
+        model = getattr(response, "model", None)
+        usage = getattr(response, "usage", None)
     if isinstance(response_id, str):
         attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
-    model = get(response, "model")
     if isinstance(model, str):
         attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
-    usage_attributes(get(response, "usage"), attributes)
+    if usage is not None:
+        usage_attributes(usage, attributes)
     request_id = getattr(response, "_request_id", None)
     if isinstance(request_id, str) and request_id:
         attributes[semconv.CARROT_REQUEST_ID] = request_id
@@ -321,8 +331,8 @@ def _choices(completion: Any, attributes: dict[str, AttributeValue]) -> tuple[li
     _response_basics(completion, attributes)
     choices = get(completion, "choices")
     choices = list(choices) if isinstance(choices, list | tuple) else []
-    reasons = [get(c, "finish_reason") for c in choices]
-    if reasons and all(isinstance(r, str) for r in reasons):
+    reasons = [c.get("finish_reason") if isinstance(c, dict) else getattr(c, "finish_reason", None) for c in choices]
+    if reasons and not [r for r in reasons if not isinstance(r, str)]:
         attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
     return choices, reasons
 
@@ -338,14 +348,18 @@ def chat_result(
     messages = []
     for choice in choices:
         message = get(choice, "message")
+        if isinstance(message, dict) or message is None:
+            fields = message or {}
+            content, tool_calls = fields.get("content"), fields.get("tool_calls")
+            refusal, function_call, audio = fields.get("refusal"), fields.get("function_call"), fields.get("audio")
+        else:
+            content = getattr(message, "content", None)
+            tool_calls = getattr(message, "tool_calls", None)
+            refusal = getattr(message, "refusal", None)
+            function_call = getattr(message, "function_call", None)
+            audio = getattr(message, "audio", None)
         messages.append(
-            assistant_message(
-                get(message, "content"),
-                get(message, "tool_calls"),
-                refusal=get(message, "refusal"),
-                function_call=get(message, "function_call"),
-                audio=get(message, "audio"),
-            )
+            assistant_message(content, tool_calls, refusal=refusal, function_call=function_call, audio=audio)
         )
     return attributes, output_from_messages(messages, reasons, attributes, content_attributes)
 
@@ -361,7 +375,7 @@ def assistant_message(
 ) -> dict[str, Any]:
     """The record's OpenAI-shaped assistant message."""
     message: dict[str, Any] = {"role": "assistant", "content": content if isinstance(content, str) else None}
-    if message["content"] is None:
+    if message["content"] is None and audio is not None:
         transcript = get(audio, "transcript")
         if isinstance(transcript, str):
             message["content"] = transcript
