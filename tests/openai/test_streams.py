@@ -136,6 +136,27 @@ def test_usage_chunk_the_user_asked_for_is_built_by_the_sdk(client: openai.OpenA
     records(carrot, 1)
 
 
+def test_a_loop_over_a_temporary_stream_records_all_of_it(client: openai.OpenAI, carrot: IngestServer) -> None:
+    text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(**body(LONG), stream=True))
+    [record] = records(carrot, 1)
+    assert record["status"] == "success" and record["output"]["message"]["content"] == text == f"Echo: {LONG}"
+
+
+def test_loops_and_next_can_share_one_stream(client: openai.OpenAI, carrot: IngestServer) -> None:
+    stream = client.chat.completions.create(**body(LONG), stream=True)
+    first = []
+    for chunk in stream:
+        first.append(chunk)
+        break
+    second = next(stream)
+    rest = list(stream)
+    chunks = [*first, second, *rest]
+    assert len({id(c) for c in chunks}) == len(chunks)  # none seen twice, none skipped (the text below is whole)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == text == f"Echo: {LONG}"
+
+
 def test_streamed_tool_call_deltas_are_assembled(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
     client = client_for(way, fake)
     chunks = list(client.chat.completions.create(**body("use tools"), tools=[WEATHER_TOOL, TIME_TOOL], stream=True))
@@ -384,3 +405,17 @@ def test_stream_options_in_extra_body_are_the_callers(
     assert got[-1].choices == [] and got[-1].usage is not None  # asked for by the caller: passed through
     [record] = records(carrot, 1)
     assert record["metadata"]["output_tokens"] == got[-1].usage.completion_tokens
+
+
+def test_the_callers_extra_body_is_kept_when_carrot_asks_for_usage(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    extra = {"user_tier": "gold"}
+    got = list(client.chat.completions.create(**body("hi"), stream=True, extra_body=extra))
+    assert extra == {"user_tier": "gold"}  # the caller's dict is not changed
+    sent = fake.last_request.json  # type: ignore[union-attr]
+    assert sent["user_tier"] == "gold" and sent["stream_options"] == {"include_usage": True}  # type: ignore[index]
+    assert all(c.choices for c in got)
+    [record] = records(carrot, 1)
+    assert record["metadata"]["output_tokens"] > 0 and record["input"]["user_tier"] == "gold"
+    assert "stream_options" not in record["input"]

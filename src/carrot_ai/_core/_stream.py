@@ -10,6 +10,7 @@ garbage collection of an abandoned stream. Partial output and usage are kept on 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import wrapt
@@ -93,8 +94,10 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         super().__init__(wrapped)
         self._self_state = state
 
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # A generator, as the SDKs' own ``Stream.__iter__`` returns: a ``for`` loop then resumes it for each chunk,
+        # which costs less than a call of ``__next__`` (``next(stream)`` still works, and both can be mixed).
+        return _iterate(self, self._self_state, self.__wrapped__.__next__)
 
     def __next__(self) -> Any:
         state = self._self_state
@@ -148,6 +151,34 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         state = getattr(self, "_self_state", None)
         if state is not None and not state.done:
             state.finish()
+
+
+def _iterate(proxy: SyncStreamProxy, state: StreamState, next_: Any) -> Iterator[Any]:
+    """The chunks of a sync stream, as :meth:`SyncStreamProxy.__next__` hands them out one by one.
+
+    ``proxy`` is held for as long as the loop runs: in ``for chunk in client...create(stream=True)`` nothing else
+    holds it, and its ``__del__`` would end the span as an abandoned stream.
+    """
+    while True:
+        try:
+            chunk = next_()
+        except StopIteration:
+            state.finish()
+            return
+        except BaseException as exc:
+            state.fail(exc)
+            raise
+        if state.done or state._first or not state._inline:
+            if state.chunk(chunk):
+                yield chunk
+            continue
+        try:
+            keep = state._process(chunk) is not False
+        except Exception as exc:
+            _report_chunk_error(exc)
+            keep = True
+        if keep:
+            yield chunk  # a loop left here (break) leaves the stream open, as without carrot
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]

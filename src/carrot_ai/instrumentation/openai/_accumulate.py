@@ -55,6 +55,7 @@ class ChatStreamAccumulator:
         "_model",
         "_usage",
         "_choices",
+        "_text",
     )
 
     def __init__(
@@ -68,8 +69,34 @@ class ChatStreamAccumulator:
         self._model: str | None = None
         self._usage: Any = None
         self._choices: dict[int, _Choice] = {}
+        self._text: list[str] | None = None  # choice 0's text pieces, for the fast path of text-only chunks
 
     def process(self, chunk: Any) -> bool:
+        # Fast path, for nearly every chunk of a text answer: one choice (index 0) whose delta has text only. Plain
+        # attribute reads (the SDK's models always have their fields); anything else takes the general path.
+        text = self._text
+        if text is not None:
+            try:
+                choices = chunk.choices
+                if type(choices) is list and len(choices) == 1 and chunk.usage is None:
+                    choice = choices[0]
+                    delta = choice.delta
+                    if (
+                        choice.index == 0
+                        and choice.finish_reason is None
+                        and delta.tool_calls is None
+                        and delta.refusal is None
+                        and delta.function_call is None
+                    ):
+                        content = delta.content
+                        if content:
+                            text.append(content)
+                        return True
+            except AttributeError:
+                pass
+        return self._process(chunk)
+
+    def _process(self, chunk: Any) -> bool:
         if self._id is None:
             chunk_id = getattr(chunk, "id", None)
             if isinstance(chunk_id, str) and chunk_id:
@@ -89,13 +116,25 @@ class ChatStreamAccumulator:
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _Choice()
+                if index == 0 and self._capture and self._id is not None:
+                    self._text = state.content
             reason = getattr(choice, "finish_reason", None)
-            if isinstance(reason, str):
+            if reason is not None and isinstance(reason, str):
                 state.finish_reason = reason
             if self._capture:
                 delta = getattr(choice, "delta", None)
                 if delta is not None:
-                    self._delta(state, delta)
+                    # Most deltas carry text only: read that here, the rest only when there is some.
+                    content = getattr(delta, "content", None)
+                    if (
+                        getattr(delta, "tool_calls", None) is None
+                        and getattr(delta, "refusal", None) is None
+                        and getattr(delta, "function_call", None) is None
+                    ):
+                        if content:
+                            state.content.append(content)
+                    else:
+                        self._delta(state, delta)
         return True
 
     @staticmethod

@@ -207,7 +207,16 @@ def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> b
             return False  # the caller's extra_body decides what is sent
         options = kwargs.get("stream_options")
         if options is None or type(options).__name__ in ("NotGiven", "Omit"):
-            kwargs["stream_options"] = {"include_usage": True}
+            # Sent through extra_body: the same JSON, without the SDK's type-driven transform of a new parameter
+            # (which costs more than the rest of the request's preparation).
+            if isinstance(extra_body, Mapping):
+                body = {**extra_body, "stream_options": {"include_usage": True}}
+            elif extra_body is None or type(extra_body).__name__ in ("NotGiven", "Omit"):
+                body = {"stream_options": {"include_usage": True}}
+            else:
+                return False
+            kwargs.pop("stream_options", None)
+            kwargs["extra_body"] = body
             return True
         if isinstance(options, Mapping) and "include_usage" not in options:
             kwargs["stream_options"] = {**options, "include_usage": True}
