@@ -182,8 +182,8 @@ def report(title: str, samples: dict[str, list[float]], baseline: str) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds: a smoke run for CI")
-    parser.add_argument("--rounds", type=int, default=31)
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=301)
+    parser.add_argument("--calls", type=int, default=20)
     args = parser.parse_args()
     rounds, calls = (3, 20) if args.quick else (args.rounds, args.calls)
 

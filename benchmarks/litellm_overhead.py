@@ -55,8 +55,8 @@ def completion_call(function: Callable[..., Any], client: Any) -> Callable[[], A
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds: a smoke run for CI")
-    parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=201)
+    parser.add_argument("--calls", type=int, default=10)
     args = parser.parse_args()
     if litellm is None:
         print("litellm is not installed here: run `.venv-litellm/bin/python benchmarks/litellm_overhead.py`")

@@ -97,7 +97,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __iter__(self) -> Iterator[Any]:
         # A generator, as the SDKs' own ``Stream.__iter__`` returns: a ``for`` loop then resumes it for each chunk,
         # which costs less than a call of ``__next__`` (``next(stream)`` still works, and both can be mixed).
-        return _iterate(self, self._self_state, self.__wrapped__.__next__)
+        return _iterate(self, self._self_state, _source(self.__wrapped__))
 
     def __next__(self) -> Any:
         state = self._self_state
@@ -153,32 +153,57 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             state.finish()
 
 
-def _iterate(proxy: SyncStreamProxy, state: StreamState, next_: Any) -> Iterator[Any]:
+def _source(stream: Any) -> Any:
+    """What to pull a sync stream's chunks from: the SDKs' ``Stream.__next__`` only calls ``self._iterator``'s
+    (openai and anthropic alike), so that generator is read directly, saving a Python call per chunk; any other
+    stream class through its own ``__next__``."""
+    iterator = getattr(stream, "_iterator", None)
+    method = getattr(type(stream), "__next__", None)
+    if (
+        type(iterator).__name__ == "generator"
+        and getattr(method, "__qualname__", None) == "Stream.__next__"
+        and getattr(method, "__module__", "").endswith("._streaming")
+    ):
+        return iterator
+    return _pull(stream.__next__)
+
+
+def _pull(next_: Any) -> Iterator[Any]:
+    while True:
+        try:
+            chunk = next_()
+        except StopIteration:
+            return
+        yield chunk
+
+
+def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterator[Any]:
     """The chunks of a sync stream, as :meth:`SyncStreamProxy.__next__` hands them out one by one.
 
     ``proxy`` is held for as long as the loop runs: in ``for chunk in client...create(stream=True)`` nothing else
     holds it, and its ``__del__`` would end the span as an abandoned stream.
     """
-    while True:
-        try:
-            chunk = next_()
-        except StopIteration:
-            state.finish()
-            return
-        except BaseException as exc:
-            state.fail(exc)
-            raise
-        if state.done or state._first or not state._inline:
-            if state.chunk(chunk):
-                yield chunk
-            continue
-        try:
-            keep = state._process(chunk) is not False
-        except Exception as exc:
-            _report_chunk_error(exc)
-            keep = True
-        if keep:
-            yield chunk  # a loop left here (break) leaves the stream open, as without carrot
+    process = state._process
+    inline = state._inline
+    try:
+        for chunk in source:
+            if state.done or state._first or not inline:
+                if state.chunk(chunk):
+                    yield chunk
+                continue
+            try:
+                keep = process(chunk) is not False
+            except Exception as exc:
+                _report_chunk_error(exc)
+                keep = True
+            if keep:
+                yield chunk  # a loop left here (break) leaves the stream open, as without carrot
+    except GeneratorExit:  # the caller's loop is gone (break, then garbage collection): not an error
+        raise
+    except BaseException as exc:
+        state.fail(exc)
+        raise
+    state.finish()
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]

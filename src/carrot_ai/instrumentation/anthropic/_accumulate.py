@@ -51,6 +51,23 @@ class MessageStreamAccumulator:
         self._final_usage = False
 
     def process(self, chunk: Any) -> bool:
+        # Fast path, for most events of an answer: a text delta, read with plain attribute reads (the SDK's models
+        # have their fields); anything else takes the general path.
+        if self._capture:
+            try:
+                if chunk.type == "content_block_delta":
+                    delta = chunk.delta
+                    if delta.type == "text_delta":
+                        block = self._blocks.get(chunk.index)
+                        text = delta.text
+                        if block is not None and type(text) is str:
+                            block[1].append(text)
+                            return True
+            except AttributeError:
+                pass
+        return self._process(chunk)
+
+    def _process(self, chunk: Any) -> bool:
         # The SDK builds events without validating them: any field may be missing or None, so read defensively.
         kind = getattr(chunk, "type", None)
         if kind == "content_block_delta":
