@@ -223,8 +223,9 @@ def main() -> None:
             f"{STREAM_EVENTS}-event stream overhead {stream_result['carrot']:.1f} us (budget 60); "
             f"native span avoided: {create_result['carrot-unguarded'] - create_result['carrot']:.1f} us per create"
         )
+        flushed = carrot_ai.flush(60)
         stats = carrot_ai.stats()
-        print(f"exporter: delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
+        print(f"exporter: flushed {flushed}, delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
     finally:
         carrot_ai.shutdown()
         sink.terminate()

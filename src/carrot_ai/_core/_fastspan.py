@@ -260,6 +260,9 @@ def _resource_index(resource: Any) -> int:
     return len(_resources) - 1
 
 
+_KIND_VALUES = {id(kind): kind.value for kind in SpanKind}  # Enum's .value is a Python-level descriptor
+
+
 def pack(span: FastSpan) -> tuple[Any, ...]:
     """The finished ``span`` as a tuple the garbage collector does not keep tracking (see above)."""
     context: Any = span._context
@@ -268,6 +271,7 @@ def pack(span: FastSpan) -> tuple[Any, ...]:
     scope: Any = span._instrumentation_scope
     status = span._status
     attributes: Any = span._attributes
+    kind = _KIND_VALUES.get(id(span._kind))
     return (
         span._name,
         context.trace_id,
@@ -275,7 +279,7 @@ def pack(span: FastSpan) -> tuple[Any, ...]:
         int(context.trace_flags),
         None if state is _DEFAULT_STATE or not state else state,
         None if parent is None else (parent.span_id, parent.is_remote, int(parent.trace_flags)),
-        span._kind.value,
+        kind if kind is not None else span._kind.value,
         scope.name,
         scope.version,
         _resource_index(span._resource),
@@ -283,7 +287,7 @@ def pack(span: FastSpan) -> tuple[Any, ...]:
         tuple(attributes.values()),
         span._events,
         span._links,
-        status.status_code.value,
+        0 if status is _UNSET else status.status_code.value,
         status.description,
         span._start_time,
         span._end_time,
@@ -291,6 +295,17 @@ def pack(span: FastSpan) -> tuple[Any, ...]:
 
 
 _KINDS = {kind.value: kind for kind in SpanKind}
+_unpacked_scopes: dict[tuple[str, str | None], InstrumentationScope] = {}
+_trace_flags: dict[int, TraceFlags] = {}
+
+
+def _flags(value: int) -> TraceFlags:
+    flags = _trace_flags.get(value)
+    if flags is None:
+        flags = _trace_flags[value] = TraceFlags(value)
+    return flags
+
+
 _CODES = {code.value: code for code in StatusCode}
 
 
@@ -320,10 +335,17 @@ def unpack(packed: tuple[Any, ...]) -> FastSpan:
     span = FastSpan.__new__(FastSpan)
     span._fast = None  # type: ignore[assignment]  # finished: never ended again
     span._name = name
-    span._context = SpanContext(trace_id, span_id, False, TraceFlags(flags), state)
-    span._parent = None if parent is None else SpanContext(trace_id, parent[0], parent[1], TraceFlags(parent[2]), state)
+    span._context = _new_context(SpanContext, (trace_id, span_id, False, _flags(flags), state, True))
+    span._parent = (
+        None
+        if parent is None
+        else _new_context(SpanContext, (trace_id, parent[0], parent[1], _flags(parent[2]), state, True))
+    )
     span._kind = _KINDS[kind]
-    span._instrumentation_scope = InstrumentationScope(scope_name, scope_version)
+    scope = _unpacked_scopes.get((scope_name, scope_version))
+    if scope is None:
+        scope = _unpacked_scopes[(scope_name, scope_version)] = InstrumentationScope(scope_name, scope_version)
+    span._instrumentation_scope = scope
     span._instrumentation_info = None
     span._resource = _resources[resource]
     span._attributes = dict(zip(keys, values, strict=True))
