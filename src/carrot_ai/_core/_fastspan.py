@@ -250,39 +250,54 @@ def start_fast_span(
 # those, which the collector stops tracking at its first pass; the export worker turns it back into a span.
 
 _resources: list[Any] = []
+_known: dict[int, tuple[Any, Any]] = {}  # id(scope or resource) -> (the object, so its id stays its own; packed form)
 
 
-def _resource_index(resource: Any) -> int:
-    for index, known in enumerate(_resources):
-        if known is resource:
-            return index
-    _resources.append(resource)
-    return len(_resources) - 1
+def _packed_scope_and_resource(scope: Any, resource: Any) -> tuple[str, str | None, int]:
+    entry = _known.get(id(scope))
+    if entry is None or entry[0] is not scope:
+        entry = _known[id(scope)] = (scope, (scope.name, scope.version))
+    name, version = entry[1]
+    entry = _known.get(id(resource))
+    if entry is None or entry[0] is not resource:
+        _resources.append(resource)
+        entry = _known[id(resource)] = (resource, len(_resources) - 1)
+    return name, version, entry[1]
 
 
 _KIND_VALUES = {id(kind): kind.value for kind in SpanKind}  # Enum's .value is a Python-level descriptor
+# SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid); its fields are Python
+# properties, its items are not.
+_CONTEXT_IS_TUPLE = tuple(SpanContext(1, 2, True, TraceFlags(1))[:4]) == (1, 2, True, 1)
 
 
 def pack(span: FastSpan) -> tuple[Any, ...]:
     """The finished ``span`` as a tuple the garbage collector does not keep tracking (see above)."""
     context: Any = span._context
     parent: Any = span._parent
-    state = context.trace_state
-    scope: Any = span._instrumentation_scope
+    if _CONTEXT_IS_TUPLE:
+        trace_id, span_id, _, flags, state = context[:5]
+        if parent is not None:
+            parent = (parent[1], parent[2], int(parent[3]))
+    else:
+        trace_id, span_id, flags, state = context.trace_id, context.span_id, context.trace_flags, context.trace_state
+        if parent is not None:
+            parent = (parent.span_id, parent.is_remote, int(parent.trace_flags))
+    scope_name, scope_version, resource = _packed_scope_and_resource(span._instrumentation_scope, span._resource)
     status = span._status
     attributes: Any = span._attributes
     kind = _KIND_VALUES.get(id(span._kind))
     return (
         span._name,
-        context.trace_id,
-        context.span_id,
-        int(context.trace_flags),
+        trace_id,
+        span_id,
+        int(flags),
         None if state is _DEFAULT_STATE or not state else state,
-        None if parent is None else (parent.span_id, parent.is_remote, int(parent.trace_flags)),
+        parent,
         kind if kind is not None else span._kind.value,
-        scope.name,
-        scope.version,
-        _resource_index(span._resource),
+        scope_name,
+        scope_version,
+        resource,
         tuple(attributes),
         tuple(attributes.values()),
         span._events,
