@@ -126,3 +126,28 @@ def test_positional_model_and_messages(way: str, oai: FakeOpenAI, carrot: Ingest
     [record] = records(carrot, 1)
     assert record["input"]["messages"] == user("positional")
     assert record["metadata"]["provider"] == "openai"
+
+
+def test_routing_is_asked_of_litellm_once_per_model_and_base(
+    way: str, oai: FakeOpenAI, carrot: IngestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carrot_ai.instrumentation.litellm import _calls
+
+    monkeypatch.setattr(_calls, "_routes", {})
+    asked: list[str] = []
+    route = litellm.get_llm_provider
+
+    def counting(*args: object, **kwargs: object) -> object:
+        asked.append(str(kwargs.get("model")))
+        return route(*args, **kwargs)
+
+    monkeypatch.setattr(litellm, "get_llm_provider", counting)
+    for text in ("one", "two", "three"):
+        litellm.completion(model=OPENAI_MODEL, messages=user(text), **via_openai(oai))
+    ours = [m for m in asked if m == OPENAI_MODEL]
+    got = records(carrot, 3)
+    assert all(r["metadata"]["provider"] == "openai" and r["metadata"]["model"] == "gpt-4o-mini" for r in got)
+    assert len(_calls._routes) == 1
+    assert len(ours) == 1, asked  # carrot asked LiteLLM's router once (LiteLLM's own routing calls it directly)
+    key = next(iter(_calls._routes))
+    assert key[0] == OPENAI_MODEL and _calls._routes[key][1] == "openai"

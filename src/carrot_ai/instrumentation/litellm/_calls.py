@@ -22,23 +22,41 @@ from carrot_ai.instrumentation._common import CallOptions
 from carrot_ai.instrumentation.litellm import _extract
 from carrot_ai.instrumentation.litellm._accumulate import ChunkAccumulator
 
+_routes: dict[tuple[str, Any, Any], tuple[str | None, str | None, str | None]] = {}
+_MAX_ROUTES = 256
+
 
 def _route(arguments: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    """(model, provider, api_base) as LiteLLM routes the call (``openai/gpt-4o`` -> ``gpt-4o``, ``openai``)."""
+    """(model, provider, api_base) as LiteLLM routes the call (``openai/gpt-4o`` -> ``gpt-4o``, ``openai``).
+
+    Remembered per (model, custom_llm_provider, api_base), for up to 256 of them: LiteLLM's routing of the same
+    names does not change from call to call, and asking it costs more than the rest of the call's start.
+    """
     model = arguments.get("model")
     if not isinstance(model, str):
         return None, None, None
+    provider_arg = arguments.get("custom_llm_provider")
+    base_arg = arguments.get("api_base") or arguments.get("base_url")
+    key = (model, provider_arg, base_arg)
+    cacheable = (provider_arg is None or type(provider_arg) is str) and (base_arg is None or type(base_arg) is str)
+    if cacheable:
+        known = _routes.get(key)
+        if known is not None:
+            return known
     try:
         import litellm
 
         routed_model, provider, _key, api_base = litellm.get_llm_provider(
-            model=model,
-            custom_llm_provider=arguments.get("custom_llm_provider"),
-            api_base=arguments.get("api_base") or arguments.get("base_url"),
+            model=model, custom_llm_provider=provider_arg, api_base=base_arg
         )
     except Exception:  # LiteLLM does not know the model: the call itself will say so
-        return model, arguments.get("custom_llm_provider"), arguments.get("api_base")
-    return routed_model or model, provider, arguments.get("api_base") or api_base
+        return model, provider_arg, arguments.get("api_base")
+    route = (routed_model or model, provider, arguments.get("api_base") or api_base)
+    if cacheable:
+        if len(_routes) >= _MAX_ROUTES:
+            _routes.clear()
+        _routes[key] = route
+    return route
 
 
 def start_call(
@@ -93,8 +111,11 @@ def finish(call: LLMCall, result: Any, operation: str, is_async: bool) -> Any:
 
 
 def _is_stream(result: Any) -> bool:
-    return type(result).__name__ == "CustomStreamWrapper" or (
-        hasattr(result, "__next__") and hasattr(result, "__anext__") and not hasattr(result, "choices")
+    # Iteration methods are looked up on the type (as Python does): asking a response model for a missing
+    # attribute goes through pydantic's __getattr__ and a raised AttributeError, microseconds each.
+    kind = type(result)
+    return kind.__name__ == "CustomStreamWrapper" or (
+        hasattr(kind, "__next__") and hasattr(kind, "__anext__") and not hasattr(result, "choices")
     )
 
 
