@@ -43,6 +43,18 @@ class _Choice:
         self.finish_reason: str | None = None
 
 
+def _take_usage(self: Any, data: dict[str, Any]) -> None:
+    """Fold in the decoded usage-only chunk that :class:`UsageDiverter` kept from the SDK (chat and legacy
+    completion accumulators: their ``take_usage``)."""
+    self._usage = data["usage"]
+    if self._id is None:
+        chunk_id = data.get("id")
+        if isinstance(chunk_id, str) and chunk_id:
+            self._id = chunk_id
+            model = data.get("model")
+            self._model = model if isinstance(model, str) else None
+
+
 class ChatStreamAccumulator:
     """Chat completion chunks -> response attributes and the record's ``output``."""
 
@@ -179,15 +191,7 @@ class ChatStreamAccumulator:
             if arguments:
                 state.function_call[1].append(arguments)
 
-    def take_usage(self, data: dict[str, Any]) -> None:
-        """Fold in the decoded usage-only chunk that :class:`UsageDiverter` kept from the SDK."""
-        self._usage = data["usage"]
-        if self._id is None:
-            chunk_id = data.get("id")
-            if isinstance(chunk_id, str) and chunk_id:
-                self._id = chunk_id
-                model = data.get("model")
-                self._model = model if isinstance(model, str) else None
+    take_usage = _take_usage
 
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         attributes = _basics(self._id, self._model, self._request_id, self._usage)
@@ -273,15 +277,7 @@ class CompletionStreamAccumulator:
                 pieces.append(text)
         return True
 
-    def take_usage(self, data: dict[str, Any]) -> None:
-        """Fold in the decoded usage-only chunk that :class:`UsageDiverter` kept from the SDK."""
-        self._usage = data["usage"]
-        if self._id is None:
-            chunk_id = data.get("id")
-            if isinstance(chunk_id, str) and chunk_id:
-                self._id = chunk_id
-                model = data.get("model")
-                self._model = model if isinstance(model, str) else None
+    take_usage = _take_usage
 
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         attributes = _basics(self._id, self._model, self._request_id, self._usage)
