@@ -36,7 +36,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from carrot_ai._config import Settings, resolve_settings
-from carrot_ai._core._fastspan import unpack
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai.export import _duplicates
 from carrot_ai.export._convert import encode_span
@@ -117,10 +116,7 @@ class CarrotSpanExporter(SpanExporter):
         self._max_batch_bytes = settings.max_batch_bytes
         self._lock = threading.Lock()
         self._settled_cond = threading.Condition(self._lock)
-        # Items: SDK spans, packed fast spans (tuples, see _fastspan.pack) and ready records (dicts), with their sizes.
-        self._queue: collections.deque[tuple[ReadableSpan | dict[str, Any] | tuple[Any, ...], int]] = (
-            collections.deque()
-        )
+        self._queue: collections.deque[tuple[ReadableSpan | dict[str, Any], int]] = collections.deque()
         self._queued_bytes = 0  # queued and in flight
         self._peak_bytes = 0
         # Sequence numbers, so that a flush waits for what was queued before it, not for a steady stream after it.
@@ -179,17 +175,12 @@ class CarrotSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def enqueue(
-        self,
-        span: ReadableSpan,
-        attributes: Mapping[str, Any] | None = None,
-        overhead: int = SPAN_OVERHEAD_BYTES,
-        packed: tuple[Any, ...] | None = None,
+        self, span: ReadableSpan, attributes: Mapping[str, Any] | None = None, overhead: int = SPAN_OVERHEAD_BYTES
     ) -> None:
         """Queue one exportable span: the processor's hot path (no conversion, no I/O; about a microsecond).
 
         ``attributes``: the span's :func:`raw_attributes`, when the caller already has them; ``overhead``: the fixed
-        part of its size estimate (smaller for our own fast spans); ``packed``: what to queue in the span's place (a
-        fast span's :func:`carrot_ai._core._fastspan.pack`). The size estimate
+        part of its size estimate (smaller for our own fast spans). The size estimate
         and :meth:`_accept` are inlined here because this runs for every span; keep them in step with
         :func:`span_size` and :meth:`_accept` (a test checks the sizes agree).
         """
@@ -213,7 +204,7 @@ class CarrotSpanExporter(SpanExporter):
                 accepted = False
             else:
                 queue = self._queue
-                queue.append((span if packed is None else packed, size))
+                queue.append((span, size))
                 self._queued_bytes = queued
                 self._accepted += 1
                 if queued > self._peak_bytes:
@@ -433,7 +424,7 @@ class CarrotSpanExporter(SpanExporter):
             with self._lock:
                 if not self._queue or self._stop_worker:
                     return
-                batch: list[ReadableSpan | dict[str, Any] | tuple[Any, ...]] = []
+                batch: list[ReadableSpan | dict[str, Any]] = []
                 batch_bytes = 0
                 while self._queue and len(batch) < self._batch_size and batch_bytes < self._max_batch_bytes:
                     item, size = self._queue.popleft()
@@ -466,17 +457,14 @@ class CarrotSpanExporter(SpanExporter):
                             self._lost_ranges.append((first, first + len(batch) - 1))
                     self._settled_cond.notify_all()
 
-    def _deliver(
-        self, batch: list[ReadableSpan | dict[str, Any] | tuple[Any, ...]], tally: collections.Counter[str]
-    ) -> None:
+    def _deliver(self, batch: list[ReadableSpan | dict[str, Any]], tally: collections.Counter[str]) -> None:
         encoded: list[bytes] = []
         for item in batch:
             try:
                 if isinstance(item, dict):
                     encoded.append(encode_record(item, self._secret))
                     continue
-                span = unpack(item) if isinstance(item, tuple) else item
-                data = encode_span(span)  # captured input/output are spliced in, not re-encoded
+                data = encode_span(item)  # captured input/output are spliced in, not re-encoded
                 if data is None:
                     tally["skipped"] += 1
                     continue

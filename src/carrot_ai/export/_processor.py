@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from carrot_ai import semconv
 from carrot_ai._context import current_scope
-from carrot_ai._core._fastspan import FastSpan, pack
+from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._tracing import LLM_CALL_KEY, is_foreign_model_call, parent_attribute
 from carrot_ai.export import _duplicates
@@ -146,7 +146,7 @@ class CarrotSpanProcessor(SpanProcessor):
         try:
             if _duplicates._suspects:
                 _duplicates.forget(span)
-            self.exporter.enqueue(span, span._attributes, FAST_SPAN_OVERHEAD_BYTES, pack(span))
+            self.exporter.enqueue(span, span._attributes, FAST_SPAN_OVERHEAD_BYTES)
         except Exception as exc:
             report_internal_error("processor.on_end", exc)
 
