@@ -10,6 +10,9 @@ Configurations:
   bare+usage    (streams) the SDK alone, asking for ``stream_options.include_usage`` itself
   carrot        ``carrot_ai.wrap(client)``
 
+``create`` is measured on ``OpenAI`` and on ``AsyncOpenAI`` (each awaited call run on one event loop kept for the
+whole run).
+
 The stream has 50 chunks. As the real API does, the transport adds the usage-only chunk only when the request
 asks for ``stream_options.include_usage``: carrot asks for it (and hides it), so its stream carries one event
 more than the bare one. carrot reads that event itself (the SDK never builds it into a chunk); the overhead over
@@ -21,6 +24,7 @@ Run: ``python benchmarks/openai_overhead.py`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import subprocess
@@ -112,6 +116,21 @@ def make_client() -> openai.OpenAI:
     return openai.OpenAI(api_key="sk-bench", base_url="http://bench.invalid/v1", http_client=http, max_retries=0)
 
 
+def make_async_client() -> openai.AsyncOpenAI:
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    return openai.AsyncOpenAI(api_key="sk-bench", base_url="http://bench.invalid/v1", http_client=http, max_retries=0)
+
+
+def async_create_call(client: openai.AsyncOpenAI, loop: asyncio.AbstractEventLoop) -> Callable[[], Any]:
+    """One awaited ``create`` per call, on a loop kept for the whole run (the loop's own cost is the same for both)."""
+    messages = [{"role": "user", "content": "Hello!"}]
+
+    def call() -> Any:
+        return loop.run_until_complete(client.chat.completions.create(model=MODEL, messages=messages))  # type: ignore[arg-type]
+
+    return call
+
+
 def create_call(client: openai.OpenAI) -> Callable[[], Any]:
     messages = [{"role": "user", "content": "Hello!"}]
 
@@ -182,6 +201,17 @@ def main() -> None:
         print(f"openai {openai.__version__}, {rounds} rounds x {calls} calls, content capture on")
         create = measure({"bare": create_call(bare), "carrot": create_call(wrapped)}, rounds, calls)
         create_result = report("chat.completions.create (non-streaming)", create, "bare")
+        loop = asyncio.new_event_loop()
+        async_create = measure(
+            {
+                "bare": async_create_call(make_async_client(), loop),
+                "carrot": async_create_call(carrot_ai.wrap(make_async_client()), loop),
+            },
+            rounds,
+            calls,
+        )
+        async_result = report("AsyncOpenAI chat.completions.create (non-streaming)", async_create, "bare")
+        loop.close()
         stream = measure(
             {
                 "bare": stream_call(bare),
@@ -194,7 +224,8 @@ def main() -> None:
         stream_result = report(f"chat.completions.create(stream=True), {STREAM_CHUNKS} chunks", stream, "bare")
         own = stream_result["carrot"] - stream_result["bare+usage"]
         print(
-            f"\nsummary: create overhead {create_result['carrot']:.1f} us (budget 30); "
+            f"\nsummary: create overhead {create_result['carrot']:.1f} us (budget 30), "
+            f"async {async_result['carrot']:.1f} us; "
             f"{STREAM_CHUNKS}-chunk stream overhead {stream_result['carrot']:.1f} us (budget 60), "
             f"{own:+.1f} us against a caller who asks for the usage chunk itself"
         )
