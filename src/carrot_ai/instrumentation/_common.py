@@ -154,9 +154,16 @@ def prepare_kwargs(kwargs: dict[str, Any], iterable_keys: Sequence[str]) -> tupl
     return materialize_iterables(kwargs, iterable_keys), metadata_only
 
 
-def sdk_types(package: str) -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
+SdkTypes = tuple[type[Any], type[Any], tuple[type[Any], ...]]
+_sdk_types: dict[str, SdkTypes] = {}
+
+
+def sdk_types(package: str) -> SdkTypes:
     """An SDK's ``Stream`` and ``AsyncStream`` classes and its raw-response classes (``openai`` and ``anthropic``
-    share the layout). Imported when first needed: the SDKs are optional."""
+    share the layout). Imported when first needed (the SDKs are optional), then remembered."""
+    known = _sdk_types.get(package)
+    if known is not None:
+        return known
     import importlib
 
     module = importlib.import_module(package)
@@ -167,4 +174,5 @@ def sdk_types(package: str) -> tuple[type[Any], type[Any], tuple[type[Any], ...]
             raw.append(getattr(importlib.import_module(f"{package}.{module_name}"), class_name))
         except (ImportError, AttributeError):
             continue
-    return module.Stream, module.AsyncStream, tuple(raw)
+    known = _sdk_types[package] = (module.Stream, module.AsyncStream, tuple(raw))
+    return known

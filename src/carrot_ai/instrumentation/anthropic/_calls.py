@@ -79,7 +79,7 @@ def fail_call(call: LLMCall, exc: BaseException) -> None:
 def finish(call: LLMCall, result: Any) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
-        types = _sdk_types()
+        types = _common.sdk_types("anthropic")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(call, result))
         if isinstance(result, types[1]):
@@ -101,12 +101,6 @@ def stream_state(call: LLMCall, stream: Any) -> AnthropicStreamState:
     headers = getattr(getattr(stream, "response", None), "headers", None)
     request_id = headers.get("request-id") if headers is not None else None
     return AnthropicStreamState(call, MessageStreamAccumulator(call.capture, request_id, call.content_attributes))
-
-
-@functools.lru_cache(maxsize=1)
-def _sdk_types() -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
-    """The SDK's stream classes and raw-response classes."""
-    return _common.sdk_types("anthropic")
 
 
 def _with_trace_headers(resource: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], contextvars.Token[bool]]:

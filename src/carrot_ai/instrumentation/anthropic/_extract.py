@@ -42,11 +42,6 @@ def get(value: Any, key: str) -> Any:
     return getattr(value, key, None)
 
 
-def _given(value: Any) -> bool:
-    # The SDK's NotGiven / Omit sentinels mean "not passed".
-    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
-
-
 def materialize_iterables(kwargs: dict[str, Any]) -> dict[str, Any]:
     """One-shot iterables among the kwargs we read, as lists (see ``_common.materialize_iterables``)."""
     return _common.materialize_iterables(kwargs, ITERABLE_KWARGS)
@@ -54,7 +49,7 @@ def materialize_iterables(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The request parameters as sent: the kwargs without transport options, with ``extra_body`` merged in."""
-    params = {k: v for k, v in kwargs.items() if k not in _NOT_INPUT and _given(v)}
+    params = {k: v for k, v in kwargs.items() if k not in _NOT_INPUT and _common.given(v)}
     extra_body = kwargs.get("extra_body")
     if isinstance(extra_body, dict):
         params.update(extra_body)

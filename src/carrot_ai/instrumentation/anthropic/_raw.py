@@ -7,6 +7,7 @@ from typing import Any
 from carrot_ai._core import _raw
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import StreamState
+from carrot_ai.instrumentation import _common
 from carrot_ai.instrumentation.anthropic import _extract
 
 
@@ -21,9 +22,7 @@ class _AnthropicRaw:
         return dict(attributes), output
 
     def stream_types(self) -> tuple[type[Any], type[Any]]:
-        from carrot_ai.instrumentation.anthropic._calls import _sdk_types
-
-        sync_type, async_type, _ = _sdk_types()
+        sync_type, async_type, _ = _common.sdk_types("anthropic")
         return sync_type, async_type
 
     def stream_state(self, call: LLMCall, stream: Any) -> StreamState:

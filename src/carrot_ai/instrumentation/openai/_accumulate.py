@@ -131,22 +131,12 @@ class ChatStreamAccumulator:
                 if index == 0 and self._capture and self._id is not None:
                     self._text = state.content
             reason = getattr(choice, "finish_reason", None)
-            if reason is not None and isinstance(reason, str):
+            if isinstance(reason, str):
                 state.finish_reason = reason
             if self._capture:
                 delta = getattr(choice, "delta", None)
                 if delta is not None:
-                    # Most deltas carry text only: read that here, the rest only when there is some.
-                    content = getattr(delta, "content", None)
-                    if (
-                        getattr(delta, "tool_calls", None) is None
-                        and getattr(delta, "refusal", None) is None
-                        and getattr(delta, "function_call", None) is None
-                    ):
-                        if content:
-                            state.content.append(content)
-                    else:
-                        self._delta(state, delta)
+                    self._delta(state, delta)
         return True
 
     @staticmethod

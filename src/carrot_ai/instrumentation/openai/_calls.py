@@ -143,7 +143,7 @@ def fail_call(call: LLMCall, exc: BaseException) -> None:
 def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
-        types = _sdk_types or sdk_types()
+        types = _common.sdk_types("openai")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
         if isinstance(result, types[1]):
@@ -178,17 +178,6 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     return OpenAIStreamState(call, accumulator)
 
 
-_sdk_types: tuple[type[Any], type[Any], tuple[type[Any], ...]] | None = None
-
-
-def sdk_types() -> tuple[type[Any], type[Any], tuple[type[Any], ...]]:
-    """The SDK's stream classes and raw-response classes (looked up once)."""
-    global _sdk_types
-    if _sdk_types is None:
-        _sdk_types = _common.sdk_types("openai")
-    return _sdk_types
-
-
 def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
     return _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
@@ -206,12 +195,12 @@ def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> b
         if isinstance(extra_body, Mapping) and "stream_options" in extra_body:
             return False  # the caller's extra_body decides what is sent
         options = kwargs.get("stream_options")
-        if options is None or type(options).__name__ in ("NotGiven", "Omit"):
+        if not _common.given(options):
             # Sent through extra_body: the same JSON, without the SDK's type-driven transform of a new parameter
             # (which costs more than the rest of the request's preparation).
             if isinstance(extra_body, Mapping):
                 body = {**extra_body, "stream_options": {"include_usage": True}}
-            elif extra_body is None or type(extra_body).__name__ in ("NotGiven", "Omit"):
+            elif not _common.given(extra_body):
                 body = {"stream_options": {"include_usage": True}}
             else:
                 return False

@@ -22,6 +22,7 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
+from carrot_ai.instrumentation._common import given as _given
 from carrot_ai.instrumentation._common import materialize_iterables as _materialize
 
 PROVIDER = "openai"
@@ -42,7 +43,6 @@ _RESPONSES_NUMBERS = (
     ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
     ("max_output_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
 )
-_OMITTED = ("NotGiven", "Omit")
 
 
 def get(value: Any, key: str) -> Any:
@@ -50,11 +50,6 @@ def get(value: Any, key: str) -> Any:
     if isinstance(value, dict):
         return value.get(key)
     return getattr(value, key, None)
-
-
-def _given(value: Any) -> bool:
-    # The SDK's NotGiven / Omit sentinels mean "not passed".
-    return value is not None and type(value).__name__ not in _OMITTED
 
 
 def _number(value: Any) -> bool:

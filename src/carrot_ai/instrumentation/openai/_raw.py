@@ -7,7 +7,8 @@ from typing import Any
 from carrot_ai._core import _raw
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import StreamState
-from carrot_ai.instrumentation.openai._calls import Endpoint, sdk_types, stream_state
+from carrot_ai.instrumentation._common import sdk_types
+from carrot_ai.instrumentation.openai._calls import Endpoint, stream_state
 
 
 class _OpenAIRaw:
@@ -24,7 +25,7 @@ class _OpenAIRaw:
         return dict(attributes), output
 
     def stream_types(self) -> tuple[type[Any], type[Any]]:
-        sync_type, async_type, _ = sdk_types()
+        sync_type, async_type, _ = sdk_types("openai")
         return sync_type, async_type
 
     def stream_state(self, call: LLMCall, stream: Any) -> StreamState:
