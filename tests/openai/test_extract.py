@@ -179,10 +179,11 @@ def test_content_capture_off_keeps_metadata_only(fake: FakeOpenAI, carrot: Inges
     assert all(r["metadata"]["input_tokens"] > 0 and r["metadata"]["output_tokens"] > 0 for r in got)
 
 
-def test_usage_diverter_takes_only_the_usage_only_event() -> None:
+def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> None:
     from openai._streaming import ServerSentEvent
 
-    from carrot_ai.instrumentation.openai._accumulate import UsageDiverter
+    from carrot_ai._core._stream import EventTap
+    from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS
 
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     events = [
@@ -198,8 +199,17 @@ def test_usage_diverter_takes_only_the_usage_only_event() -> None:
             yield from events
 
     accumulator = ChatStreamAccumulator(True, hide_usage=True)
-    passed = list(UsageDiverter(Decoder(), accumulator).iter_bytes(iter(())))
+    kept: list[str] = []
+    marks: list[int] = []
+    tap = EventTap(Decoder(), kept, lambda: marks.append(len(kept)), accumulator.divert, USAGE_HINTS)
+    passed = list(tap.iter_bytes(iter(())))
     assert passed == [events[0], events[1], events[2], events[4]]
+    assert kept == [e.data for e in passed]  # what the SDK gets is what the accumulator folds in later
+    assert marks == [0]  # the first event, once
     attributes, _ = accumulator.result()
     assert attributes["gen_ai.usage.input_tokens"] == 3 and attributes["gen_ai.usage.output_tokens"] == 2
     assert attributes["gen_ai.response.id"] == "c1"
+    # Without a divert, every event passes and is kept; nothing is decoded.
+    kept.clear()
+    assert list(EventTap(Decoder(), kept, None, None, USAGE_HINTS).iter_bytes(iter(()))) == events
+    assert len(kept) == len(events)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -117,6 +117,8 @@ class FastSpan(trace.Span, ReadableSpan):
         "_status",
         "_start_time",
         "_end_time",
+        "_later",
+        "extra_size",
     )
 
     def __init__(
@@ -155,6 +157,9 @@ class FastSpan(trace.Span, ReadableSpan):
         self._status = _UNSET
         self._start_time = start_time if start_time is not None else time.time_ns()
         self._end_time: int | None = None
+        # Work left to the export worker (see settle()), and the bytes it holds beyond the attributes.
+        self._later: Callable[[], None] | None = None
+        self.extra_size = 0
 
     # --- what our processor and tracing helpers read of a live span (the dict itself, not a read-only copy) -------
     @property
@@ -217,6 +222,22 @@ class FastSpan(trace.Span, ReadableSpan):
             return
         self._end_time = end_time if end_time is not None else time.time_ns()
         self._fast.processor.on_end_own(self)
+
+    def defer(self, later: Callable[[], None], extra_size: int) -> None:
+        """Leave ``later`` to the export worker, which runs it (:meth:`settle`) before it reads the attributes; call
+        before :meth:`end`. ``later`` completes the attributes (writing ``_attributes`` directly: the span has ended
+        by then); ``extra_size`` is the memory it holds until then, counted in the export queue's byte budget."""
+        if self._end_time is None:
+            self._later = later
+            self.extra_size = extra_size
+
+    def settle(self) -> None:
+        """Run the work :meth:`end_later` left, once (the export worker calls it before converting the span)."""
+        later = self._later
+        if later is not None:
+            self._later = None
+            self.extra_size = 0
+            later()
 
     def __repr__(self) -> str:
         return f'FastSpan(name="{self._name}", context={self._context})'

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -32,6 +32,9 @@ from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai._core._tracing import SpanCall, in_llm_call
+
+# What a deferred result gives: the response attributes and the record's output.
+Result = Callable[[], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
 
 
 class LLMCall:
@@ -131,6 +134,47 @@ class LLMCall:
         if output is not None and self.capture:
             attributes[semconv.CARROT_OUTPUT] = _content.prepare_json(output)
         self.span.stop(attributes)
+
+    def deferrable(self) -> bool:
+        """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
+        span, which nobody but carrot's exporter reads (any other span gets its result at once)."""
+        return type(self.span.span) is FastSpan
+
+    def stop_later(self, result: Result, extra_size: int) -> None:
+        """:meth:`stop`, with ``result()`` (the response attributes and the record's output) run on the export worker
+        when the span is :meth:`deferrable`, else now. ``extra_size``: the memory ``result`` holds until then."""
+        if self._defer(result, extra_size):
+            self.span.stop()
+        else:
+            self.stop(*result())
+
+    def fail_later(
+        self, exc: BaseException, result: Result, extra_size: int, attributes: dict[str, AttributeValue]
+    ) -> None:
+        """:meth:`fail` the same way: ``attributes`` (what is known of the error now) win over ``result()``'s."""
+        if self._defer(result, extra_size):
+            self.fail(exc, attributes)
+            return
+        result_attributes, output = result()
+        result_attributes.update(attributes)
+        self.fail(exc, result_attributes, output)
+
+    def _defer(self, result: Result, extra_size: int) -> bool:
+        span = self.span.span
+        if type(span) is not FastSpan or self.span.ended:
+            return False
+        capture = self.capture
+
+        def later() -> None:
+            attributes, output = result()
+            target = cast("dict[str, AttributeValue]", span._attributes)  # a fast span's own dict
+            for key, value in attributes.items():
+                target.setdefault(key, value)  # what the call recorded itself (an error) stays
+            if output is not None and capture:
+                target[semconv.CARROT_OUTPUT] = _content.prepare_json(output)
+
+        span.defer(later, extra_size)
+        return True
 
     def fail(
         self,

@@ -10,7 +10,9 @@ garbage collection of an abandoned stream. Partial output and usage are kept on 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 import wrapt
@@ -32,6 +34,9 @@ class StreamAccumulator(Protocol):
         ...
 
 
+_END = object()  # never a chunk
+
+
 def _report_chunk_error(exc: Exception) -> None:
     report_internal_error("stream chunk", exc)
 
@@ -39,20 +44,56 @@ def _report_chunk_error(exc: Exception) -> None:
 class StreamState:
     """The span side of a stream: accumulates and finalizes exactly once."""
 
-    __slots__ = ("call", "accumulator", "done", "_process", "_first", "_inline")
+    __slots__ = ("call", "accumulator", "done", "tapped", "_events", "_process", "_first", "_inline")
 
     def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
         self.call = call
         self.accumulator = accumulator
         self.done = False
+        self.tapped = False
+        self._events: list[str] = []
         self._process = accumulator.process  # bound once: this runs for every chunk
         self._first = True
         # The proxies inline chunk() for every chunk after the first, unless a subclass overrides it.
         self._inline = type(self).chunk is StreamState.chunk
 
+    def tap(
+        self, stream: Any, divert: Callable[[str], bool] | None = None, hints: tuple[str, str] | None = None
+    ) -> bool:
+        """Read ``stream``'s events where the SDK decodes them (an :class:`EventTap`), if it can; True when it did.
+
+        The chunks the caller gets are then not looked at: the accumulator folds the events' data in when the stream
+        ends, on the export worker when the call's span allows it (:meth:`LLMCall.stop_later`), so nothing of carrot
+        runs per chunk on the caller's thread. Never raises.
+        """
+        if not install_tap(stream, self._events, self.call.mark_first_chunk, divert, hints):
+            return False
+        self.tapped = True
+        self._first = False  # the tap marks the first event
+        return True
+
+    def _later(self) -> tuple[Callable[[], tuple[dict[str, AttributeValue], dict[str, Any] | None]], int]:
+        """A tapped stream's result as a function of the events read so far, and the bytes those events hold."""
+        data = tuple(self._events)
+        self._events.clear()  # events read after the end (a stream read on) are not this call's to fold in
+        accumulator = self.accumulator
+
+        def result() -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+            process = accumulator.process
+            for text in data:
+                try:
+                    decoded = json.loads(text)
+                except ValueError:
+                    continue  # "[DONE]", or data the SDK failed on (the stream then failed with its error)
+                if type(decoded) is dict:
+                    process(View(decoded))
+            return accumulator.result()
+
+        return result, 64 * len(data) + sum(map(len, data))
+
     def chunk(self, chunk: Any) -> bool:
         """Process one chunk; return whether the caller should see it. Never raises."""
-        if self.done:
+        if self.done or self.tapped:
             return True
         try:
             if self._first:
@@ -69,6 +110,9 @@ class StreamState:
             return
         self.done = True
         with guard("stream finish"):
+            if self.tapped:
+                self.call.stop_later(*self._later())
+                return
             attributes, output = self.accumulator.result()
             self.call.stop(attributes, output)
 
@@ -82,9 +126,143 @@ class StreamState:
             return
         self.done = True
         with guard("stream fail"):
+            if self.tapped:
+                result, size = self._later()
+                self.call.fail_later(exc, result, size, self.error_attributes(exc))
+                return
             attributes, output = self.accumulator.result()
             attributes.update(self.error_attributes(exc))
             self.call.fail(exc, attributes, output)
+
+
+class View:
+    """A decoded JSON object read like the SDK's model of it: the accumulators read chunks with ``getattr``, and the
+    openai and anthropic models' fields are named as the JSON keys. A missing key is a missing attribute."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        if type(value) is dict:
+            return View(value)
+        if type(value) is list:
+            return [View(item) if type(item) is dict else item for item in value]
+        return value
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        """The JSON object itself (how carrot's serializer turns a model that ends up in a record into data)."""
+        return self._data
+
+
+class EventTap:
+    """Stands in for a ``Stream`` / ``AsyncStream``'s SSE decoder (the openai and anthropic SDKs share the layout).
+
+    Every event passes on to the SDK unchanged, in order, after its data (a ``str``) is appended to ``events``;
+    ``mark`` is called at the first. An event whose data contains one of ``hints`` is first offered to ``divert``,
+    which may take it away from the SDK (True): openai's usage-only chunk that exists only because carrot asked
+    for it. Errors pass through; anything unexpected is left to the SDK.
+    """
+
+    __slots__ = ("_decoder", "_events", "_mark", "_divert", "_hints")
+
+    def __init__(
+        self,
+        decoder: Any,
+        events: list[str] | None,
+        mark: Callable[[], None] | None,
+        divert: Callable[[str], bool] | None,
+        hints: tuple[str, str] | None,
+    ) -> None:
+        self._decoder = decoder
+        self._events = events
+        self._mark = mark
+        self._divert = divert
+        self._hints = hints if divert is not None else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoder, name)
+
+    def iter_bytes(self, iterator: Any) -> Iterator[Any]:
+        events = self._events
+        append = events.append if events is not None else None
+        hints = self._hints
+        mark = self._mark
+        for event in self._decoder.iter_bytes(iterator):
+            data = event.data
+            if hints is not None and (hints[0] in data or hints[1] in data) and self._diverted(data):
+                continue
+            if mark is not None:
+                _call_quietly(mark)
+                mark = self._mark = None
+            if append is not None:
+                append(data)
+            yield event
+
+    async def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
+        events = self._events
+        append = events.append if events is not None else None
+        hints = self._hints
+        mark = self._mark
+        async for event in self._decoder.aiter_bytes(iterator):
+            data = event.data
+            if hints is not None and (hints[0] in data or hints[1] in data) and self._diverted(data):
+                continue
+            if mark is not None:
+                _call_quietly(mark)
+                mark = self._mark = None
+            if append is not None:
+                append(data)
+            yield event
+
+    def _diverted(self, data: Any) -> bool:
+        try:
+            return type(data) is str and self._divert(data) is True  # type: ignore[misc]
+        except Exception as exc:
+            report_internal_error("stream event", exc)
+            return False
+
+
+def _call_quietly(function: Callable[[], None]) -> None:
+    try:
+        function()
+    except Exception as exc:
+        report_internal_error("stream event", exc)
+
+
+def install_tap(
+    stream: Any,
+    events: list[str] | None,
+    mark: Callable[[], None] | None = None,
+    divert: Callable[[str], bool] | None = None,
+    hints: tuple[str, str] | None = None,
+) -> bool:
+    """Put an :class:`EventTap` in front of ``stream``'s SSE decoder; True when it did. Only on an SDK stream of the
+    usual layout whose event generator (``_iterator``) will read ``stream._decoder`` when it first runs: openai makes
+    it in ``Stream.__init__`` from the stream itself, and it must not have started; anthropic makes it on first use
+    (a ``cached_property``, from a copy of the stream), and it must not have been made. Never raises."""
+    try:
+        decoder = getattr(stream, "_decoder", None)
+        if decoder is None or isinstance(decoder, EventTap) or not hasattr(decoder, "iter_bytes"):
+            return False
+        iterator = vars(stream).get("_iterator")
+        if iterator is None:
+            if not isinstance(getattr(type(stream), "_iterator", None), functools.cached_property):
+                return False
+        else:
+            frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
+            if frame is None or frame.f_lasti != 0 or frame.f_locals.get("self") is not stream:
+                return False
+        stream._decoder = EventTap(decoder, events, mark, divert, hints)
+        return True
+    except Exception as exc:
+        report_internal_error("stream tap", exc)
+        return False
 
 
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -111,6 +289,8 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             except BaseException as exc:
                 state.fail(exc)
                 raise
+            if state.tapped:
+                return chunk
             # StreamState.chunk, inlined for the common case (this runs for every chunk).
             if state.done or state._first or not state._inline:
                 if state.chunk(chunk):
@@ -183,6 +363,19 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
     ``proxy`` is held for as long as the loop runs: in ``for chunk in client...create(stream=True)`` nothing else
     holds it, and its ``__del__`` would end the span as an abandoned stream.
     """
+    if state.tapped:
+        # Nothing to do per chunk: the SDK's own generator hands them over (``yield from`` at C speed). Through a
+        # callable iterator, which has no ``close()``: a loop left early must leave the SDK's stream open, as a
+        # ``for`` loop does, so that ``next(stream)`` can go on reading it.
+        try:
+            yield from iter(source.__next__, _END)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            state.fail(exc)
+            raise
+        state.finish()
+        return
     process = state._process
     inline = state._inline
     try:
@@ -227,6 +420,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             except BaseException as exc:
                 state.fail(exc)
                 raise
+            if state.tapped:
+                return chunk
             if state.done or state._first or not state._inline:
                 if state.chunk(chunk):
                     return chunk

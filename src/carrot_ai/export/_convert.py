@@ -20,6 +20,7 @@ from opentelemetry.trace import StatusCode
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
+from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai.export import _cost
@@ -139,7 +140,17 @@ def encode_span(span: ReadableSpan) -> bytes | None:
     return text.encode("utf-8", "replace")  # a lone surrogate becomes "?", not a batch the server cannot parse
 
 
+def _settle(span: FastSpan) -> None:
+    """Do what the span left to the export worker (a stream's result); a failure costs that part only."""
+    try:
+        span.settle()
+    except Exception as exc:
+        report_internal_error("span settle", exc)
+
+
 def _convert(span: ReadableSpan) -> _Parts | None:
+    if type(span) is FastSpan and span._later is not None:
+        _settle(span)
     # The plain dict under the SDK's BoundedAttributes: its Mapping methods are Python code that raises KeyError for
     # every absent key, and a record reads some forty keys, most of them absent.
     attributes = raw_attributes(span)

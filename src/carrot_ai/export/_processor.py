@@ -146,7 +146,7 @@ class CarrotSpanProcessor(SpanProcessor):
         try:
             if _duplicates._suspects:
                 _duplicates.forget(span)
-            self.exporter.enqueue(span, span._attributes, FAST_SPAN_OVERHEAD_BYTES)
+            self.exporter.enqueue(span, span._attributes, FAST_SPAN_OVERHEAD_BYTES + span.extra_size)
         except Exception as exc:
             report_internal_error("processor.on_end", exc)
 

@@ -48,7 +48,8 @@ def span_size(span: Any, attributes: Mapping[str, Any] | None = None) -> int:
     character."""
     if attributes is None:
         attributes = raw_attributes(span)
-    overhead = FAST_SPAN_OVERHEAD_BYTES if type(span) is FastSpan else SPAN_OVERHEAD_BYTES
+    # A fast span may hold more than its attributes until the export worker settles it (a stream's events).
+    overhead = FAST_SPAN_OVERHEAD_BYTES + span.extra_size if type(span) is FastSpan else SPAN_OVERHEAD_BYTES
     size = overhead + ATTRIBUTE_OVERHEAD_BYTES * len(attributes)
     for value in attributes.values():
         if type(value) is str:

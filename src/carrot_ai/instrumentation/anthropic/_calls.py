@@ -100,7 +100,12 @@ def stream_state(call: LLMCall, stream: Any) -> AnthropicStreamState:
     """The state of a proxied stream, with the request id from its response headers."""
     headers = getattr(getattr(stream, "response", None), "headers", None)
     request_id = headers.get("request-id") if headers is not None else None
-    return AnthropicStreamState(call, MessageStreamAccumulator(call.capture, request_id, call.content_attributes))
+    state = AnthropicStreamState(call, MessageStreamAccumulator(call.capture, request_id, call.content_attributes))
+    # Read where the SDK decodes the events and folded in on the export worker, when the span is carrot's alone;
+    # otherwise each event is folded in as the caller reads it.
+    if call.deferrable():
+        state.tap(stream)
+    return state
 
 
 def _with_trace_headers(resource: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], contextvars.Token[bool]]:

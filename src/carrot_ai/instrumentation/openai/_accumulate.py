@@ -15,7 +15,6 @@ defensively. With content capture off, only ids, usage and finish reasons are ke
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -53,6 +52,26 @@ def _take_usage(self: Any, data: dict[str, Any]) -> None:
             self._id = chunk_id
             model = data.get("model")
             self._model = model if isinstance(model, str) else None
+
+
+# The usage-only chunk's data, in compact and in spaced JSON: an event containing neither is not it.
+USAGE_HINTS = ('"choices":[]', '"choices": []')
+
+
+def _divert(self: Any, data: str) -> bool:
+    """Take the usage-only event that exists only because the wrapper asked for it (``"choices": []`` with a
+    ``usage`` object) away from the SDK, which would spend about as much building it into a chunk as on the rest of
+    a short stream (the caller would not see it anyway): decode it (one ``json.loads``) and fold it in. False for
+    anything else, which the SDK then gets unchanged (the chunk-level hiding still applies to it). The chat and
+    legacy completion accumulators' ``divert`` (see ``carrot_ai._core._stream.EventTap``)."""
+    try:
+        decoded = json.loads(data)
+        if type(decoded) is dict and decoded.get("choices") == [] and type(decoded.get("usage")) is dict:
+            self.take_usage(decoded)
+            return True
+    except Exception:
+        pass
+    return False
 
 
 class ChatStreamAccumulator:
@@ -182,6 +201,7 @@ class ChatStreamAccumulator:
                 state.function_call[1].append(arguments)
 
     take_usage = _take_usage
+    divert = _divert
 
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         attributes = _basics(self._id, self._model, self._request_id, self._usage)
@@ -268,6 +288,7 @@ class CompletionStreamAccumulator:
         return True
 
     take_usage = _take_usage
+    divert = _divert
 
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         attributes = _basics(self._id, self._model, self._request_id, self._usage)
@@ -279,68 +300,6 @@ class CompletionStreamAccumulator:
             return attributes, None
         messages = [assistant_message("".join(self._texts[i]), None) for i in indexes]
         return attributes, output_from_messages(messages, reasons, attributes, self._content_attributes)
-
-
-class UsageDiverter:
-    """Stands in for a ``Stream`` / ``AsyncStream``'s SSE decoder when the wrapper asked for the usage chunk.
-
-    The usage-only event (``"choices": []`` with a ``usage`` object) that exists only because we asked for it is
-    decoded here (one ``json.loads``) and handed to the accumulator, and never reaches the SDK, which would spend
-    about as much building it into a chunk as on the rest of a short stream; the caller would not see it anyway.
-    Every other event, and every error, passes through unchanged. Anything unexpected leaves the event to the SDK,
-    where the accumulator still hides the chunk (``process`` returns False).
-    """
-
-    __slots__ = ("_decoder", "_take")
-
-    def __init__(self, decoder: Any, accumulator: Any) -> None:
-        self._decoder = decoder
-        self._take = accumulator.take_usage
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._decoder, name)
-
-    def _diverted(self, data: Any) -> bool:
-        try:
-            decoded = json.loads(data)
-            if type(decoded) is dict and decoded.get("choices") == [] and type(decoded.get("usage")) is dict:
-                self._take(decoded)
-                return True
-        except Exception:
-            pass
-        return False
-
-    def iter_bytes(self, iterator: Any) -> Iterator[Any]:
-        for event in self._decoder.iter_bytes(iterator):
-            data = event.data
-            if ('"choices":[]' in data or '"choices": []' in data) and self._diverted(data):
-                continue
-            yield event
-
-    async def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
-        async for event in self._decoder.aiter_bytes(iterator):
-            data = event.data
-            if ('"choices":[]' in data or '"choices": []' in data) and self._diverted(data):
-                continue
-            yield event
-
-
-def divert_usage_event(stream: Any, accumulator: Any) -> None:
-    """Put a :class:`UsageDiverter` in front of ``stream``'s SSE decoder, if the SDK has the usual layout and the
-    stream has not been read yet. Never raises."""
-    try:
-        decoder = getattr(stream, "_decoder", None)
-        if decoder is None or isinstance(decoder, UsageDiverter) or not hasattr(decoder, "iter_bytes"):
-            return
-        # The SDK's event loop (a generator made in Stream.__init__) reads the decoder when it first runs: it must
-        # not have started.
-        iterator = getattr(stream, "_iterator", None)
-        frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
-        if frame is None or frame.f_lasti != 0:
-            return
-        stream._decoder = UsageDiverter(decoder, accumulator)
-    except Exception:
-        pass
 
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})

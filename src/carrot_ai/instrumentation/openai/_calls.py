@@ -27,16 +27,16 @@ from opentelemetry.util.types import AttributeValue
 from carrot_ai import semconv
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
-from carrot_ai._core._stream import AsyncStreamProxy, StreamAccumulator, StreamState, SyncStreamProxy
+from carrot_ai._core._stream import AsyncStreamProxy, StreamAccumulator, StreamState, SyncStreamProxy, install_tap
 from carrot_ai._core._tracing import in_llm_call
 from carrot_ai.instrumentation import _common
 from carrot_ai.instrumentation._common import DEFAULT_OPTIONS, CallOptions, server_address
 from carrot_ai.instrumentation.openai import _extract
 from carrot_ai.instrumentation.openai._accumulate import (
+    USAGE_HINTS,
     ChatStreamAccumulator,
     CompletionStreamAccumulator,
     ResponseStreamAccumulator,
-    divert_usage_event,
     response_error,
 )
 
@@ -173,9 +173,15 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     accumulator: StreamAccumulator = (endpoint.accumulator or ChatStreamAccumulator)(
         call.capture, request_id, hide_usage, call.content_attributes
     )
-    if hide_usage:
-        divert_usage_event(stream, accumulator)
-    return OpenAIStreamState(call, accumulator)
+    state = OpenAIStreamState(call, accumulator)
+    divert = getattr(accumulator, "divert", None) if hide_usage else None
+    # Chat streams are read where the SDK decodes their events and folded in on the export worker, when the span is
+    # carrot's alone; otherwise (and for other streams) each chunk is folded in as the caller reads it.
+    if endpoint is CHAT and call.deferrable() and state.tap(stream, divert, USAGE_HINTS):
+        return state
+    if divert is not None:
+        install_tap(stream, None, None, divert, USAGE_HINTS)
+    return state
 
 
 def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -1,0 +1,168 @@
+"""Streams read where the SDK decodes their events (``EventTap``) and folded in on the export worker.
+
+With carrot's processor as the tracer provider's only observer, a chat or messages stream is not looked at chunk by
+chunk: the tap keeps each event's data, and the export worker folds them into the record. With any other processor
+on the provider, the span must carry its response attributes when it ends, so the same streams are folded in as
+the caller reads them. Both paths give the same record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import carrot_ai
+from carrot_ai import semconv
+from carrot_ai._core._stream import View
+from tests.anthropic import conftest as anthropic_conftest
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.openai_server import FakeOpenAI
+from tests.ingest_server import IngestServer
+from tests.openai import conftest as openai_conftest
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+        assert not server.errors, server.errors
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+        assert not server.errors, server.errors
+
+
+@pytest.fixture
+def observed(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
+    """carrot set up on a provider that also has an application's own span processor (no fast spans)."""
+    provider = TracerProvider(shutdown_on_exit=False)
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
+    yield spans
+    carrot_ai.shutdown()
+    provider.shutdown()
+
+
+def test_a_view_reads_decoded_json_as_the_sdk_models_do() -> None:
+    view = View({"choices": [{"index": 0, "delta": {"content": "hi"}}, 3], "usage": None})
+    [choice, number] = view.choices
+    assert choice.index == 0 and choice.delta.content == "hi" and number == 3
+    assert view.usage is None
+    assert getattr(choice.delta, "tool_calls", "absent") == "absent"  # a missing key is a missing attribute
+    with pytest.raises(AttributeError):
+        _ = view.model
+    assert choice.model_dump() == {"index": 0, "delta": {"content": "hi"}}
+
+
+def _openai_stream_record(client: Any, text: str) -> list[Any]:
+    return list(
+        client.chat.completions.create(
+            model=openai_conftest.MODEL, messages=[{"role": "user", "content": text}], stream=True
+        )
+    )
+
+
+def test_an_openai_stream_seen_by_another_processor_has_its_attributes_when_it_ends(
+    fake_openai: FakeOpenAI, ingest: IngestServer, observed: InMemorySpanExporter
+) -> None:
+    client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
+    chunks = _openai_stream_record(client, "one two three")
+    [span] = observed.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == chunks[0].id
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+    assert json.loads(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [
+        {"type": "text", "content": "Echo: one two three"}
+    ]
+    [record] = openai_conftest.records(ingest, 1)
+    assert record["output"] == {"message": {"role": "assistant", "content": "Echo: one two three"}}
+    assert record["metadata"]["output_tokens"] == attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]
+
+
+def test_the_same_openai_stream_gives_the_same_record_on_the_tapped_path(
+    fake_openai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
+    chunks = _openai_stream_record(client, "one two three")
+    [record] = openai_conftest.records(carrot, 1)
+    assert record["output"] == {"message": {"role": "assistant", "content": "Echo: one two three"}}
+    assert record["metadata"]["response_id"] == chunks[0].id
+    assert record["metadata"]["finish_reasons"] == ["stop"]
+    assert record["metadata"]["output_tokens"] == 4
+    assert record["metadata"]["time_to_first_token_ms"] > 0
+
+
+def test_the_export_queue_counts_the_events_a_tapped_stream_holds(
+    fake_openai: FakeOpenAI, ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    # The worker sends only on flush here, so the span waits in the queue with its events not yet folded in.
+    carrot_ai.init(
+        api_key="ck-test-key",
+        base_url=ingest.base_url,
+        flush_interval=3600,
+        batch_size=1000,
+        tracer_provider=tracer_provider,
+    )
+    try:
+        text = " ".join(f"word{i}" for i in range(3000))
+        client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
+        _openai_stream_record(client, text)
+        queued = carrot_ai.stats()["queued_bytes"]
+        # The request holds the text once (the captured input); the events hold it again, ~3,000 of them.
+        assert queued > 2 * len(text) + 3000 * 64
+        [record] = openai_conftest.records(ingest, 1)
+        assert record["output"]["message"]["content"] == f"Echo: {text}"
+        assert carrot_ai.stats()["queued_bytes"] == 0
+    finally:
+        carrot_ai.shutdown()
+
+
+def _anthropic_stream(client: Any, text: str) -> list[Any]:
+    return list(
+        client.messages.create(
+            model=anthropic_conftest.MODEL,
+            max_tokens=100,
+            messages=[{"role": "user", "content": text}],
+            stream=True,
+        )
+    )
+
+
+def test_an_anthropic_stream_seen_by_another_processor_has_its_attributes_when_it_ends(
+    fake_anthropic: FakeAnthropic, ingest: IngestServer, observed: InMemorySpanExporter
+) -> None:
+    client = carrot_ai.wrap(anthropic_conftest.make_client(fake_anthropic))
+    events = _anthropic_stream(client, "one two three")
+    spans = [s for s in observed.get_finished_spans() if (s.attributes or {}).get(semconv.CARROT_KIND) == "llm"]
+    [span] = spans
+    attributes = dict(span.attributes or {})
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == events[0].message.id
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+    [record] = anthropic_conftest.records(ingest, 1)
+    assert record["output"]["message"]["content"] == "Echo: one two three"
+    assert record["metadata"]["finish_reasons"] == ["end_turn"]
+
+
+def test_the_same_anthropic_stream_gives_the_same_record_on_the_tapped_path(
+    fake_anthropic: FakeAnthropic, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(anthropic_conftest.make_client(fake_anthropic))
+    events = _anthropic_stream(client, "one two three")
+    [record] = anthropic_conftest.records(carrot, 1)
+    assert record["output"]["message"]["content"] == "Echo: one two three"
+    assert record["metadata"]["finish_reasons"] == ["end_turn"]
+    assert record["metadata"]["response_id"] == events[0].message.id
+    assert record["metadata"]["output_tokens"] > 0
+    assert record["metadata"]["time_to_first_token_ms"] > 0
