@@ -11,6 +11,7 @@ garbage collection of an abandoned stream. Partial output and usage are kept on 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
@@ -32,9 +33,6 @@ class StreamAccumulator(Protocol):
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         """The response attributes and the record's ``output`` from what was seen so far."""
         ...
-
-
-_END = object()  # never a chunk
 
 
 def _report_chunk_error(exc: Exception) -> None:
@@ -364,11 +362,12 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
     holds it, and its ``__del__`` would end the span as an abandoned stream.
     """
     if state.tapped:
-        # Nothing to do per chunk: the SDK's own generator hands them over (``yield from`` at C speed). Through a
-        # callable iterator, which has no ``close()``: a loop left early must leave the SDK's stream open, as a
-        # ``for`` loop does, so that ``next(stream)`` can go on reading it.
+        # Nothing to do per chunk: the SDK's own generator hands them over (``yield from`` at C speed). Through an
+        # ``islice``, which has no ``close()``: a loop left early must leave the SDK's stream open, as a ``for`` loop
+        # does, so that ``next(stream)`` can go on reading it. (Not ``iter(next, sentinel)``: it compares every
+        # chunk with the sentinel, which runs pydantic's ``__eq__``.)
         try:
-            yield from iter(source.__next__, _END)
+            yield from itertools.islice(source, None)
         except GeneratorExit:
             raise
         except BaseException as exc:
