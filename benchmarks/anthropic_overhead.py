@@ -27,6 +27,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+from _harness import drain
 
 import carrot_ai
 from carrot_ai.instrumentation.anthropic import _native
@@ -208,6 +209,7 @@ def main() -> None:
             calls,
         )
         create_result = report("messages.create (non-streaming)", create, "bare")
+        drain()
         stream = measure(
             {
                 "bare": stream_call(bare),
@@ -223,9 +225,9 @@ def main() -> None:
             f"{STREAM_EVENTS}-event stream overhead {stream_result['carrot']:.1f} us (budget 60); "
             f"native span avoided: {create_result['carrot-unguarded'] - create_result['carrot']:.1f} us per create"
         )
-        flushed = carrot_ai.flush(60)
+        drain()
         stats = carrot_ai.stats()
-        print(f"exporter: flushed {flushed}, delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
+        print(f"exporter: delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
     finally:
         carrot_ai.shutdown()
         sink.terminate()

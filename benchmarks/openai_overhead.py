@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx2
 import openai
+from _harness import drain
 
 import carrot_ai
 
@@ -201,6 +202,7 @@ def main() -> None:
         print(f"openai {openai.__version__}, {rounds} rounds x {calls} calls, content capture on")
         create = measure({"bare": create_call(bare), "carrot": create_call(wrapped)}, rounds, calls)
         create_result = report("chat.completions.create (non-streaming)", create, "bare")
+        drain()
         loop = asyncio.new_event_loop()
         async_create = measure(
             {
@@ -211,6 +213,7 @@ def main() -> None:
             calls,
         )
         async_result = report("AsyncOpenAI chat.completions.create (non-streaming)", async_create, "bare")
+        drain()
         loop.close()
         stream = measure(
             {
@@ -229,9 +232,9 @@ def main() -> None:
             f"{STREAM_CHUNKS}-chunk stream overhead {stream_result['carrot']:.1f} us (budget 60), "
             f"{own:+.1f} us against a caller who asks for the usage chunk itself"
         )
-        flushed = carrot_ai.flush(60)
+        drain()
         stats = carrot_ai.stats()
-        print(f"exporter: flushed {flushed}, delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
+        print(f"exporter: delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
     finally:
         carrot_ai.shutdown()
         sink.terminate()
