@@ -195,3 +195,52 @@ if __name__ == "__main__":
     result = run_python(program, env_for(ingest), timeout=60)
     assert result.returncode == 0, result.stderr
     assert names(ingest) == {"in-child": 3, "in-parent": 1}
+
+
+def test_fork_while_the_worker_loads_the_price_table_waits_for_it(ingest: IngestServer) -> None:
+    # The export worker loads genai-prices as it starts. A child forked in the middle of that import would hang on
+    # its own first use of the module (the import lock belongs to a thread the child does not have): the fork waits.
+    program = (
+        FORK_AND_CHECK
+        + """
+import sys, threading, time, uuid
+import importlib.abc
+
+loading = threading.Event()
+
+class SlowPriceTable(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "genai_prices.data" and threading.current_thread() is not threading.main_thread():
+            loading.set()
+            time.sleep(2)  # the import lock of genai_prices.data is held meanwhile
+        return None  # the usual finders import it
+
+sys.meta_path.insert(0, SlowPriceTable())
+import carrot_ai
+
+carrot_ai.init(flush_interval=600)
+assert loading.wait(10), "the worker did not load the price table"
+assert "genai_prices.data" not in sys.modules or not hasattr(sys.modules["genai_prices.data"], "providers")
+
+def llm_event(name):
+    now = time.time() * 1000
+    return {
+        "type": "llm", "id": str(uuid.uuid4()), "start_time_ms": now - 100, "end_time_ms": now,
+        "status": {"state": "ok"}, "additional_properties": {"label": name},
+        "properties": {"llm": {"model": "gpt-4o-mini", "input": {"prompt": "hi"}, "output": {"response": "ok"},
+                               "usage": {"input_tokens": 20, "output_tokens": 2, "total_tokens": 22}}},
+    }
+
+def child():
+    carrot_ai.capture_llm_call(llm_event("child"))
+    return carrot_ai.flush(10)
+
+fork_child(child)
+carrot_ai.capture_llm_call(llm_event("parent"))
+assert carrot_ai.flush(10)
+"""
+    )
+    result = run_python(program, env_for(ingest), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(ingest.records) == 2
+    assert all(r["metadata"]["cost_usd"] > 0 for r in ingest.records)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
@@ -37,6 +38,51 @@ _PROVIDER_ALIASES = {
     "az.ai.inference": "azure",
 }
 _MAX_CACHED = 10_000
+_FORK_WAIT = 10.0  # seconds a fork waits for genai-prices to finish loading
+
+
+# genai-prices is loaded once, with its price table (~170 ms; seconds when the application keeps the GIL busy), by the
+# export worker as it starts (load_genai_prices). A process forked in the middle would deadlock on its own first
+# ``import genai_prices``: the module's import lock belongs to a thread the child does not have. So a fork waits
+# (bounded) until the load is done. None: not tried yet; False: not installed.
+_genai_prices: Any = None
+_loading = threading.Lock()
+_fork_holds_loading = False
+
+
+def _before_fork() -> None:
+    global _fork_holds_loading
+    _fork_holds_loading = _loading.acquire(timeout=_FORK_WAIT)
+
+
+def _after_fork() -> None:
+    global _fork_holds_loading
+    if _fork_holds_loading:
+        _fork_holds_loading = False
+        _loading.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+
+
+def load_genai_prices() -> Any:
+    """The ``genai_prices`` module with its bundled price table loaded, or None when it is not installed."""
+    global _genai_prices
+    module = _genai_prices
+    if module is None:
+        with _loading:
+            module = _genai_prices
+            if module is None:
+                try:
+                    import genai_prices
+
+                    genai_prices.data_snapshot.get_snapshot()  # imports the table (genai_prices.data), 1.6 MB
+                    module = genai_prices
+                except ImportError:
+                    module = False
+                _genai_prices = module
+    return module or None
 
 
 class TokenUsage(NamedTuple):
@@ -169,9 +215,8 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
     key = (provider_id, model)
     if key in _unknown:
         return None
-    try:
-        import genai_prices
-    except ImportError:
+    genai_prices = load_genai_prices()
+    if genai_prices is None:
         if not _genai_missing_logged:
             _genai_missing_logged = True
             logger.info("carrot_ai: genai-prices is not installed; records carry no cost_usd unless init(prices=...)")

@@ -39,6 +39,7 @@ from carrot_ai._config import Settings, resolve_settings
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai.export import _duplicates
 from carrot_ai.export._convert import encode_span
+from carrot_ai.export._cost import load_genai_prices
 from carrot_ai.export._encode import body_of, compress, encode_record, split_by_bytes, truncate_record
 from carrot_ai.export._lifecycle import live_exporters, merged_stats, register
 from carrot_ai.export._secrets import register_secret, scrubbable
@@ -107,6 +108,9 @@ class CarrotSpanExporter(SpanExporter):
         self._closed = False
         self._init_state()
         register(self)
+        # Started now, not at the first span: it loads the price table first (~170 ms), before the application is
+        # busy making calls (a CPU-bound thread leaves the worker little of the GIL).
+        self._start_worker()
 
     def _init_state(self) -> None:
         settings = self._settings
@@ -409,6 +413,10 @@ class CarrotSpanExporter(SpanExporter):
     def _run(self) -> None:
         # Our own HTTP calls are never traced.
         otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            load_genai_prices()  # here, so that no record waits for it (and see _cost on fork)
+        except Exception as exc:
+            report_internal_error("loading genai-prices", exc)
         interval = self._settings.flush_interval
         while not self._stop_worker:
             self._wakeup.wait(interval)

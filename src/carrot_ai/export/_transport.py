@@ -35,7 +35,8 @@ from carrot_ai.export._urls import ingest_url, redact_url
 
 # Nothing is imported lazily on the worker thread: a fork while another thread holds a module's import lock leaves
 # the child deadlocked on it. That is why encodings.idna (the first getaddrinfo() imports it) is imported above
-# and the HTTP client is built in HttpTransport.__init__.
+# and the HTTP client is built in HttpTransport.__init__. (The one exception, genai-prices, which the worker loads as
+# it starts, makes a fork wait until it is loaded: _cost.load_genai_prices.)
 
 RETRYABLE_STATUS = frozenset({408, 429, 502, 503, 504})
 BACKOFF_BASE = 0.5
