@@ -13,6 +13,8 @@ for _name in [n for n in os.environ if n.startswith("CARROT_") and n != "CARROT_
 
 import carrot_ai  # noqa: E402
 from carrot_ai import _setup  # noqa: E402
+from tests.fakes.anthropic_server import FakeAnthropic  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.ingest_server import IngestServer  # noqa: E402
 
 
@@ -39,3 +41,19 @@ def carrot(ingest: IngestServer, tracer_provider: TracerProvider) -> Iterator[In
     yield ingest
     carrot_ai.shutdown()
     assert _setup._state is None
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A local stand-in for the OpenAI API (its wire protocol, SSE streams included) on 127.0.0.1."""
+    with FakeOpenAI() as server:
+        yield server
+        assert not server.errors, server.errors
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A local stand-in for the Anthropic API on 127.0.0.1."""
+    with FakeAnthropic() as server:
+        yield server
+        assert not server.errors, server.errors

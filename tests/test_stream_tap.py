@@ -28,20 +28,6 @@ from tests.openai import conftest as openai_conftest
 
 
 @pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-        assert not server.errors, server.errors
-
-
-@pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
-        assert not server.errors, server.errors
-
-
-@pytest.fixture
 def observed(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
     """carrot set up on a provider that also has an application's own span processor (no fast spans)."""
     provider = TracerProvider(shutdown_on_exit=False)

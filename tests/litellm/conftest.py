@@ -24,17 +24,13 @@ ANTHROPIC_MODEL = "anthropic/claude-opus-4-5"
 
 
 @pytest.fixture
-def oai() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-        assert not server.errors, server.errors
+def oai(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    return fake_openai
 
 
 @pytest.fixture
-def ant() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
-        assert not server.errors, server.errors
+def ant(fake_anthropic: FakeAnthropic) -> FakeAnthropic:
+    return fake_anthropic
 
 
 def via_openai(oai: FakeOpenAI) -> dict[str, Any]:
