@@ -197,12 +197,9 @@ if __name__ == "__main__":
     assert names(ingest) == {"in-child": 3, "in-parent": 1}
 
 
-def test_fork_while_the_worker_loads_the_price_table_waits_for_it(ingest: IngestServer) -> None:
-    # The export worker loads genai-prices as it starts. A child forked in the middle of that import would hang on
-    # its own first use of the module (the import lock belongs to a thread the child does not have): the fork waits.
-    program = (
-        FORK_AND_CHECK
-        + """
+SLOW_PRICE_TABLE = (
+    FORK_AND_CHECK
+    + """
 import sys, threading, time, uuid
 import importlib.abc
 
@@ -217,10 +214,7 @@ class SlowPriceTable(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, SlowPriceTable())
 import carrot_ai
-
-carrot_ai.init(flush_interval=600)
-assert loading.wait(10), "the worker did not load the price table"
-assert "genai_prices.data" not in sys.modules or not hasattr(sys.modules["genai_prices.data"], "providers")
+from carrot_ai.export import _cost
 
 def llm_event(name):
     now = time.time() * 1000
@@ -230,6 +224,22 @@ def llm_event(name):
         "properties": {"llm": {"model": "gpt-4o-mini", "input": {"prompt": "hi"}, "output": {"response": "ok"},
                                "usage": {"input_tokens": 20, "output_tokens": 2, "total_tokens": 22}}},
     }
+
+def start_loading():
+    carrot_ai.init(flush_interval=600)
+    assert loading.wait(10), "the worker did not load the price table"
+    assert "genai_prices.data" not in sys.modules or not hasattr(sys.modules["genai_prices.data"], "providers")
+"""
+)
+
+
+def test_fork_while_the_worker_loads_the_price_table_waits_for_it(ingest: IngestServer) -> None:
+    # The export worker loads genai-prices as it starts. A child forked in the middle of that import would hang on
+    # its own first use of the module (the import lock belongs to a thread the child does not have): the fork waits.
+    program = (
+        SLOW_PRICE_TABLE
+        + """
+start_loading()
 
 def child():
     carrot_ai.capture_llm_call(llm_event("child"))
@@ -244,3 +254,28 @@ assert carrot_ai.flush(10)
     assert result.returncode == 0, result.stderr
     assert len(ingest.records) == 2
     assert all(r["metadata"]["cost_usd"] > 0 for r in ingest.records)
+
+
+def test_fork_whose_wait_for_the_price_table_runs_out_gives_a_child_without_cost_not_a_hang(
+    ingest: IngestServer,
+) -> None:
+    program = (
+        SLOW_PRICE_TABLE
+        + """
+_cost._FORK_WAIT = 0.2  # the table takes 2 s here
+start_loading()
+
+def child():
+    carrot_ai.capture_llm_call(llm_event("child"))
+    return carrot_ai.flush(10)
+
+fork_child(child)
+carrot_ai.capture_llm_call(llm_event("parent"))
+assert carrot_ai.flush(10)
+"""
+    )
+    result = run_python(program, env_for(ingest), timeout=60)
+    assert result.returncode == 0, result.stderr
+    by_label = {r["metadata"]["label"]: r for r in ingest.records}
+    assert by_label["parent"]["metadata"]["cost_usd"] > 0
+    assert "cost_usd" not in by_label["child"]["metadata"]

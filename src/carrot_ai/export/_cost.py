@@ -55,15 +55,26 @@ def _before_fork() -> None:
     _fork_holds_loading = _loading.acquire(timeout=_FORK_WAIT)
 
 
-def _after_fork() -> None:
+def _after_fork_in_parent() -> None:
     global _fork_holds_loading
     if _fork_holds_loading:
         _fork_holds_loading = False
         _loading.release()
 
 
+def _after_fork_in_child() -> None:
+    global _fork_holds_loading, _loading, _genai_prices
+    if _fork_holds_loading:
+        _fork_holds_loading = False
+        _loading.release()
+    else:  # the parent was still loading it after _FORK_WAIT: this process never touches it (no cost, no hang)
+        _loading = threading.Lock()
+        if _genai_prices is None:
+            _genai_prices = False
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 def load_genai_prices() -> Any:
@@ -219,7 +230,10 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
     if genai_prices is None:
         if not _genai_missing_logged:
             _genai_missing_logged = True
-            logger.info("carrot_ai: genai-prices is not installed; records carry no cost_usd unless init(prices=...)")
+            logger.info(
+                "carrot_ai: genai-prices is not available (not installed, or still loading when this process was "
+                "forked); records carry no cost_usd unless init(prices=...)"
+            )
         return None
     memo_key, price = _memo_key(genai_prices, provider_id, model, usage, when)
     if memo_key is not None:
