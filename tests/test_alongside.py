@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
@@ -215,7 +215,7 @@ import anthropic
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 provider = TracerProvider(resource=Resource.create({"service.name": "billing"}))
@@ -257,3 +257,39 @@ def test_global_provider_app_with_init_and_exit(
     assert "parent_trace_id" not in record["metadata"]
     [llm_span] = [s for s in spans if s.name == "chat claude-opus-4-5"]
     assert record["id"] == record_of(llm_span)
+
+
+class _StartedSpans(SpanProcessor):
+    """An application processor that keeps the attributes each span had when it started."""
+
+    def __init__(self) -> None:
+        self.at_start: dict[str, dict[str, Any]] = {}
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.at_start[span.name] = dict(span.attributes or {})
+
+
+def test_with_an_app_processor_the_request_attributes_are_on_the_span_when_it_starts(
+    app_provider: TracerProvider, carrot: IngestServer, receiver: OTLPReceiver, fake: FakeAnthropic
+) -> None:
+    # Carrot's own fast spans leave the request to the export worker; a span others observe carries it from the start.
+    started = _StartedSpans()
+    app_provider.add_span_processor(started)
+    client = carrot_ai.wrap(anthropic_client(fake))
+    messages = [{"role": "user", "content": "hi there"}]
+    client.messages.create(model="claude-opus-4-5", max_tokens=50, messages=messages)
+
+    delivered(app_provider, carrot, receiver, records=1, spans=1)
+    attributes = started.at_start["chat claude-opus-4-5"]
+    assert attributes["gen_ai.request.model"] == "claude-opus-4-5"
+    assert attributes["gen_ai.request.max_tokens"] == 50
+    assert json.loads(str(attributes["gen_ai.input.messages"])) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi there"}]}
+    ]
+    assert json.loads(str(attributes["carrot.input"])) == {
+        "model": "claude-opus-4-5",
+        "max_tokens": 50,
+        "messages": messages,
+    }
+    [record] = carrot.records
+    assert record["input"]["messages"] == messages

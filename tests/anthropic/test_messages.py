@@ -314,3 +314,20 @@ def test_count_tokens_is_not_a_model_call(
 def test_wrap_of_an_unsupported_object_is_a_type_error(bad: Any) -> None:
     with pytest.raises(TypeError):
         carrot_ai.wrap(bad)
+
+
+def test_the_record_keeps_the_messages_as_sent_when_the_caller_changes_them_afterwards(
+    way: str, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    # The request is read on the export worker, after the call: the caller's usual next steps must not reach it.
+    client = client_for(way, fake)
+    messages: list[Any] = user("hello there")
+    sent = json.loads(json.dumps(messages))
+    message = client.messages.create(model=MODEL, max_tokens=100, messages=messages)
+    messages.append({"role": "assistant", "content": message.content})
+    messages.append({"role": "user", "content": "and again"})
+    messages[0]["content"] = "changed"
+
+    [record] = records(carrot, 1)
+    assert record["input"] == {"model": MODEL, "max_tokens": 100, "messages": sent}
+    assert record["output"] == {"message": {"role": "assistant", "content": "Echo: hello there"}}

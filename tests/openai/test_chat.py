@@ -350,3 +350,20 @@ def test_azure_client_is_wrapped(fake: FakeOpenAI, carrot: IngestServer) -> None
     client.chat.completions.create(model=MODEL, messages=user("azure"))
     [record] = records(carrot, 1)
     assert record["output"]["message"]["content"] == "Echo: azure"
+
+
+def test_the_record_keeps_the_messages_as_sent_when_the_caller_changes_them_afterwards(
+    way: str, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    # The request is read on the export worker, after the call: the caller's usual next steps must not reach it.
+    client = client_for(way, fake)
+    messages: list[Any] = [{"role": "system", "content": "Be brief."}, *user("hello there")]
+    sent = json.loads(json.dumps(messages))
+    completion = client.chat.completions.create(model=MODEL, messages=messages)
+    messages.append(completion.choices[0].message)
+    messages.append({"role": "user", "content": "and again"})
+    messages[0]["content"] = "Be verbose."
+
+    [record] = records(carrot, 1)
+    assert record["input"] == {"model": MODEL, "messages": sent}
+    assert record["output"] == {"message": {"role": "assistant", "content": "Echo: hello there"}}

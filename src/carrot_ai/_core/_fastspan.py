@@ -226,10 +226,12 @@ class FastSpan(trace.Span, ReadableSpan):
     def defer(self, later: Callable[[], None], extra_size: int) -> None:
         """Leave ``later`` to the export worker, which runs it (:meth:`settle`) before it reads the attributes; call
         before :meth:`end`. ``later`` completes the attributes (writing ``_attributes`` directly: the span has ended
-        by then); ``extra_size`` is the memory it holds until then, counted in the export queue's byte budget."""
+        by then); ``extra_size`` is the memory it holds until then, counted in the export queue's byte budget. Work
+        deferred twice (a call's request, then its response) runs in that order."""
         if self._end_time is None:
-            self._later = later
-            self.extra_size = extra_size
+            first = self._later
+            self._later = later if first is None else _chain(first, later)
+            self.extra_size += extra_size
 
     def settle(self) -> None:
         """Run the work :meth:`end_later` left, once (the export worker calls it before converting the span)."""
@@ -241,6 +243,16 @@ class FastSpan(trace.Span, ReadableSpan):
 
     def __repr__(self) -> str:
         return f'FastSpan(name="{self._name}", context={self._context})'
+
+
+def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return both
 
 
 def start_fast_span(

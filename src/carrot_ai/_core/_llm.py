@@ -19,6 +19,7 @@ Call sites read::
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -27,7 +28,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
-from carrot_ai._core import _content, _fastspan
+from carrot_ai._core import _content
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
@@ -35,6 +36,9 @@ from carrot_ai._core._tracing import SpanCall, in_llm_call
 
 # What a deferred result gives: the response attributes and the record's output.
 Result = Callable[[], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
+# What a deferred request gives, asked whether to add the GenAI content attributes: the request attributes and the
+# record's input.
+Request = Callable[[bool], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
 
 
 class LLMCall:
@@ -45,8 +49,9 @@ class LLMCall:
     def __init__(self, span: SpanCall, capture: bool) -> None:
         self.span = span
         self.capture = capture
-        # GenAI content attributes of the response are worth extracting only when someone else sees the span (see
-        # wants_content_attributes()).
+        # GenAI content attributes (gen_ai.input.messages, gen_ai.output.messages, ...) are worth extracting only when
+        # someone else sees the span: a fast span has carrot's processor as its only observer, and the record's input
+        # and output come from carrot.input / carrot.output.
         self.content_attributes = capture and not isinstance(span.span, FastSpan)
         self.start_ns = time.perf_counter_ns()
         self.first_chunk_ns: int | None = None
@@ -65,6 +70,8 @@ class LLMCall:
         metadata_only: bool = False,
         source: str = "sdk",
         capture: bool | None = None,
+        request: Request | None = None,
+        request_size: int = 0,
     ) -> LLMCall | None:
         """Start the span for a call, or return None (tracing off, or already inside this call). Never raises.
 
@@ -72,6 +79,11 @@ class LLMCall:
         when :meth:`capture_content` said so). ``record_input`` is the record's ``input`` (the request parameters);
         it is captured only when content capture is on for this call. ``capture``: what :meth:`capture_content`
         said for this call, when the adapter already asked.
+
+        ``request`` (instead of request attributes in ``attributes`` and ``record_input``): the adapter's extraction
+        of both from a snapshot of the call's arguments, run on the export worker when the span is a fast one
+        (nobody else reads it before it is exported; ``request_size`` is the memory the snapshot holds until then),
+        else now, before the span starts. ``attributes`` then holds what must be known at once (the operation name).
         """
         try:
             if not _ensure_started() or in_llm_call():
@@ -83,14 +95,16 @@ class LLMCall:
             attributes[semconv.CARROT_NAME] = record_name
             attributes[semconv.CARROT_SOURCE] = source
             _scope_attributes(attributes, tags)
-            if capture and record_input is not None:
-                attributes[semconv.CARROT_INPUT] = _content.prepare_json(record_input)
-            elif record_input is not None:
-                model = record_input.get("model")
-                if isinstance(model, str):
-                    attributes[semconv.CARROT_INPUT] = dumps({"model": model})
             attributes[semconv.CARROT_CONTENT_CAPTURED] = capture
-            span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
+            if request is None:
+                _set_input(attributes, record_input, capture)
+                span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
+            else:
+                later = functools.partial(_complete_request, request, capture)
+                span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True, complete=later)
+                fast = span.span
+                if type(fast) is FastSpan:
+                    fast.defer(functools.partial(later, fast._attributes, False), request_size)
             span.activate()
             return cls(span, capture)
         except Exception as exc:
@@ -101,19 +115,6 @@ class LLMCall:
     def capture_content() -> bool:
         """Whether this call may record content (ask before extracting content attributes)."""
         return _content.capture_enabled()
-
-    @staticmethod
-    def wants_content_attributes() -> bool:
-        """Whether a call starting now should carry the GenAI *content* attributes (``gen_ai.input.messages``,
-        ``gen_ai.system_instructions``, ``gen_ai.tool.definitions``, ``gen_ai.output.messages``), given that
-        :meth:`capture_content` allows content at all.
-
-        False while carrot's processor is the tracer provider's only observer (its fast path): the record's input
-        and output come from ``carrot.input`` / ``carrot.output``, so nobody would ever read them and encoding the
-        content a second time is skipped. With any other processor on the provider they are set as always. For the
-        response side of a started call, read :attr:`content_attributes`.
-        """
-        return _fastspan.fast_path() is None
 
     @staticmethod
     def leave(call: LLMCall | None) -> None:
@@ -207,6 +208,29 @@ class LLMCall:
         if call is not None:
             with guard("LLM call fail"):
                 call.fail(exc, attributes)
+
+
+def _set_input(attributes: dict[str, AttributeValue], record_input: Mapping[str, Any] | None, capture: bool) -> None:
+    """``carrot.input``: the request parameters when content is captured, else the model alone."""
+    if record_input is None:
+        return
+    if capture:
+        attributes[semconv.CARROT_INPUT] = _content.prepare_json(record_input)
+        return
+    model = record_input.get("model")
+    if isinstance(model, str):
+        attributes[semconv.CARROT_INPUT] = dumps({"model": model})
+
+
+def _complete_request(
+    request: Request, capture: bool, attributes: dict[str, AttributeValue], content_attributes: bool = True
+) -> None:
+    """Add what ``request`` extracts to ``attributes``; what the span already has (an error's attributes) stays."""
+    request_attributes, record_input = request(capture and content_attributes)
+    for key, value in request_attributes.items():
+        attributes.setdefault(key, value)
+    if semconv.CARROT_INPUT not in attributes:
+        _set_input(attributes, record_input, capture)
 
 
 def _ensure_started() -> bool:

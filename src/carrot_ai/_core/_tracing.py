@@ -11,7 +11,7 @@ of one span.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -150,7 +150,10 @@ class SpanCall:
         kind: SpanKind = SpanKind.INTERNAL,
         llm: bool = False,
         start_time: int | None = None,
+        complete: Callable[[dict[str, AttributeValue]], None] | None = None,
     ) -> None:
+        """``complete``: adds the attributes a fast span may leave to the export worker, called here (before the span
+        starts) only when the span is the SDK's."""
         parent_context = current_context()
         parent_span = _span_in(parent_context)
         parent = _parent_attribute(parent_context, parent_span, llm)
@@ -168,6 +171,8 @@ class SpanCall:
                 tracer = get_tracer(tracer)
         if span is None:
             assert not isinstance(tracer, str)
+            if complete is not None:
+                complete(attributes)
             span = tracer.start_span(
                 name, context=parent_context, kind=kind, attributes=attributes, start_time=start_time
             )

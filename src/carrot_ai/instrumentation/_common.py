@@ -176,3 +176,51 @@ def sdk_types(package: str) -> SdkTypes:
             continue
     known = _sdk_types[package] = (module.Stream, module.AsyncStream, tuple(raw))
     return known
+
+
+SNAPSHOT_ITEM_BYTES = 120  # a copied message dict or a list slot, beyond its text (an estimate, like the queue's)
+
+
+def snapshot_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A copy of a call's keyword arguments that the caller's later changes do not reach, and the bytes it holds.
+
+    The request attributes and the record's input are extracted from it on the export worker, after the call has
+    returned, by which time a caller has often appended the reply to its ``messages`` list. Lists and dicts are
+    copied one level down (the list of messages, and each message dict in it); deeper structures (a message's list
+    of content parts) are shared, as nothing in the SDKs' call patterns changes them in place. The size is an
+    estimate for the export queue's byte budget: the text of string values and of string message contents, and a
+    fixed part per item (content parts: their strings, a level down, so inline images count).
+    """
+    copy = dict(kwargs)
+    size = 0
+    for key, value in kwargs.items():
+        kind = type(value)
+        if kind is list or kind is tuple:
+            items = [dict(item) if type(item) is dict else item for item in value]
+            copy[key] = items
+            size += SNAPSHOT_ITEM_BYTES * len(items)
+            for item in items:
+                if type(item) is dict:
+                    content = item.get("content")
+                    if type(content) is str:
+                        size += len(content)
+                    elif content is not None:
+                        size += _nested_size(content, 3)  # parts > part > image_url / source > data
+        elif kind is dict:
+            copy[key] = dict(value)
+            size += _nested_size(value, 2)
+        elif kind is str:
+            size += len(value)
+    return copy, size
+
+
+def _nested_size(value: Any, depth: int) -> int:
+    if type(value) is str:
+        return len(value)
+    if depth <= 0:
+        return SNAPSHOT_ITEM_BYTES
+    if type(value) is dict:
+        return SNAPSHOT_ITEM_BYTES + sum(_nested_size(v, depth - 1) for v in value.values())
+    if type(value) is list or type(value) is tuple:
+        return SNAPSHOT_ITEM_BYTES + sum(_nested_size(v, depth - 1) for v in value)
+    return SNAPSHOT_ITEM_BYTES

@@ -49,23 +49,49 @@ Result = Callable[[Any, bool, bool], "tuple[dict[str, AttributeValue], dict[str,
 class Endpoint:
     """What differs between the API resources: record name, request/response extractors, stream accumulator."""
 
-    __slots__ = ("record_name", "request", "result", "accumulator", "asks_usage")
+    __slots__ = ("record_name", "operation", "request", "result", "accumulator", "asks_usage", "defers_result")
 
-    def __init__(self, record_name: str, request: Extract, result: Result, accumulator: Any, asks_usage: bool) -> None:
+    def __init__(
+        self,
+        record_name: str,
+        operation: str,
+        request: Extract,
+        result: Result,
+        accumulator: Any,
+        asks_usage: bool,
+        defers_result: bool = True,
+    ) -> None:
         self.record_name = record_name
+        self.operation = operation  # what ``request`` puts in gen_ai.operation.name
         self.request = request
         self.result = result
         self.accumulator = accumulator
         self.asks_usage = asks_usage
+        # Whether a response may wait for the export worker: not an embeddings response, whose vectors it would hold.
+        self.defers_result = defers_result
 
 
-CHAT = Endpoint("chat.completions", _extract.chat_request, _extract.chat_result, ChatStreamAccumulator, True)
-RESPONSES = Endpoint(
-    "responses", _extract.responses_request, _extract.responses_result, ResponseStreamAccumulator, False
+CHAT = Endpoint(
+    "chat.completions", semconv.OP_CHAT, _extract.chat_request, _extract.chat_result, ChatStreamAccumulator, True
 )
-EMBEDDINGS = Endpoint("embeddings", _extract.embeddings_request, _extract.embeddings_result, None, False)
+RESPONSES = Endpoint(
+    "responses",
+    semconv.OP_CHAT,
+    _extract.responses_request,
+    _extract.responses_result,
+    ResponseStreamAccumulator,
+    False,
+)
+EMBEDDINGS = Endpoint(
+    "embeddings", semconv.OP_EMBEDDINGS, _extract.embeddings_request, _extract.embeddings_result, None, False, False
+)
 COMPLETIONS = Endpoint(
-    "completions", _extract.completions_request, _extract.completions_result, CompletionStreamAccumulator, True
+    "completions",
+    semconv.OP_TEXT_COMPLETION,
+    _extract.completions_request,
+    _extract.completions_result,
+    CompletionStreamAccumulator,
+    True,
 )
 
 
@@ -113,21 +139,28 @@ def start_call(
 ) -> LLMCall | None:
     """Start the span of one call, or return None (tracing off, nested, or an internal error)."""
     try:
-        params = _extract.request_params(kwargs)
         capture = not metadata_only and LLMCall.capture_content()
-        content_attributes = capture and LLMCall.wants_content_attributes()  # unread on carrot's fast path
-        attributes = endpoint.request(params, content_attributes, server_address(resource), stream)
-        model = params.get("model")
-        operation = str(attributes[semconv.GEN_AI_OPERATION_NAME])
+        snapshot, size = _common.snapshot_kwargs(kwargs)
+        server = server_address(resource)
+        extract = endpoint.request
+
+        def request(content_attributes: bool) -> tuple[dict[str, AttributeValue], dict[str, Any]]:
+            params = _extract.request_params(snapshot)
+            return extract(params, content_attributes, server, stream), params
+
+        model = kwargs.get("model")
+        operation = endpoint.operation
         return LLMCall.start(
             semconv.SCOPE_OPENAI,
             f"{operation} {model}" if isinstance(model, str) else operation,
-            attributes,
+            {semconv.GEN_AI_OPERATION_NAME: operation},
             record_name=options.name or endpoint.record_name,
-            record_input=params,
+            record_input=None,
             tags=options.tags,
             metadata_only=metadata_only,
             capture=capture,
+            request=request,
+            request_size=size,
         )
     except Exception as exc:
         report_internal_error("openai call start", exc)
@@ -152,8 +185,12 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
             from carrot_ai.instrumentation.openai._raw import track_raw_response
 
             return track_raw_response(endpoint, call, result)
-        attributes, output = endpoint.result(result, call.capture, call.content_attributes)
         error = response_error(result) if endpoint is RESPONSES else None
+        if error is None and endpoint.defers_result and call.deferrable():
+            capture = call.capture
+            call.stop_later(lambda: endpoint.result(result, capture, False), response_size(result))
+            return result
+        attributes, output = endpoint.result(result, call.capture, call.content_attributes)
         if error is not None:
             if error[0]:
                 attributes[semconv.CARROT_ERROR_CODE] = error[0]
@@ -164,6 +201,15 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
         report_internal_error("openai call finish", exc)
         LLMCall.stop_quietly(call, {}, None)
     return result
+
+
+RESPONSE_BYTES = 5500  # a parsed response model beside its text (tracemalloc: ~5.4 KB for a short ChatCompletion)
+
+
+def response_size(result: Any) -> int:
+    """The memory a response model holds until the export worker reads it: a fixed part and ~4 bytes a token."""
+    tokens = getattr(getattr(result, "usage", None), "total_tokens", None)
+    return RESPONSE_BYTES + (4 * tokens if type(tokens) is int else 0)
 
 
 def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: bool = False) -> OpenAIStreamState:
