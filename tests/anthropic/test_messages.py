@@ -327,6 +327,7 @@ def test_the_record_keeps_the_messages_as_sent_when_the_caller_changes_them_afte
     messages.append({"role": "assistant", "content": message.content})
     messages.append({"role": "user", "content": "and again"})
     messages[0]["content"] = "changed"
+    message.content[0].text = "edited by the caller"  # type: ignore[union-attr]
 
     [record] = records(carrot, 1)
     assert record["input"] == {"model": MODEL, "max_tokens": 100, "messages": sent}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import openai
@@ -12,6 +13,7 @@ import pytest
 from dirty_equals import IsFloat, IsStr
 
 import carrot_ai
+from carrot_ai import _setup
 from tests.fakes import Reset
 from tests.fakes.openai_server import FakeOpenAI, model_not_found, rate_limit, server_error
 from tests.ingest_server import IngestServer
@@ -355,7 +357,8 @@ def test_azure_client_is_wrapped(fake: FakeOpenAI, carrot: IngestServer) -> None
 def test_the_record_keeps_the_messages_as_sent_when_the_caller_changes_them_afterwards(
     way: str, fake: FakeOpenAI, carrot: IngestServer
 ) -> None:
-    # The request is read on the export worker, after the call: the caller's usual next steps must not reach it.
+    # The request is read on the export worker, after the call: the caller's usual next steps must not reach it (nor
+    # a change to the response object, which is read at once).
     client = client_for(way, fake)
     messages: list[Any] = [{"role": "system", "content": "Be brief."}, *user("hello there")]
     sent = json.loads(json.dumps(messages))
@@ -363,7 +366,46 @@ def test_the_record_keeps_the_messages_as_sent_when_the_caller_changes_them_afte
     messages.append(completion.choices[0].message)
     messages.append({"role": "user", "content": "and again"})
     messages[0]["content"] = "Be verbose."
+    completion.choices[0].message.content = "edited by the caller"
 
     [record] = records(carrot, 1)
     assert record["input"] == {"model": MODEL, "messages": sent}
     assert record["output"] == {"message": {"role": "assistant", "content": "Echo: hello there"}}
+
+
+def test_with_the_export_queue_backlogged_calls_are_read_at_once_and_recorded_the_same(
+    fake: FakeOpenAI, ingest: IngestServer, tracer_provider: Any
+) -> None:
+    # A deferred call's request is read on the export worker; past a quarter of the queue's byte budget, calls are read
+    # on the calling thread, so a backlog keeps the queue's capacity in records. Where the input is read shows in the
+    # thread that runs the redaction function on it.
+    read_on: dict[str, str] = {}
+
+    def redact(text: str) -> str:
+        read_on.setdefault(text, threading.current_thread().name)
+        return text
+
+    carrot_ai.init(
+        api_key="ck-test-key",
+        base_url=ingest.base_url,
+        flush_interval=60,
+        max_queue_bytes=8_000,
+        redact_fn=redact,
+        tracer_provider=tracer_provider,
+    )
+    try:
+        client = carrot_ai.wrap(make_client(fake))
+        for text in ("first question", "second question"):
+            messages: list[Any] = user(text)
+            client.chat.completions.create(model=MODEL, messages=messages)
+            messages[0]["content"] = "changed"
+        assert _setup.current_exporter().snapshot()["queued_bytes"] > 8_000 // 4
+
+        got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
+        assert [r["input"]["messages"] for r in got] == [user("first question"), user("second question")]
+        assert got[1]["output"] == {"message": {"role": "assistant", "content": "Echo: second question"}}
+        main = threading.current_thread().name
+        assert read_on["first question"] != main  # the queue was empty: read on the export worker
+        assert read_on["second question"] == main  # the queue was past a quarter: read at once
+    finally:
+        carrot_ai.shutdown()

@@ -36,13 +36,22 @@ _DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 class FastPath:
     """What a fast span needs from the provider it stands in for."""
 
-    __slots__ = ("provider", "processor", "processors", "scopes")
+    __slots__ = ("provider", "processor", "processors", "scopes", "_exporter")
 
     def __init__(self, provider: TracerProvider, processor: Any) -> None:
         self.provider = provider
         self.processor = processor
         self.processors = _processors(provider)
         self.scopes: dict[str, InstrumentationScope] = {}
+        self._exporter = getattr(processor, "exporter", None)
+
+    def roomy(self) -> bool:
+        """Whether work may be left to the export worker (:meth:`FastSpan.defer`): while its queue is under a quarter
+        of its byte budget. What a deferred call holds (its arguments, the response object) is larger than the
+        record it becomes, so a backlog (ingest down, a burst) falls back to extracting on the calling thread and
+        the queue keeps its capacity in records."""
+        exporter = self._exporter
+        return exporter is None or exporter._queued_bytes * 4 < exporter._max_queue_bytes
 
     def valid(self) -> bool:
         """Whether the provider still has carrot's processor as its only observer."""

@@ -104,7 +104,11 @@ class LLMCall:
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True, complete=later)
                 fast = span.span
                 if type(fast) is FastSpan:
-                    fast.defer(functools.partial(later, fast._attributes, False), request_size)
+                    own = cast("dict[str, AttributeValue]", fast._attributes)  # a fast span's own dict
+                    if fast._fast.roomy():
+                        fast.defer(functools.partial(later, own, False), request_size)
+                    else:
+                        later(own, False)
             span.activate()
             return cls(span, capture)
         except Exception as exc:
@@ -138,8 +142,10 @@ class LLMCall:
 
     def deferrable(self) -> bool:
         """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
-        span, which nobody but carrot's exporter reads (any other span gets its result at once)."""
-        return type(self.span.span) is FastSpan
+        span, which nobody but carrot's exporter reads (any other span gets its result at once), while the export
+        queue has room (:meth:`FastPath.roomy`)."""
+        span = self.span.span
+        return type(span) is FastSpan and span._fast.roomy()
 
     def stop_later(self, result: Result, extra_size: int) -> None:
         """:meth:`stop`, with ``result()`` (the response attributes and the record's output) run on the export worker
@@ -162,7 +168,7 @@ class LLMCall:
 
     def _defer(self, result: Result, extra_size: int) -> bool:
         span = self.span.span
-        if type(span) is not FastSpan or self.span.ended:
+        if type(span) is not FastSpan or self.span.ended or not span._fast.roomy():
             return False
         capture = self.capture
 

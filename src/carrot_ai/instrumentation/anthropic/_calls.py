@@ -96,25 +96,13 @@ def finish(call: LLMCall, result: Any) -> Any:
             from carrot_ai.instrumentation.anthropic._raw import track_raw_response
 
             return track_raw_response(call, result)
-        if call.deferrable():
-            capture = call.capture
-            call.stop_later(lambda: _extract.message_result(result, capture, False), response_size(result))
-            return result
+        # Read at once, unlike the request: the response is a mutable object the caller may change before export.
         attributes, output = _extract.message_result(result, call.capture, call.content_attributes)
         call.stop(attributes, output)
     except Exception as exc:
         report_internal_error("anthropic call finish", exc)
         LLMCall.stop_quietly(call, {}, None)
     return result
-
-
-RESPONSE_BYTES = 3000  # a parsed Message beside its text (tracemalloc: ~3.0 KB for a short one)
-
-
-def response_size(message: Any) -> int:
-    """The memory a ``Message`` holds until the export worker reads it: a fixed part and ~4 bytes an output token."""
-    tokens = getattr(getattr(message, "usage", None), "output_tokens", None)
-    return RESPONSE_BYTES + (4 * tokens if type(tokens) is int else 0)
 
 
 def stream_state(call: LLMCall, stream: Any) -> AnthropicStreamState:

@@ -49,7 +49,7 @@ Result = Callable[[Any, bool, bool], "tuple[dict[str, AttributeValue], dict[str,
 class Endpoint:
     """What differs between the API resources: record name, request/response extractors, stream accumulator."""
 
-    __slots__ = ("record_name", "operation", "request", "result", "accumulator", "asks_usage", "defers_result")
+    __slots__ = ("record_name", "operation", "request", "result", "accumulator", "asks_usage")
 
     def __init__(
         self,
@@ -59,7 +59,6 @@ class Endpoint:
         result: Result,
         accumulator: Any,
         asks_usage: bool,
-        defers_result: bool = True,
     ) -> None:
         self.record_name = record_name
         self.operation = operation  # what ``request`` puts in gen_ai.operation.name
@@ -67,8 +66,6 @@ class Endpoint:
         self.result = result
         self.accumulator = accumulator
         self.asks_usage = asks_usage
-        # Whether a response may wait for the export worker: not an embeddings response, whose vectors it would hold.
-        self.defers_result = defers_result
 
 
 CHAT = Endpoint(
@@ -83,7 +80,7 @@ RESPONSES = Endpoint(
     False,
 )
 EMBEDDINGS = Endpoint(
-    "embeddings", semconv.OP_EMBEDDINGS, _extract.embeddings_request, _extract.embeddings_result, None, False, False
+    "embeddings", semconv.OP_EMBEDDINGS, _extract.embeddings_request, _extract.embeddings_result, None, False
 )
 COMPLETIONS = Endpoint(
     "completions",
@@ -185,12 +182,9 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
             from carrot_ai.instrumentation.openai._raw import track_raw_response
 
             return track_raw_response(endpoint, call, result)
-        error = response_error(result) if endpoint is RESPONSES else None
-        if error is None and endpoint.defers_result and call.deferrable():
-            capture = call.capture
-            call.stop_later(lambda: endpoint.result(result, capture, False), response_size(result))
-            return result
+        # Read at once, unlike the request: the response is a mutable object the caller may change before export.
         attributes, output = endpoint.result(result, call.capture, call.content_attributes)
+        error = response_error(result) if endpoint is RESPONSES else None
         if error is not None:
             if error[0]:
                 attributes[semconv.CARROT_ERROR_CODE] = error[0]
@@ -201,15 +195,6 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
         report_internal_error("openai call finish", exc)
         LLMCall.stop_quietly(call, {}, None)
     return result
-
-
-RESPONSE_BYTES = 5500  # a parsed response model beside its text (tracemalloc: ~5.4 KB for a short ChatCompletion)
-
-
-def response_size(result: Any) -> int:
-    """The memory a response model holds until the export worker reads it: a fixed part and ~4 bytes a token."""
-    tokens = getattr(getattr(result, "usage", None), "total_tokens", None)
-    return RESPONSE_BYTES + (4 * tokens if type(tokens) is int else 0)
 
 
 def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: bool = False) -> OpenAIStreamState:
