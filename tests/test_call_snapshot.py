@@ -57,3 +57,11 @@ def test_the_size_counts_text_and_inline_media_not_only_a_fixed_part() -> None:
     assert openai_image > 100_000
     assert anthropic_image > 100_000
     assert small["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_a_long_list_of_texts_is_copied_and_sized_from_its_first_items() -> None:
+    texts = ["x" * 100] * 10_000
+    snapshot, size = snapshot_kwargs({"model": "m", "input": texts})
+    texts.append("more")
+    assert snapshot["input"] == ["x" * 100] * 10_000
+    assert size == 1 + 10_000 * (SNAPSHOT_ITEM_BYTES + 100)

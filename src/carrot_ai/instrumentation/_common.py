@@ -179,6 +179,7 @@ def sdk_types(package: str) -> SdkTypes:
 
 
 SNAPSHOT_ITEM_BYTES = 120  # a copied message dict or a list slot, beyond its text (an estimate, like the queue's)
+_LONG_LIST = 64
 
 
 def snapshot_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -196,16 +197,29 @@ def snapshot_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int]:
     for key, value in kwargs.items():
         kind = type(value)
         if kind is list or kind is tuple:
-            items = [dict(item) if type(item) is dict else item for item in value]
+            count = len(value)
+            if count <= _LONG_LIST or type(value[0]) is dict:
+                items = [dict(item) if type(item) is dict else item for item in value]
+            else:  # a long list of texts or numbers (an embeddings input): copied at C speed
+                items = list(value)
             copy[key] = items
-            size += SNAPSHOT_ITEM_BYTES * len(items)
-            for item in items:
+            # Sized from the first items when the list is long, so the cost stays bounded.
+            sample = items if count <= _LONG_LIST else items[:_LONG_LIST]
+            part = 0
+            for item in sample:
                 if type(item) is dict:
                     content = item.get("content")
                     if type(content) is str:
-                        size += len(content)
+                        part += SNAPSHOT_ITEM_BYTES + len(content)
                     elif content is not None:
-                        size += _nested_size(content, 3)  # parts > part > image_url / source > data
+                        part += SNAPSHOT_ITEM_BYTES + _nested_size(content, 3)  # parts > part > image_url > data
+                    else:
+                        part += SNAPSHOT_ITEM_BYTES
+                elif type(item) is str:
+                    part += SNAPSHOT_ITEM_BYTES + len(item)
+                else:
+                    part += SNAPSHOT_ITEM_BYTES
+            size += part if count <= _LONG_LIST else part * count // _LONG_LIST
         elif kind is dict:
             copy[key] = dict(value)
             size += _nested_size(value, 2)
