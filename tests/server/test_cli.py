@@ -24,6 +24,10 @@ HAS_OPENAI_WRAPPER = (
 )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CARROT_"))}
     env["CARROT_STRICT"] = "1"
@@ -173,6 +177,9 @@ def test_serve_command_stores_what_it_receives_and_stops_on_ctrl_c(tmp_path: Pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal, even when the test run itself was started in the background (where SIGINT is
+        # ignored, children inherit that, and Python then installs no KeyboardInterrupt handler).
+        preexec_fn=_default_sigint,
     )
     try:
         lines = read_lines_until(process, r"^carrot-ai server: http://")
