@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from carrot_ai.instrumentation._common import SNAPSHOT_ITEM_BYTES, snapshot_kwargs
+from carrot_ai._core._snapshot import SNAPSHOT_ITEM_BYTES, snapshot_kwargs
 
 
 def test_lists_and_dicts_are_copied_one_level_down() -> None:

@@ -13,7 +13,6 @@ import pytest
 from dirty_equals import IsFloat, IsStr
 
 import carrot_ai
-from carrot_ai import _setup
 from tests.fakes import Reset
 from tests.fakes.openai_server import FakeOpenAI, model_not_found, rate_limit, server_error
 from tests.ingest_server import IngestServer
@@ -399,7 +398,7 @@ def test_with_the_export_queue_backlogged_calls_are_read_at_once_and_recorded_th
             messages: list[Any] = user(text)
             client.chat.completions.create(model=MODEL, messages=messages)
             messages[0]["content"] = "changed"
-        assert _setup.current_exporter().snapshot()["queued_bytes"] > 8_000 // 4
+        assert carrot_ai.stats()["queued_bytes"] > 8_000 // 4
 
         got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
         assert [r["input"]["messages"] for r in got] == [user("first question"), user("second question")]

@@ -32,13 +32,14 @@ from carrot_ai._core import _content
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
+from carrot_ai._core._snapshot import snapshot_kwargs
 from carrot_ai._core._tracing import SpanCall, in_llm_call
 
 # What a deferred result gives: the response attributes and the record's output.
 Result = Callable[[], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
-# What a deferred request gives, asked whether to add the GenAI content attributes: the request attributes and the
-# record's input.
-Request = Callable[[bool], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
+# What a request extractor gives for a call's arguments, asked whether to add the GenAI content attributes: the
+# request attributes and the record's input.
+Request = Callable[[Mapping[str, Any], bool], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
 
 
 class LLMCall:
@@ -71,7 +72,7 @@ class LLMCall:
         source: str = "sdk",
         capture: bool | None = None,
         request: Request | None = None,
-        request_size: int = 0,
+        arguments: Mapping[str, Any] | None = None,
     ) -> LLMCall | None:
         """Start the span for a call, or return None (tracing off, or already inside this call). Never raises.
 
@@ -80,10 +81,11 @@ class LLMCall:
         it is captured only when content capture is on for this call. ``capture``: what :meth:`capture_content`
         said for this call, when the adapter already asked.
 
-        ``request`` (instead of request attributes in ``attributes`` and ``record_input``): the adapter's extraction
-        of both from a snapshot of the call's arguments, run on the export worker when the span is a fast one
-        (nobody else reads it before it is exported; ``request_size`` is the memory the snapshot holds until then),
-        else now, before the span starts. ``attributes`` then holds what must be known at once (the operation name).
+        ``request`` with ``arguments`` (instead of request attributes in ``attributes`` and ``record_input``): the
+        adapter's extraction of both from the call's keyword arguments. On a fast span (nobody else reads it before
+        it is exported) it runs on the export worker, from a snapshot of the arguments taken now (see
+        :mod:`._snapshot`), while the export queue has room; otherwise it runs now, before the span starts.
+        ``attributes`` then holds what must be known at once (the operation name).
         """
         try:
             if not _ensure_started() or in_llm_call():
@@ -100,15 +102,18 @@ class LLMCall:
                 _set_input(attributes, record_input, capture)
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
             else:
-                later = functools.partial(_complete_request, request, capture)
-                span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True, complete=later)
+                arguments = arguments if arguments is not None else {}
+                now = functools.partial(_complete_request, request, arguments, capture)
+                span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True, complete=now)
                 fast = span.span
                 if type(fast) is FastSpan:
                     own = cast("dict[str, AttributeValue]", fast._attributes)  # a fast span's own dict
                     if fast._fast.roomy():
-                        fast.defer(functools.partial(later, own, False), request_size)
+                        snapshot, size = snapshot_kwargs(arguments)
+                        later = functools.partial(_complete_request, request, snapshot, capture, own, False)
+                        fast.defer(later, size)
                     else:
-                        later(own, False)
+                        now(own, False)
             span.activate()
             return cls(span, capture)
         except Exception as exc:
@@ -229,10 +234,15 @@ def _set_input(attributes: dict[str, AttributeValue], record_input: Mapping[str,
 
 
 def _complete_request(
-    request: Request, capture: bool, attributes: dict[str, AttributeValue], content_attributes: bool = True
+    request: Request,
+    arguments: Mapping[str, Any],
+    capture: bool,
+    attributes: dict[str, AttributeValue],
+    content_attributes: bool = True,
 ) -> None:
-    """Add what ``request`` extracts to ``attributes``; what the span already has (an error's attributes) stays."""
-    request_attributes, record_input = request(capture and content_attributes)
+    """Add what ``request`` extracts from ``arguments`` to ``attributes``; what the span already has (an error's
+    attributes) stays."""
+    request_attributes, record_input = request(arguments, capture and content_attributes)
     for key, value in request_attributes.items():
         attributes.setdefault(key, value)
     if semconv.CARROT_INPUT not in attributes:

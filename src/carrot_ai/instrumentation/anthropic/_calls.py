@@ -52,11 +52,10 @@ def start_call(
     """Start the span of one Messages call, or return None (tracing off, nested, or an internal error)."""
     try:
         capture = not metadata_only and LLMCall.capture_content()
-        snapshot, size = _common.snapshot_kwargs(kwargs)
         server = server_address(resource)
 
-        def request(content_attributes: bool) -> tuple[dict[str, AttributeValue], dict[str, Any]]:
-            params = _extract.request_params(snapshot)
+        def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, AttributeValue], Any]:
+            params = _extract.request_params(arguments)
             attributes = _extract.request_attributes(params, content_attributes, server, stream)
             return attributes, _extract.record_input(params) if capture else params
 
@@ -71,7 +70,7 @@ def start_call(
             metadata_only=metadata_only,
             capture=capture,
             request=request,
-            request_size=size,
+            arguments=kwargs,
         )
     except Exception as exc:
         report_internal_error("anthropic call start", exc)

@@ -137,12 +137,11 @@ def start_call(
     """Start the span of one call, or return None (tracing off, nested, or an internal error)."""
     try:
         capture = not metadata_only and LLMCall.capture_content()
-        snapshot, size = _common.snapshot_kwargs(kwargs)
         server = server_address(resource)
         extract = endpoint.request
 
-        def request(content_attributes: bool) -> tuple[dict[str, AttributeValue], dict[str, Any]]:
-            params = _extract.request_params(snapshot)
+        def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, AttributeValue], Any]:
+            params = _extract.request_params(arguments)
             return extract(params, content_attributes, server, stream), params
 
         model = kwargs.get("model")
@@ -157,7 +156,7 @@ def start_call(
             metadata_only=metadata_only,
             capture=capture,
             request=request,
-            request_size=size,
+            arguments=kwargs,
         )
     except Exception as exc:
         report_internal_error("openai call start", exc)
