@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 import anthropic
+import anthropic._base_client
 from anthropic.resources.messages import AsyncMessages, Messages
 
 import carrot_ai
@@ -25,6 +26,8 @@ def test_dependencies_name_the_anthropic_requirement() -> None:
 
 def test_uninstrument_restores_the_original_methods() -> None:
     originals = {(cls, name): cls.__dict__[name] for cls in (Messages, AsyncMessages) for name in ("create", "stream")}
+    for cls in (anthropic._base_client.SyncAPIClient, anthropic._base_client.AsyncAPIClient):
+        originals[cls, "_process_response"] = cls.__dict__["_process_response"]
     instrumentor = AnthropicInstrumentor()
     instrumentor.instrument()
     assert all(cls.__dict__[name] is not original for (cls, name), original in originals.items())

@@ -388,7 +388,7 @@ def test_with_the_export_queue_backlogged_calls_are_read_at_once_and_recorded_th
         api_key="ck-test-key",
         base_url=ingest.base_url,
         flush_interval=60,
-        max_queue_bytes=8_000,
+        max_queue_bytes=6_000,
         redact_fn=redact,
         tracer_provider=tracer_provider,
     )
@@ -398,7 +398,7 @@ def test_with_the_export_queue_backlogged_calls_are_read_at_once_and_recorded_th
             messages: list[Any] = user(text)
             client.chat.completions.create(model=MODEL, messages=messages)
             messages[0]["content"] = "changed"
-        assert carrot_ai.stats()["queued_bytes"] > 8_000 // 4
+        assert carrot_ai.stats()["queued_bytes"] > 6_000 // 4
 
         got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
         assert [r["input"]["messages"] for r in got] == [user("first question"), user("second question")]

@@ -6,6 +6,7 @@ import asyncio
 from importlib.metadata import entry_points
 
 import openai
+import openai._base_client
 import pytest
 import wrapt
 from openai.resources.chat.completions import AsyncCompletions, Completions
@@ -28,6 +29,9 @@ PATCHED = [
     (AsyncResponses, "create"),
     (Embeddings, "create"),
     (AsyncEmbeddings, "create"),
+    # where the body of a call's response is kept for the export worker
+    (openai._base_client.SyncAPIClient, "_process_response"),
+    (openai._base_client.AsyncAPIClient, "_process_response"),
 ]
 
 

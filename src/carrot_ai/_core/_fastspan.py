@@ -128,6 +128,7 @@ class FastSpan(trace.Span, ReadableSpan):
         "_end_time",
         "_later",
         "extra_size",
+        "response_body",
     )
 
     def __init__(
@@ -169,6 +170,8 @@ class FastSpan(trace.Span, ReadableSpan):
         # Work left to the export worker (see settle()), and the bytes it holds beyond the attributes.
         self._later: Callable[[], None] | None = None
         self.extra_size = 0
+        # The HTTP body of the response, kept for the export worker to read (see carrot_ai._core._llm.keep_body).
+        self.response_body: Any = None
 
     # --- what our processor and tracing helpers read of a live span (the dict itself, not a read-only copy) -------
     @property

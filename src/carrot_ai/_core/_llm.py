@@ -20,11 +20,13 @@ Call sites read::
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
@@ -33,10 +35,17 @@ from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai._core._snapshot import snapshot_kwargs
-from carrot_ai._core._tracing import SpanCall, in_llm_call
+from carrot_ai._core._tracing import SpanCall, current_context, in_llm_call
 
 # What a deferred result gives: the response attributes and the record's output.
 Result = Callable[[], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
+# What a response extractor gives for a response (the SDK's model, or its decoded JSON), asked whether content is
+# captured and whether to add the GenAI content attributes.
+Extract = Callable[[Any, bool, bool], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
+# A fast span's ``response_body`` while it waits for the SDK's hook (:func:`keep_body`) to hand it the body.
+_BODY_WANTED = object()
+# What a kept body holds beyond its bytes (the bytes object, the deferred call), in the export queue's budget.
+BODY_OVERHEAD_BYTES = 200
 # What a request extractor gives for a call's arguments, asked whether to add the GenAI content attributes: the
 # request attributes and the record's input.
 Request = Callable[[Mapping[str, Any], bool], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
@@ -112,6 +121,7 @@ class LLMCall:
                         snapshot, size = snapshot_kwargs(arguments)
                         later = functools.partial(_complete_request, request, snapshot, capture, own, False)
                         fast.defer(later, size)
+                        fast.response_body = _BODY_WANTED
                     else:
                         now(own, False)
             span.activate()
@@ -144,6 +154,23 @@ class LLMCall:
         if output is not None and self.capture:
             attributes[semconv.CARROT_OUTPUT] = _content.prepare_json(output)
         self.span.stop(attributes)
+
+    def take_body(self) -> bytes | None:
+        """The HTTP body of the response the SDK decoded during this call (kept by :func:`keep_body`), once; None
+        when it was not kept (not a fast span, a backlogged queue, a stream, no hook on the client)."""
+        span = self.span.span
+        if type(span) is not FastSpan:
+            return None
+        body = span.response_body
+        span.response_body = None
+        return body if type(body) is bytes else None
+
+    def stop_with_body(self, body: bytes, extract: Extract, request_id: Any) -> None:
+        """:meth:`stop` with what ``extract`` reads of ``body`` (the response's JSON, as the SDK received it), on the
+        export worker when the span is :meth:`deferrable`. The bytes cannot change after the call, unlike the SDK's
+        response object, which the caller owns. ``request_id``: what the SDK put in the response's ``_request_id``."""
+        result = functools.partial(_body_result, extract, body, request_id, self.capture)
+        self.stop_later(result, len(body) + BODY_OVERHEAD_BYTES)
 
     def deferrable(self) -> bool:
         """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
@@ -231,6 +258,30 @@ def _set_input(attributes: dict[str, AttributeValue], record_input: Mapping[str,
     model = record_input.get("model")
     if isinstance(model, str):
         attributes[semconv.CARROT_INPUT] = dumps({"model": model})
+
+
+def keep_body(response: Any) -> None:
+    """Keep the body of ``response`` (the SDK's ``httpx``/``httpx2`` response, read) on the current LLM call's fast
+    span when it asked for it. The SDK clients' response processing calls this (see
+    ``carrot_ai.instrumentation._common.hook_process_response``). Never raises."""
+    try:
+        span = current_context().get(_SPAN_KEY)
+        if type(span) is FastSpan and span.response_body is _BODY_WANTED:
+            content = getattr(response, "_content", None)  # set once the body was read; a stream's is not
+            if type(content) is bytes:
+                span.response_body = content
+    except Exception as exc:
+        report_internal_error("keep response body", exc)
+
+
+def _body_result(
+    extract: Extract, body: bytes, request_id: Any, capture: bool
+) -> tuple[dict[str, AttributeValue], Mapping[str, Any] | None]:
+    data = json.loads(body)
+    attributes, output = extract(data if type(data) is dict else {}, capture, False)
+    if isinstance(request_id, str) and request_id:
+        attributes.setdefault(semconv.CARROT_REQUEST_ID, request_id)
+    return attributes, output
 
 
 def _complete_request(

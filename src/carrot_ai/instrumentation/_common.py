@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from carrot_ai._core._content import pop_trace_header as _pop_trace_header
+from carrot_ai._core._llm import keep_body
 
 
 class CallOptions:
@@ -59,6 +61,76 @@ def bind(
     functools.update_wrapper(method, original)
     method._carrot_wrapped = True  # type: ignore[attr-defined]
     return method
+
+
+# --- the response body (openai and anthropic clients share the layout) --------------------------------------------
+# Both SDKs' clients turn a successful HTTP response into what a call returns in ``_process_response(...,
+# response=..., ...)``, called once per call (a stream's chunks do not pass through it). carrot hooks it to keep the
+# response's body for the export worker (``LLMCall.take_body``), which then reads the record's output from those
+# bytes rather than from the returned object, which the caller may change before export.
+
+
+def hook_process_response(client: Any) -> None:
+    """Hook ``client._process_response`` (an instance attribute over the class's method). Never raises."""
+    try:
+        original = getattr(client, "_process_response", None)
+        if original is None or getattr(original, "_carrot_wrapped", False):
+            return
+        if inspect.iscoroutinefunction(original):
+
+            async def process_response_async(*args: Any, **kwargs: Any) -> Any:
+                result = await original(*args, **kwargs)
+                keep_body(kwargs.get("response"))
+                return result
+
+            hook: Any = process_response_async
+        else:
+
+            def process_response(*args: Any, **kwargs: Any) -> Any:
+                result = original(*args, **kwargs)
+                keep_body(kwargs.get("response"))
+                return result
+
+            hook = process_response
+        hook._carrot_wrapped = True
+        client.__dict__["_process_response"] = hook
+    except Exception as exc:
+        from carrot_ai._core._guard import report_internal_error
+
+        report_internal_error("hook response processing", exc)
+
+
+def process_response_sync(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+    """The instrumentors' wrapt wrapper of ``SyncAPIClient._process_response`` (see :func:`hook_process_response`)."""
+    result = wrapped(*args, **kwargs)
+    keep_body(kwargs.get("response"))
+    return result
+
+
+async def process_response_async(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+    """The instrumentors' wrapt wrapper of ``AsyncAPIClient._process_response``."""
+    result = await wrapped(*args, **kwargs)
+    keep_body(kwargs.get("response"))
+    return result
+
+
+BODY_HOOKS = frozenset({process_response_sync, process_response_async})
+
+
+def body_hook_targets(package: str) -> list[tuple[str, str, str, Any]]:
+    """The instrumentors' patches of ``package``'s clients' response processing (openai and anthropic)."""
+    import importlib
+
+    module_name = f"{package}._base_client"
+    try:
+        base: Any = importlib.import_module(module_name)
+    except ImportError:
+        return []
+    found = []
+    for class_name, hook in (("SyncAPIClient", process_response_sync), ("AsyncAPIClient", process_response_async)):
+        if callable(getattr(getattr(base, class_name, None), "_process_response", None)):
+            found.append((module_name, class_name, "_process_response", hook))
+    return found
 
 
 def given(value: Any) -> bool:

@@ -86,6 +86,7 @@ def fail_call(call: LLMCall, exc: BaseException) -> None:
 def finish(call: LLMCall, result: Any) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
+        body = call.take_body()  # the response's bytes, when kept for the export worker
         types = _common.sdk_types("anthropic")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(call, result))
@@ -95,7 +96,10 @@ def finish(call: LLMCall, result: Any) -> Any:
             from carrot_ai.instrumentation.anthropic._raw import track_raw_response
 
             return track_raw_response(call, result)
-        # Read at once, unlike the request: the response is a mutable object the caller may change before export.
+        if body is not None:
+            # Read from the bytes the SDK received (on the export worker): the returned object is the caller's.
+            call.stop_with_body(body, _extract.message_result, getattr(result, "_request_id", None))
+            return result
         attributes, output = _extract.message_result(result, call.capture, call.content_attributes)
         call.stop(attributes, output)
     except Exception as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from carrot_ai.instrumentation._common import patch_targets, unpatch_targets
+from carrot_ai.instrumentation._common import BODY_HOOKS, body_hook_targets, patch_targets, unpatch_targets
 from carrot_ai.instrumentation.anthropic._calls import create_async, create_sync, stream_helper
 from carrot_ai.instrumentation.anthropic._native import install_native_span_guard
 
@@ -45,12 +45,13 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         patch_targets(_targets())
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        unpatch_targets(_targets(), _WRAPPERS)
+        unpatch_targets(_targets(), _WRAPPERS | BODY_HOOKS)
 
 
 def _targets() -> list[tuple[str, str, str, Any]]:
     """The (module, class, method, wrapper) patches this anthropic version has."""
-    found = []
+    # The clients' response processing, where the body of a call's response is kept for the export worker.
+    found = body_hook_targets("anthropic")
     for module_name in _MODULES:
         try:
             module = importlib.import_module(module_name)

@@ -172,6 +172,7 @@ def fail_call(call: LLMCall, exc: BaseException) -> None:
 def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
+        body = call.take_body()  # the response's bytes, when kept for the export worker
         types = _common.sdk_types("openai")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
@@ -181,9 +182,12 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
             from carrot_ai.instrumentation.openai._raw import track_raw_response
 
             return track_raw_response(endpoint, call, result)
-        # Read at once, unlike the request: the response is a mutable object the caller may change before export.
-        attributes, output = endpoint.result(result, call.capture, call.content_attributes)
         error = response_error(result) if endpoint is RESPONSES else None
+        if body is not None and error is None:
+            # Read from the bytes the SDK received (on the export worker): the returned object is the caller's.
+            call.stop_with_body(body, endpoint.result, getattr(result, "_request_id", None))
+            return result
+        attributes, output = endpoint.result(result, call.capture, call.content_attributes)
         if error is not None:
             if error[0]:
                 attributes[semconv.CARROT_ERROR_CODE] = error[0]

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from carrot_ai._core._guard import guard
-from carrot_ai.instrumentation._common import OPTIONS_KEY, CallOptions, resolve, wrap_derived_clients
+from carrot_ai.instrumentation._common import (
+    OPTIONS_KEY,
+    CallOptions,
+    hook_process_response,
+    resolve,
+    wrap_derived_clients,
+)
 from carrot_ai.instrumentation.openai._calls import (
     CHAT,
     COMPLETIONS,
@@ -49,6 +55,7 @@ def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ())
 
 def _wrap_client(client: Any, options: CallOptions) -> None:
     client.__dict__[OPTIONS_KEY] = options
+    hook_process_response(client)
     for path, endpoint in _RESOURCES:
         with guard("openai wrap resource"):
             resource = resolve(client, path)

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from carrot_ai.instrumentation._common import patch_targets, unpatch_targets
+from carrot_ai.instrumentation._common import BODY_HOOKS, body_hook_targets, patch_targets, unpatch_targets
 from carrot_ai.instrumentation.openai._calls import ALL_WRAPPERS, CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, WRAPPERS
 
 SUPPORTED = "openai >= 1.92"
@@ -39,12 +39,13 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         patch_targets(_targets())
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        unpatch_targets(_targets(), ALL_WRAPPERS)
+        unpatch_targets(_targets(), ALL_WRAPPERS | BODY_HOOKS)
 
 
 def _targets() -> list[tuple[str, str, str, Any]]:
     """The (module, class, method, wrapper) patches this openai version has."""
-    found = []
+    # The clients' response processing, where the body of a call's response is kept for the export worker.
+    found = body_hook_targets("openai")
     for module_name, sync_class, async_class, methods, endpoint in _TARGETS:
         try:
             module = importlib.import_module(module_name)
