@@ -25,17 +25,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
-from carrot_ai._core import _content
+from carrot_ai._core import _content, _fastspan
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai._core._snapshot import snapshot_kwargs
-from carrot_ai._core._tracing import SpanCall, current_context, in_llm_call
+from carrot_ai._core._tracing import EXPORTED_PARENT_KEY, LLM_CALL_KEY, SpanCall, current_context
 
 # What a deferred result gives: the response attributes and the record's output.
 Result = Callable[[], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
@@ -97,8 +98,11 @@ class LLMCall:
         ``attributes`` then holds what must be known at once (the operation name).
         """
         try:
-            if not _ensure_started() or in_llm_call():
+            if not _ensure_started():
                 return None
+            context = current_context()
+            if context.get(LLM_CALL_KEY) is not None:
+                return None  # already inside this call
             if capture is None:
                 capture = _content.capture_enabled()
             capture = capture and not metadata_only
@@ -110,6 +114,10 @@ class LLMCall:
             if request is None:
                 _set_input(attributes, record_input, capture)
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
+            elif (
+                started := _start_deferred(context, scope, span_name, attributes, request, arguments, capture)
+            ) is not None:
+                return cls(started, capture)
             else:
                 arguments = arguments if arguments is not None else {}
                 now = functools.partial(_complete_request, request, arguments, capture)
@@ -169,8 +177,20 @@ class LLMCall:
         """:meth:`stop` with what ``extract`` reads of ``body`` (the response's JSON, as the SDK received it), on the
         export worker when the span is :meth:`deferrable`. The bytes cannot change after the call, unlike the SDK's
         response object, which the caller owns. ``request_id``: what the SDK put in the response's ``_request_id``."""
-        result = functools.partial(_body_result, extract, body, request_id, self.capture)
-        self.stop_later(result, len(body) + BODY_OVERHEAD_BYTES)
+        call = self.span
+        span = call.span
+        if type(span) is FastSpan and not call._ended and span._end_time is None and span._fast.roomy():
+            # :meth:`stop_later`, inlined: this ends every non-streaming call on a fast span.
+            call._ended = True
+            target: dict[str, AttributeValue] = span._attributes  # type: ignore[assignment]  # a fast span's own dict
+            later = functools.partial(_settle_body, extract, body, request_id, self.capture, target)
+            first = span._later
+            span._later = later if first is None else functools.partial(_both, first, later)
+            span.extra_size += len(body) + BODY_OVERHEAD_BYTES
+            span._end_time = time.time_ns()  # FastSpan.end(), inlined
+            span._fast.processor.on_end_own(span)
+            return
+        self.stop(*_body_result(extract, body, request_id, self.capture))
 
     def deferrable(self) -> bool:
         """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
@@ -202,17 +222,8 @@ class LLMCall:
         span = self.span.span
         if type(span) is not FastSpan or self.span.ended or not span._fast.roomy():
             return False
-        capture = self.capture
-
-        def later() -> None:
-            attributes, output = result()
-            target = cast("dict[str, AttributeValue]", span._attributes)  # a fast span's own dict
-            for key, value in attributes.items():
-                target.setdefault(key, value)  # what the call recorded itself (an error) stays
-            if output is not None and capture:
-                target[semconv.CARROT_OUTPUT] = _content.prepare_json(output)
-
-        span.defer(later, extra_size)
+        target = cast("dict[str, AttributeValue]", span._attributes)  # a fast span's own dict
+        span.defer(functools.partial(_settle_result, result, self.capture, target), extra_size)
         return True
 
     def fail(
@@ -274,6 +285,70 @@ def keep_body(response: Any) -> None:
         report_internal_error("keep response body", exc)
 
 
+def _both(first: Callable[[], None], second: Callable[[], None]) -> None:
+    try:
+        first()
+    finally:
+        second()
+
+
+def _settle_result(result: Result, capture: bool, target: dict[str, AttributeValue]) -> None:
+    """On the export worker: add what ``result()`` gives to a fast span's attributes ``target``."""
+    _settle(target, capture, *result())
+
+
+def _settle_body(
+    extract: Extract, body: bytes, request_id: Any, capture: bool, target: dict[str, AttributeValue]
+) -> None:
+    """On the export worker: add what ``extract`` reads of a response's ``body`` to a fast span's attributes."""
+    _settle(target, capture, *_body_result(extract, body, request_id, capture))
+
+
+def _settle(
+    target: dict[str, AttributeValue],
+    capture: bool,
+    attributes: dict[str, AttributeValue],
+    output: Mapping[str, Any] | None,
+) -> None:
+    for key, value in attributes.items():
+        target.setdefault(key, value)  # what the call recorded itself (an error) stays
+    if output is not None and capture:
+        target[semconv.CARROT_OUTPUT] = _content.prepare_json(output)
+
+
+def _start_deferred(
+    context: Context,
+    scope: str,
+    span_name: str,
+    attributes: dict[str, AttributeValue],
+    request: Request,
+    arguments: Mapping[str, Any] | None,
+    capture: bool,
+) -> SpanCall | None:
+    """The common case of :meth:`LLMCall.start`, in one step: a fast span (carrot's processor is the provider's only
+    one, the queue has room) at the root or directly under another span of ours, its request left to the export
+    worker, made current. None: any other case, which :class:`SpanCall` handles in general."""
+    fast = _fastspan._fast
+    if fast is None or getattr(fast.provider._active_span_processor, "_span_processors", None) is not fast.processors:
+        return None  # FastPath.valid(), inlined
+    exporter = fast._exporter
+    if exporter is not None and exporter._queued_bytes * 4 >= exporter._max_queue_bytes:
+        return None  # not FastPath.roomy()
+    parent_span = context.get(_SPAN_KEY)
+    if parent_span is None:
+        parent = None
+    elif type(parent_span) is FastSpan and context.get(EXPORTED_PARENT_KEY) == parent_span._context.span_id:  # type: ignore[union-attr]
+        parent = parent_span._context  # always sampled; its record is this one's parent (no carrot.parent_span_id)
+    else:
+        return None
+    span = FastSpan(fast, scope, span_name, parent, SpanKind.CLIENT, attributes, None)
+    snapshot, size = snapshot_kwargs(arguments if arguments is not None else {})
+    span._later = functools.partial(_complete_request, request, snapshot, capture, attributes, False)
+    span.extra_size = size
+    span.response_body = _BODY_WANTED
+    return SpanCall.started_llm(span, context)
+
+
 def _body_result(
     extract: Extract, body: bytes, request_id: Any, capture: bool
 ) -> tuple[dict[str, AttributeValue], Mapping[str, Any] | None]:
@@ -301,25 +376,19 @@ def _complete_request(
 
 
 def _ensure_started() -> bool:
-    global _ensure_started_fn
-    if _ensure_started_fn is None:  # imported on first use: carrot_ai._setup imports the core
-        from carrot_ai._setup import ensure_started
+    global _ensure_started
+    from carrot_ai._setup import ensure_started  # imported on first use: carrot_ai._setup imports the core
 
-        _ensure_started_fn = ensure_started
-    return _ensure_started_fn()
+    _ensure_started = ensure_started  # later calls go straight there
+    return ensure_started()
 
 
 def _scope_attributes(attributes: dict[str, AttributeValue], tags: Sequence[str]) -> None:
-    global _scope_attributes_fn
-    if _scope_attributes_fn is None:  # imported on first use: carrot_ai._context imports the core
-        from carrot_ai._context import scope_attributes
+    global _scope_attributes
+    from carrot_ai._context import scope_attributes  # imported on first use: carrot_ai._context imports the core
 
-        _scope_attributes_fn = scope_attributes
-    _scope_attributes_fn(attributes, tags)
-
-
-_ensure_started_fn: Callable[[], bool] | None = None
-_scope_attributes_fn: Callable[[dict[str, AttributeValue], Sequence[str]], None] | None = None
+    _scope_attributes = scope_attributes  # later calls go straight there
+    scope_attributes(attributes, tags)
 
 
 def _is_cancellation(exc: BaseException) -> bool:

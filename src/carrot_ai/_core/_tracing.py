@@ -181,6 +181,19 @@ class SpanCall:
         self._ended = False
         self._llm = llm
 
+    @classmethod
+    def started_llm(cls, span: FastSpan, parent_context: Context) -> SpanCall:
+        """A model call's fast span its caller started in ``parent_context`` (the current context, with no
+        ``carrot.parent_span_id`` needed), made current: what ``__init__`` then :meth:`activate` do, in one step."""
+        call = cls.__new__(cls)
+        call.span = span
+        call._ended = False
+        call._llm = True
+        span_id = span._context.span_id  # type: ignore[union-attr]  # always set
+        values = {**parent_context, _SPAN_KEY: span, EXPORTED_PARENT_KEY: span_id, LLM_CALL_KEY: span_id}
+        call._token = _attach(Context(values))
+        return call
+
     def activate(self) -> None:
         """Make the span current for what runs next on this thread or task."""
         span_id = self.span.get_span_context().span_id
@@ -193,11 +206,18 @@ class SpanCall:
     def deactivate(self) -> None:
         """Undo :meth:`activate`; harmless if it was not active."""
         token, self._token = self._token, None
-        if token is not None:
+        if token is None:
+            return
+        if type(token) is contextvars.Token and token.var is _context_var:
             try:
-                _detach(token)
-            except Exception as exc:
-                report_internal_error("context detach", exc)
+                _context_var.reset(token)  # _detach's common case, inlined
+                return
+            except Exception:
+                pass  # _detach tries again, then hands it to OpenTelemetry's detach (which logs it)
+        try:
+            _detach(token)
+        except Exception as exc:
+            report_internal_error("context detach", exc)
 
     @property
     def ended(self) -> bool:

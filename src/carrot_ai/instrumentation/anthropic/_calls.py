@@ -24,6 +24,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
+from carrot_ai._core._content import capture_enabled
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
@@ -51,12 +52,11 @@ def start_call(
 ) -> LLMCall | None:
     """Start the span of one Messages call, or return None (tracing off, nested, or an internal error)."""
     try:
-        capture = not metadata_only and LLMCall.capture_content()
-        server = server_address(resource)
+        capture = not metadata_only and capture_enabled()
 
         def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, AttributeValue], Any]:
             params = _extract.request_params(arguments)
-            attributes = _extract.request_attributes(params, content_attributes, server, stream)
+            attributes = _extract.request_attributes(params, content_attributes, server_address(resource), stream)
             return attributes, _extract.record_input(params) if capture else params
 
         model = kwargs.get("model")
@@ -87,7 +87,7 @@ def finish(call: LLMCall, result: Any) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
         body = call.take_body()  # the response's bytes, when kept for the export worker
-        types = _common.sdk_types("anthropic")
+        types = _common.SDK_TYPES.get("anthropic") or _common.sdk_types("anthropic")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(call, result))
         if isinstance(result, types[1]):
@@ -135,11 +135,6 @@ def _with_trace_headers(resource: Any, kwargs: dict[str, Any]) -> tuple[dict[str
     return kwargs, _native.headers_added.set(headers is not None)
 
 
-def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
-    return _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
-
-
 # --- create / parse ------------------------------------------------------------------------------------------
 
 
@@ -153,7 +148,7 @@ def create_sync(
     """Wrapper of ``Messages.create`` / ``Messages.parse`` (sync)."""
     if in_llm_call():
         return wrapped(*args, **kwargs)
-    kwargs, metadata_only = _prepare(kwargs)
+    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
     call = start_call(instance, kwargs, options, kwargs.get("stream") is True, metadata_only)
     if call is None:
         return wrapped(*args, **kwargs)
@@ -179,7 +174,7 @@ async def create_async(
     """Wrapper of ``AsyncMessages.create`` / ``AsyncMessages.parse``."""
     if in_llm_call():
         return await wrapped(*args, **kwargs)
-    kwargs, metadata_only = _prepare(kwargs)
+    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
     call = start_call(instance, kwargs, options, kwargs.get("stream") is True, metadata_only)
     if call is None:
         return await wrapped(*args, **kwargs)
@@ -208,7 +203,7 @@ def stream_helper(
     """Wrapper of ``Messages.stream`` / ``AsyncMessages.stream``: the manager's request starts the span."""
     if in_llm_call():
         return wrapped(*args, **kwargs)
-    kwargs, metadata_only = _prepare(kwargs)
+    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
     manager = wrapped(*args, **kwargs)
     with guard("anthropic stream helper"):
         _hook_manager(manager, functools.partial(start_call, instance, kwargs, options, True, metadata_only))

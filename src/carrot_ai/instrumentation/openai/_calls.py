@@ -25,6 +25,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
+from carrot_ai._core._content import capture_enabled
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamAccumulator, StreamState, SyncStreamProxy, install_tap
@@ -136,13 +137,12 @@ def start_call(
 ) -> LLMCall | None:
     """Start the span of one call, or return None (tracing off, nested, or an internal error)."""
     try:
-        capture = not metadata_only and LLMCall.capture_content()
-        server = server_address(resource)
+        capture = not metadata_only and capture_enabled()
         extract = endpoint.request
 
         def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, AttributeValue], Any]:
             params = _extract.request_params(arguments)
-            return extract(params, content_attributes, server, stream), params
+            return extract(params, content_attributes, server_address(resource), stream), params
 
         model = kwargs.get("model")
         operation = endpoint.operation
@@ -173,7 +173,7 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
         body = call.take_body()  # the response's bytes, when kept for the export worker
-        types = _common.sdk_types("openai")
+        types = _common.SDK_TYPES.get("openai") or _common.sdk_types("openai")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
         if isinstance(result, types[1]):
@@ -216,11 +216,6 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     if divert is not None:
         install_tap(stream, None, None, divert, USAGE_HINTS)
     return state
-
-
-def _prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Strip our header and materialize one-shot iterables; the user's own iterator errors propagate."""
-    return _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
 
 
 def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> bool:
@@ -270,12 +265,12 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
     ) -> Any:
         if in_llm_call():
             return wrapped(*args, **kwargs)
-        kwargs, metadata_only = _prepare(kwargs)
+        kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
         stream = kwargs.get("stream") is True
         call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
         if call is None:
             return wrapped(*args, **kwargs)
-        hide_usage = ask_for_usage(endpoint, kwargs, stream)
+        hide_usage = stream and ask_for_usage(endpoint, kwargs, stream)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -294,12 +289,12 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
     ) -> Any:
         if in_llm_call():
             return await wrapped(*args, **kwargs)
-        kwargs, metadata_only = _prepare(kwargs)
+        kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
         stream = kwargs.get("stream") is True
         call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
         if call is None:
             return await wrapped(*args, **kwargs)
-        hide_usage = ask_for_usage(endpoint, kwargs, stream)
+        hide_usage = stream and ask_for_usage(endpoint, kwargs, stream)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
