@@ -8,13 +8,18 @@ from typing import Any
 
 import anthropic
 import pytest
+from opentelemetry import baggage, context, propagate
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator, default_getter, default_setter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import carrot_ai
 from carrot_ai import semconv
-from carrot_ai.instrumentation.anthropic._native import install_native_span_guard
+from carrot_ai.export._convert import record_id
+from carrot_ai.instrumentation.anthropic._native import current_headers, install_native_span_guard
 from tests.anthropic.conftest import MODEL, make_client, no_more_records, records, user
 from tests.fakes.anthropic_server import FakeAnthropic, not_found
 from tests.ingest_server import IngestServer
@@ -133,6 +138,98 @@ def test_propagation_off_means_no_span_work_and_no_traceparent(
     client.messages.create(**body("no propagation"))
     assert "traceparent" not in fake.last_request.headers
     assert scopes(spans) == [semconv.SCOPE_ANTHROPIC]
+
+
+# --- the headers written in one step on carrot's fast span ---------------------------------------------------
+
+
+def traceparent_ids(header: str) -> tuple[int, int, str]:
+    version, trace_id, span_id, flags = header.split("-")
+    assert version == "00"
+    return int(trace_id, 16), int(span_id, 16), flags
+
+
+def test_on_the_fast_path_traceparent_names_the_recorded_call(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
+    # No other processor on the provider: the call's span is carrot's fast span, and traceparent is written directly.
+    client = carrot_ai.wrap(native_client(fake, tracer_provider))
+
+    @carrot_ai.trace
+    def pipeline() -> None:
+        client.messages.create(**body("nested"))
+
+    client.messages.create(**body("root"))
+    pipeline()
+    sent = [traceparent_ids(r.headers["traceparent"]) for r in fake.requests]
+    got = records(carrot, 3)
+    by_input = {r["input"]["messages"][0]["content"] if r["name"] == "messages" else "pipeline": r for r in got}
+    for (trace_id, span_id, flags), text in zip(sent, ["root", "nested"], strict=True):
+        record = by_input[text]
+        assert record["id"] == record_id(trace_id, span_id)
+        assert record["metadata"]["trace_id"] == f"{trace_id:032x}"
+        assert int(flags, 16) & 1  # sampled
+    assert by_input["nested"]["metadata"]["parent_trace_id"] == by_input["pipeline"]["id"]
+    assert all("baggage" not in r.headers and "tracestate" not in r.headers for r in fake.requests)
+
+
+def test_on_the_fast_path_headers_are_what_the_propagator_injects(carrot: IngestServer) -> None:
+    seen: list[tuple[dict[str, str], dict[str, str]]] = []
+
+    def both() -> None:
+        injected: dict[str, str] = {}
+        propagate.inject(injected)
+        seen.append((current_headers(), injected))
+
+    traced = carrot_ai.trace(both)  # the fast span current, as during a wrapped call
+    traced()
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        traced()
+    finally:
+        context.detach(token)
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator()]))
+    try:
+        traced()
+    finally:
+        propagate.set_global_textmap(previous)
+    assert [ours for ours, _ in seen] == [injected for _, injected in seen]
+    assert "baggage" not in seen[0][0] and seen[1][0]["baggage"] == "tenant=acme"
+    assert all("traceparent" in ours for ours, _ in seen)
+
+
+def test_with_baggage_or_another_propagator_the_call_sends_what_it_injects(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(native_client(fake, tracer_provider))
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        client.messages.create(**body("with baggage"))
+    finally:
+        context.detach(token)
+    assert fake.last_request.headers["baggage"] == "tenant=acme"
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), _TenantPropagator()]))
+    try:
+        client.messages.create(**body("custom propagator"))
+    finally:
+        propagate.set_global_textmap(previous)
+    assert fake.last_request.headers["x-tenant"] == "acme"
+    assert "traceparent" in fake.last_request.headers
+    records(carrot, 2)
+
+
+class _TenantPropagator(TextMapPropagator):
+    def inject(self, carrier: Any, context: Any = None, setter: Any = default_setter) -> None:
+        setter.set(carrier, "x-tenant", "acme")
+
+    def extract(self, carrier: Any, context: Any = None, getter: Any = default_getter) -> Any:
+        return context
+
+    @property
+    def fields(self) -> set[str]:
+        return {"x-tenant"}
 
 
 @pytest.fixture

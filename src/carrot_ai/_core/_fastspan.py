@@ -36,10 +36,11 @@ _DEFAULT_STATE = trace.DEFAULT_TRACE_STATE
 class FastPath:
     """What a fast span needs from the provider it stands in for."""
 
-    __slots__ = ("provider", "processor", "processors", "scopes", "_exporter")
+    __slots__ = ("provider", "resource", "processor", "processors", "scopes", "_exporter")
 
     def __init__(self, provider: TracerProvider, processor: Any) -> None:
         self.provider = provider
+        self.resource = provider.resource  # set once, when the provider is made
         self.processor = processor
         self.processors = _processors(provider)
         self.scopes: dict[str, InstrumentationScope] = {}
@@ -129,6 +130,7 @@ class FastSpan(trace.Span, ReadableSpan):
         "_later",
         "extra_size",
         "response_body",
+        "span_id",
     )
 
     def __init__(
@@ -141,7 +143,7 @@ class FastSpan(trace.Span, ReadableSpan):
         attributes: dict[str, AttributeValue],
         start_time: int | None,
     ) -> None:
-        span_id = _getrandbits(64)
+        self.span_id = span_id = _getrandbits(64)  # also in the context: read here without a property call
         # SpanContext(...) without its Python-level __new__ (which only defaults and validates): the ids are ours.
         if parent is None:
             trace_id = _getrandbits(128)
@@ -160,7 +162,7 @@ class FastSpan(trace.Span, ReadableSpan):
         scope_object = fast.scopes.get(scope)
         self._instrumentation_scope = scope_object if scope_object is not None else fast.scope(scope)
         self._instrumentation_info = None
-        self._resource = fast.provider.resource
+        self._resource = fast.resource
         self._attributes = attributes
         self._events: tuple[Event, ...] = ()
         self._links: tuple[Link, ...] = ()

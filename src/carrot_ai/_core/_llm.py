@@ -337,7 +337,7 @@ def _start_deferred(
     parent_span = context.get(_SPAN_KEY)
     if parent_span is None:
         parent = None
-    elif type(parent_span) is FastSpan and context.get(EXPORTED_PARENT_KEY) == parent_span._context.span_id:  # type: ignore[union-attr]
+    elif type(parent_span) is FastSpan and context.get(EXPORTED_PARENT_KEY) == parent_span.span_id:
         parent = parent_span._context  # always sampled; its record is this one's parent (no carrot.parent_span_id)
     else:
         return None

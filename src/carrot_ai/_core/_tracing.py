@@ -189,7 +189,7 @@ class SpanCall:
         call.span = span
         call._ended = False
         call._llm = True
-        span_id = span._context.span_id  # type: ignore[union-attr]  # always set
+        span_id = span.span_id
         values = {**parent_context, _SPAN_KEY: span, EXPORTED_PARENT_KEY: span_id, LLM_CALL_KEY: span_id}
         call._token = _attach(Context(values))
         return call

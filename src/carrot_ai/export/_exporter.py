@@ -198,7 +198,8 @@ class CarrotSpanExporter(SpanExporter):
             elif type(value) is tuple:
                 size += sequence_size(value)
         events = getattr(span, "_events", None)
-        if events is not None and getattr(events, "_dq", events):
+        # A fast span's are a tuple; an SDK span's a BoundedList (its deque read directly: no Python __len__ call).
+        if events is not None and (events if type(events) is tuple else getattr(events, "_dq", events)):
             size += events_size(events)
         lock = self._lock
         lock.acquire()

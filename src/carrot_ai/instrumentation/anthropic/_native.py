@@ -30,12 +30,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
+from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai._core._tracing import in_llm_call
+from carrot_ai._core._tracing import current_context, in_llm_call
 
 _lock = threading.Lock()
 _installed = False
@@ -130,19 +133,50 @@ def propagation_headers(client: Any) -> dict[str, str] | None:
         return {}
     if options.get("tracer_provider") is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return {}
+    return current_headers()
+
+
+def current_headers() -> dict[str, str]:
+    """What the global propagator injects for the current context: ``opentelemetry.propagate.inject`` into a new
+    dict. With the default propagators (W3C trace context and baggage) and carrot's fast span current, without
+    trace state or baggage, that is ``traceparent`` alone, written here in one step."""
+    global _propagate
+    if _propagate is None:
+        # Imported on first use, as the SDK does: importing it loads the propagators OTEL_PROPAGATORS names.
+        from opentelemetry import propagate
+
+        _propagate = propagate
+    textmap = _propagate.get_global_textmap()
+    if textmap is not _textmap_seen:
+        _see_textmap(textmap)
+    if _textmap_default:
+        context = current_context()
+        span = context.get(_SPAN_KEY)
+        if type(span) is FastSpan and not context.get(_BAGGAGE_KEY):
+            # SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+            trace_id, span_id, _, flags, state = span._context[:5]  # type: ignore[index]  # always set
+            if state is _NO_TRACE_STATE or not state:  # (the identity check spares TraceState's Python __len__)
+                return {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"}
     carrier: dict[str, str] = {}
-    _inject()(carrier)
+    _propagate.inject(carrier)
     return carrier
 
 
-_injector: Any = None
+_propagate: Any = None
+_NO_TRACE_STATE = trace.DEFAULT_TRACE_STATE
+_textmap_seen: Any = None  # the global propagator last seen, and whether it is OpenTelemetry's default
+_textmap_default = False
 
 
-def _inject() -> Any:
-    global _injector
-    if _injector is None:
-        # Imported on first use, as the SDK does: importing it loads the propagators OTEL_PROPAGATORS names.
-        from opentelemetry.propagate import inject
+def _see_textmap(textmap: Any) -> None:
+    global _textmap_seen, _textmap_default
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        _injector = inject
-    return _injector
+    kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+    _textmap_default = type(textmap) is CompositePropagator and kinds == [
+        TraceContextTextMapPropagator,
+        W3CBaggagePropagator,
+    ]
+    _textmap_seen = textmap
