@@ -177,20 +177,9 @@ class LLMCall:
         """:meth:`stop` with what ``extract`` reads of ``body`` (the response's JSON, as the SDK received it), on the
         export worker when the span is :meth:`deferrable`. The bytes cannot change after the call, unlike the SDK's
         response object, which the caller owns. ``request_id``: what the SDK put in the response's ``_request_id``."""
-        call = self.span
-        span = call.span
-        if type(span) is FastSpan and not call._ended and span._end_time is None and span._fast.roomy():
-            # :meth:`stop_later`, inlined: this ends every non-streaming call on a fast span.
-            call._ended = True
-            target: dict[str, AttributeValue] = span._attributes  # type: ignore[assignment]  # a fast span's own dict
-            later = functools.partial(_settle_body, extract, body, request_id, self.capture, target)
-            first = span._later
-            span._later = later if first is None else functools.partial(_both, first, later)
-            span.extra_size += len(body) + BODY_OVERHEAD_BYTES
-            span._end_time = time.time_ns()  # FastSpan.end(), inlined
-            span._fast.processor.on_end_own(span)
-            return
-        self.stop(*_body_result(extract, body, request_id, self.capture))
+        settle = functools.partial(_settle_body, extract, body, request_id, self.capture)
+        if not self._stop_fast(settle, len(body) + BODY_OVERHEAD_BYTES):
+            self.stop(*_body_result(extract, body, request_id, self.capture))
 
     def deferrable(self) -> bool:
         """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
@@ -202,10 +191,24 @@ class LLMCall:
     def stop_later(self, result: Result, extra_size: int) -> None:
         """:meth:`stop`, with ``result()`` (the response attributes and the record's output) run on the export worker
         when the span is :meth:`deferrable`, else now. ``extra_size``: the memory ``result`` holds until then."""
-        if self._defer(result, extra_size):
-            self.span.stop()
-        else:
+        if not self._stop_fast(functools.partial(_settle_result, result, self.capture), extra_size):
             self.stop(*result())
+
+    def _stop_fast(self, settle: Callable[[dict[str, AttributeValue]], None], extra_size: int) -> bool:
+        """End the span now, leaving ``settle(attributes)`` to the export worker, when it is :meth:`deferrable`
+        (and still open); False, doing nothing, otherwise. Every call on a fast span ends here."""
+        call = self.span
+        span = call.span
+        if type(span) is not FastSpan or call._ended or span._end_time is not None or not span._fast.roomy():
+            return False
+        call._ended = True
+        later = functools.partial(settle, span._attributes)  # type: ignore[arg-type]  # a fast span's own dict
+        first = span._later
+        span._later = later if first is None else functools.partial(_both, first, later)
+        span.extra_size += extra_size
+        span._end_time = time.time_ns()  # FastSpan.end(), inlined
+        span._fast.processor.on_end_own(span)
+        return True
 
     def fail_later(
         self, exc: BaseException, result: Result, extra_size: int, attributes: dict[str, AttributeValue]
