@@ -7,12 +7,11 @@ sets ``CARROT_STRICT=1`` so that such bugs fail the tests instead of hiding.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 logger = logging.getLogger("carrot_ai")
@@ -53,13 +52,24 @@ def report_internal_error(where: str, exc: BaseException) -> None:
         raise exc
 
 
-@contextlib.contextmanager
-def guard(where: str) -> Iterator[None]:
-    """Run a block of telemetry code; an exception in it is reported and swallowed."""
-    try:
-        yield
-    except Exception as exc:
-        report_internal_error(where, exc)
+class guard:  # lower case: used as a function: ``with guard("where"):``
+    """Run a block of telemetry code; an exception in it is reported and swallowed (``BaseException``s that are not
+    ``Exception``s pass, as ``KeyboardInterrupt`` must). A class rather than a ``contextlib.contextmanager``: this
+    runs at the end of every stream, and a generator-based context manager costs several Python calls more."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc_type is None or not issubclass(exc_type, Exception):
+            return False
+        report_internal_error(self.where, exc)  # type: ignore[arg-type]  # set with exc_type
+        return True
 
 
 def guarded(where: str, default: Any = None) -> Callable[[_F], _F]:

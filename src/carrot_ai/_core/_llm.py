@@ -153,9 +153,9 @@ class LLMCall:
         """Record the time to the first chunk of a stream (once; :class:`StreamState` calls it for the first only)."""
         if self.first_chunk_ns is None:
             self.first_chunk_ns = time.perf_counter_ns()
-            self.span.set_attributes(
-                {semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: (self.first_chunk_ns - self.start_ns) / 1e9}
-            )
+            if not self.span.ended:
+                seconds = (self.first_chunk_ns - self.start_ns) / 1e9
+                self.span.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
 
     def stop(self, attributes: dict[str, AttributeValue], output: Mapping[str, Any] | None) -> None:
         """End the span as a success with the response ``attributes`` and the record's ``output``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
@@ -167,7 +168,7 @@ class EventTap:
     for it. Errors pass through; anything unexpected is left to the SDK.
     """
 
-    __slots__ = ("_decoder", "_events", "_mark", "_divert", "_hints")
+    __slots__ = ("_decoder", "_append", "_mark", "_divert", "_hints")
 
     def __init__(
         self,
@@ -178,7 +179,7 @@ class EventTap:
         hints: tuple[str, str] | None,
     ) -> None:
         self._decoder = decoder
-        self._events = events
+        self._append: Callable[[str], None] = events.append if events is not None else _ignore
         self._mark = mark
         self._divert = divert
         self._hints = hints if divert is not None else None
@@ -187,36 +188,74 @@ class EventTap:
         return getattr(self._decoder, name)
 
     def iter_bytes(self, iterator: Any) -> Iterator[Any]:
-        events = self._events
-        append = events.append if events is not None else None
+        events = self._decoder.iter_bytes(iterator)
+        for event in events:  # up to the first event the SDK gets: the one that marks the first chunk
+            if self._take(event):
+                yield event
+                break
+        append = self._append
         hints = self._hints
-        mark = self._mark
-        for event in self._decoder.iter_bytes(iterator):
+        # The loops below run for every event: the same steps as _take, without the first-event mark.
+        if hints is None:
+            for event in events:
+                append(event.data)
+                yield event
+            return
+        first, second = hints
+        if append is _ignore:  # not tapped: only the usage event is looked for
+            for event in events:
+                data = event.data
+                if (first in data or second in data) and self._diverted(data):
+                    continue
+                yield event
+            return
+        for event in events:
             data = event.data
-            if hints is not None and (hints[0] in data or hints[1] in data) and self._diverted(data):
+            if (first in data or second in data) and self._diverted(data):
                 continue
-            if mark is not None:
-                _call_quietly(mark)
-                mark = self._mark = None
-            if append is not None:
-                append(data)
+            append(data)
             yield event
 
     async def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
-        events = self._events
-        append = events.append if events is not None else None
+        events = self._decoder.aiter_bytes(iterator)
+        async for event in events:
+            if self._take(event):
+                yield event
+                break
+        append = self._append
         hints = self._hints
-        mark = self._mark
-        async for event in self._decoder.aiter_bytes(iterator):
+        if hints is None:
+            async for event in events:
+                append(event.data)
+                yield event
+            return
+        first, second = hints
+        if append is _ignore:  # not tapped: only the usage event is looked for
+            async for event in events:
+                data = event.data
+                if (first in data or second in data) and self._diverted(data):
+                    continue
+                yield event
+            return
+        async for event in events:
             data = event.data
-            if hints is not None and (hints[0] in data or hints[1] in data) and self._diverted(data):
+            if (first in data or second in data) and self._diverted(data):
                 continue
-            if mark is not None:
-                _call_quietly(mark)
-                mark = self._mark = None
-            if append is not None:
-                append(data)
+            append(data)
             yield event
+
+    def _take(self, event: Any) -> bool:
+        """Whether ``event`` goes on to the SDK (not diverted); if so, keep its data and mark the first chunk."""
+        data = event.data
+        hints = self._hints
+        if hints is not None and (hints[0] in data or hints[1] in data) and self._diverted(data):
+            return False
+        mark = self._mark
+        if mark is not None:
+            self._mark = None
+            _call_quietly(mark)
+        self._append(data)
+        return True
 
     def _diverted(self, data: Any) -> bool:
         try:
@@ -224,6 +263,10 @@ class EventTap:
         except Exception as exc:
             report_internal_error("stream event", exc)
             return False
+
+
+def _ignore(data: str) -> None:
+    """Where an untapped stream's event data go (only its usage event is looked at)."""
 
 
 def _call_quietly(function: Callable[[], None]) -> None:
@@ -336,14 +379,20 @@ def _source(stream: Any) -> Any:
     (openai and anthropic alike), so that generator is read directly, saving a Python call per chunk; any other
     stream class through its own ``__next__``."""
     iterator = getattr(stream, "_iterator", None)
-    method = getattr(type(stream), "__next__", None)
-    if (
-        type(iterator).__name__ == "generator"
-        and getattr(method, "__qualname__", None) == "Stream.__next__"
-        and getattr(method, "__module__", "").endswith("._streaming")
-    ):
-        return iterator
+    if type(iterator) is types.GeneratorType:
+        kind = type(stream)
+        sdk = _SDK_STREAMS.get(kind)
+        if sdk is None:
+            method = getattr(kind, "__next__", None)
+            sdk = _SDK_STREAMS[kind] = getattr(method, "__qualname__", None) == "Stream.__next__" and getattr(
+                method, "__module__", ""
+            ).endswith("._streaming")
+        if sdk:
+            return iterator
     return _pull(stream.__next__)
+
+
+_SDK_STREAMS: dict[type, bool] = {}  # per stream class: whether its __next__ is the SDKs' Stream.__next__
 
 
 def _pull(next_: Any) -> Iterator[Any]:
