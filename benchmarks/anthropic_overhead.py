@@ -10,6 +10,9 @@ Configurations:
   bare+native     anthropic client with its own span (what an app pays once any tracer provider is installed)
   carrot          ``carrot_ai.wrap(client)`` (the SDK's span suppressed while our call is current)
   carrot-unguarded  the same without the guard: the SDK's span is made, then dropped by our processor
+  carrot-spans-off  ``carrot_ai.wrap(client)`` of a client made like ``bare`` (``open_telemetry=False``): carrot's
+                    own cost, without the ``traceparent`` header the SDK sends (and carrot keeps sending) when its
+                    spans are on
 
 Run: ``python benchmarks/anthropic_overhead.py`` (``--quick`` for a smoke run).
 """
@@ -27,12 +30,12 @@ from typing import Any
 
 import anthropic
 import httpx2
-from _harness import drain
+from _harness import drain, keep_up
 
 import carrot_ai
 from carrot_ai.instrumentation.anthropic import _native
 
-MODEL = "claude-opus-4-5"
+MODEL = "claude-sonnet-4-5"  # priced by genai-prices; claude-opus-4-5 now warns (deprecated) on every call
 MESSAGE = {
     "id": "msg_bench",
     "type": "message",
@@ -152,6 +155,10 @@ def measure(configs: dict[str, Callable[[], Any]], rounds: int, calls: int) -> d
     for call in configs.values():  # warm up: imports, connection pools, caches
         for _ in range(max(20, calls // 5)):
             call()
+    # Untimed: the warm-up's records delivered, so the export worker has started and loaded genai-prices. Loading
+    # it while this CPU-bound loop holds the GIL took ~10 s (benchmarks/README.md), during which the queue passed a
+    # quarter of its budget and calls stopped deferring their work: the phase measured a mix of both paths.
+    drain()
     names = list(configs)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
@@ -162,6 +169,7 @@ def measure(configs: dict[str, Callable[[], Any]], rounds: int, calls: int) -> d
             for _ in range(calls):
                 call()
             samples[name].append((time.thread_time_ns() - start) / calls / 1000)
+        keep_up()  # untimed
     return samples
 
 
@@ -195,6 +203,7 @@ def main() -> None:
         bare = make_client(open_telemetry=False)
         native = make_client()
         wrapped = carrot_ai.wrap(make_client())
+        wrapped_off = carrot_ai.wrap(make_client(open_telemetry=False))
         assert _native.native_span_guard_installed()
 
         print(f"anthropic {anthropic.__version__}, {rounds} rounds x {calls} calls, content capture on")
@@ -204,6 +213,7 @@ def main() -> None:
                 "bare+native": create_call(native),
                 "carrot": create_call(wrapped),
                 "carrot-unguarded": unguarded(create_call(wrapped)),
+                "carrot-spans-off": create_call(wrapped_off),
             },
             rounds,
             calls,
@@ -223,7 +233,8 @@ def main() -> None:
         print(
             f"\nsummary: create overhead {create_result['carrot']:.1f} us (budget 40); "
             f"{STREAM_EVENTS}-event stream overhead {stream_result['carrot']:.1f} us (budget 60); "
-            f"native span avoided: {create_result['carrot-unguarded'] - create_result['carrot']:.1f} us per create"
+            f"native span avoided: {create_result['carrot-unguarded'] - create_result['carrot']:.1f} us per create; "
+            f"create on a client with its spans off (no traceparent): {create_result['carrot-spans-off']:.1f} us"
         )
         drain()
         stats = carrot_ai.stats()
