@@ -11,6 +11,7 @@ uses the SDK unchanged. :func:`fast_path` decides, per span, in a few attribute 
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -244,7 +245,7 @@ class FastSpan(trace.Span, ReadableSpan):
         deferred twice (a call's request, then its response) runs in that order."""
         if self._end_time is None:
             first = self._later
-            self._later = later if first is None else _chain(first, later)
+            self._later = later if first is None else functools.partial(_both, first, later)
             self.extra_size += extra_size
 
     def settle(self) -> None:
@@ -255,18 +256,24 @@ class FastSpan(trace.Span, ReadableSpan):
             self.extra_size = 0
             later()
 
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` header naming this span, as OpenTelemetry's trace-context propagator writes it;
+        None when the span has a trace state (the propagator then writes ``tracestate`` too)."""
+        # The context is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+        trace_id, span_id, _, flags, state = self._context[:5]  # type: ignore[index]  # always set
+        if state is not _DEFAULT_STATE and state:  # (the identity check spares TraceState's Python __len__)
+            return None
+        return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
     def __repr__(self) -> str:
         return f'FastSpan(name="{self._name}", context={self._context})'
 
 
-def _chain(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
-    def both() -> None:
-        try:
-            first()
-        finally:
-            second()
-
-    return both
+def _both(first: Callable[[], None], second: Callable[[], None]) -> None:
+    try:
+        first()
+    finally:
+        second()
 
 
 def start_fast_span(

@@ -202,12 +202,8 @@ class LLMCall:
         if type(span) is not FastSpan or call._ended or span._end_time is not None or not span._fast.roomy():
             return False
         call._ended = True
-        later = functools.partial(settle, span._attributes)  # type: ignore[arg-type]  # a fast span's own dict
-        first = span._later
-        span._later = later if first is None else functools.partial(_both, first, later)
-        span.extra_size += extra_size
-        span._end_time = time.time_ns()  # FastSpan.end(), inlined
-        span._fast.processor.on_end_own(span)
+        span.defer(functools.partial(settle, span._attributes), extra_size)  # type: ignore[arg-type]  # its own dict
+        span.end()
         return True
 
     def fail_later(
@@ -288,13 +284,6 @@ def keep_body(response: Any) -> None:
         report_internal_error("keep response body", exc)
 
 
-def _both(first: Callable[[], None], second: Callable[[], None]) -> None:
-    try:
-        first()
-    finally:
-        second()
-
-
 def _settle_result(result: Result, capture: bool, target: dict[str, AttributeValue]) -> None:
     """On the export worker: add what ``result()`` gives to a fast span's attributes ``target``."""
     _settle(target, capture, *result())
@@ -332,11 +321,8 @@ def _start_deferred(
     one, the queue has room) at the root or directly under another span of ours, its request left to the export
     worker, made current. None: any other case, which :class:`SpanCall` handles in general."""
     fast = _fastspan._fast
-    if fast is None or getattr(fast.provider._active_span_processor, "_span_processors", None) is not fast.processors:
-        return None  # FastPath.valid(), inlined
-    exporter = fast._exporter
-    if exporter is not None and exporter._queued_bytes * 4 >= exporter._max_queue_bytes:
-        return None  # not FastPath.roomy()
+    if fast is None or not fast.valid() or not fast.roomy():
+        return None
     parent_span = context.get(_SPAN_KEY)
     if parent_span is None:
         parent = None
@@ -346,8 +332,7 @@ def _start_deferred(
         return None
     span = FastSpan(fast, scope, span_name, parent, SpanKind.CLIENT, attributes, None)
     snapshot, size = snapshot_kwargs(arguments if arguments is not None else {})
-    span._later = functools.partial(_complete_request, request, snapshot, capture, attributes, False)
-    span.extra_size = size
+    span.defer(functools.partial(_complete_request, request, snapshot, capture, attributes, False), size)
     span.response_body = _BODY_WANTED
     return SpanCall.started_llm(span, context)
 

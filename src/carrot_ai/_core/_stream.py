@@ -202,13 +202,6 @@ class EventTap:
                 yield event
             return
         first, second = hints
-        if append is _ignore:  # not tapped: only the usage event is looked for
-            for event in events:
-                data = event.data
-                if (first in data or second in data) and self._diverted(data):
-                    continue
-                yield event
-            return
         for event in events:
             data = event.data
             if (first in data or second in data) and self._diverted(data):
@@ -230,13 +223,6 @@ class EventTap:
                 yield event
             return
         first, second = hints
-        if append is _ignore:  # not tapped: only the usage event is looked for
-            async for event in events:
-                data = event.data
-                if (first in data or second in data) and self._diverted(data):
-                    continue
-                yield event
-            return
         async for event in events:
             data = event.data
             if (first in data or second in data) and self._diverted(data):

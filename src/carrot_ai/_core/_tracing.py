@@ -189,16 +189,16 @@ class SpanCall:
         call.span = span
         call._ended = False
         call._llm = True
-        span_id = span.span_id
-        values = {**parent_context, _SPAN_KEY: span, EXPORTED_PARENT_KEY: span_id, LLM_CALL_KEY: span_id}
-        call._token = _attach(Context(values))
+        call._activate_in(parent_context, span.span_id)
         return call
 
     def activate(self) -> None:
         """Make the span current for what runs next on this thread or task."""
-        span_id = self.span.get_span_context().span_id
+        self._activate_in(current_context(), self.span.get_span_context().span_id)
+
+    def _activate_in(self, context: Context, span_id: int) -> None:
         # One new Context with all three keys (set_span_in_context + set_value would copy it three times).
-        values: dict[str, object] = {**current_context(), _SPAN_KEY: self.span, EXPORTED_PARENT_KEY: span_id}
+        values: dict[str, object] = {**context, _SPAN_KEY: self.span, EXPORTED_PARENT_KEY: span_id}
         if self._llm:
             values[LLM_CALL_KEY] = span_id
         self._token = _attach(Context(values))
@@ -206,18 +206,11 @@ class SpanCall:
     def deactivate(self) -> None:
         """Undo :meth:`activate`; harmless if it was not active."""
         token, self._token = self._token, None
-        if token is None:
-            return
-        if type(token) is contextvars.Token and token.var is _context_var:
+        if token is not None:
             try:
-                _context_var.reset(token)  # _detach's common case, inlined
-                return
-            except Exception:
-                pass  # _detach tries again, then hands it to OpenTelemetry's detach (which logs it)
-        try:
-            _detach(token)
-        except Exception as exc:
-            report_internal_error("context detach", exc)
+                _detach(token)
+            except Exception as exc:
+                report_internal_error("context detach", exc)
 
     @property
     def ended(self) -> bool:

@@ -225,22 +225,18 @@ def wrap_derived_clients(client: Any, options: CallOptions, wrap: Callable[[Any,
 def prepare_kwargs(kwargs: dict[str, Any], iterable_keys: Sequence[str]) -> tuple[dict[str, Any], bool]:
     """At the start of a call: strip our ``X-Carrot-Trace`` header (True: metadata only) and materialise one-shot
     iterables among ``iterable_keys``. ``kwargs`` is the call's own dict; the user's own iterator errors propagate."""
-    if "extra_headers" not in kwargs:
-        if _SCALARS_AND_CONTAINERS.issuperset(map(type, kwargs.values())):
-            return kwargs, False  # the common case (see materialize_iterables), in one step
-        return materialize_iterables(kwargs, iterable_keys), False
-    metadata_only = _pop_trace_header(kwargs)  # never raises
+    metadata_only = _pop_trace_header(kwargs) if "extra_headers" in kwargs else False  # never raises
     return materialize_iterables(kwargs, iterable_keys), metadata_only
 
 
 SdkTypes = tuple[type[Any], type[Any], tuple[type[Any], ...]]
-SDK_TYPES: dict[str, SdkTypes] = {}  # what sdk_types() found
+_sdk_types: dict[str, SdkTypes] = {}
 
 
 def sdk_types(package: str) -> SdkTypes:
     """An SDK's ``Stream`` and ``AsyncStream`` classes and its raw-response classes (``openai`` and ``anthropic``
     share the layout). Imported when first needed (the SDKs are optional), then remembered."""
-    known = SDK_TYPES.get(package)
+    known = _sdk_types.get(package)
     if known is not None:
         return known
     import importlib
@@ -253,5 +249,5 @@ def sdk_types(package: str) -> SdkTypes:
             raw.append(getattr(importlib.import_module(f"{package}.{module_name}"), class_name))
         except (ImportError, AttributeError):
             continue
-    known = SDK_TYPES[package] = (module.Stream, module.AsyncStream, tuple(raw))
+    known = _sdk_types[package] = (module.Stream, module.AsyncStream, tuple(raw))
     return known

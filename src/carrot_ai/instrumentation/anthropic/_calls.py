@@ -87,7 +87,7 @@ def finish(call: LLMCall, result: Any) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
         body = call.take_body()  # the response's bytes, when kept for the export worker
-        types = _common.SDK_TYPES.get("anthropic") or _common.sdk_types("anthropic")
+        types = _common.sdk_types("anthropic")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(call, result))
         if isinstance(result, types[1]):

@@ -153,17 +153,15 @@ def current_headers() -> dict[str, str]:
         context = current_context()
         span = context.get(_SPAN_KEY)
         if type(span) is FastSpan and not context.get(_BAGGAGE_KEY):
-            # SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
-            trace_id, span_id, _, flags, state = span._context[:5]  # type: ignore[index]  # always set
-            if state is _NO_TRACE_STATE or not state:  # (the identity check spares TraceState's Python __len__)
-                return {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"}
+            traceparent = span.traceparent()
+            if traceparent is not None:
+                return {"traceparent": traceparent}
     carrier: dict[str, str] = {}
     _propagate.inject(carrier)
     return carrier
 
 
 _propagate: Any = None
-_NO_TRACE_STATE = trace.DEFAULT_TRACE_STATE
 _textmap_seen: Any = None  # the global propagator last seen, and whether it is OpenTelemetry's default
 _textmap_default = False
 

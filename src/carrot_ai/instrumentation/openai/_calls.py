@@ -173,7 +173,7 @@ def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> 
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
         body = call.take_body()  # the response's bytes, when kept for the export worker
-        types = _common.SDK_TYPES.get("openai") or _common.sdk_types("openai")
+        types = _common.sdk_types("openai")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
         if isinstance(result, types[1]):
