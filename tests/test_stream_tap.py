@@ -152,3 +152,44 @@ def test_the_same_anthropic_stream_gives_the_same_record_on_the_tapped_path(
     assert record["metadata"]["response_id"] == events[0].message.id
     assert record["metadata"]["output_tokens"] > 0
     assert record["metadata"]["time_to_first_token_ms"] > 0
+
+
+def test_the_tap_reads_the_sdks_events_directly_and_any_other_event_through_its_data() -> None:
+    """The SDKs' ``ServerSentEvent`` is read from ``_data`` (no Python call per event); an event of any other class
+    (a subclass included) through ``data``: never an attribute it may not have."""
+    import anthropic._streaming
+    import openai._streaming
+
+    from carrot_ai._core._stream import EventTap, _reader
+
+    class Event:  # a decoder of another kind: only ``data``
+        __slots__ = ("data",)
+
+        def __init__(self, data: str) -> None:
+            self.data = data
+
+    class Shifted(openai._streaming.ServerSentEvent):  # a subclass that serves something else as its data
+        @property
+        def data(self) -> str:
+            return self._data.upper()
+
+    for sdk in (openai._streaming, anthropic._streaming):
+        event = sdk.ServerSentEvent(data='{"a":1}')
+        assert _reader(event)(event) == '{"a":1}'
+        assert _reader(event) is not _reader(Event("x"))
+    assert _reader(Shifted(data="x"))(Shifted(data="y")) == "Y"
+    assert _reader(Event("x"))(Event("z")) == "z"
+
+    for make in (Event, openai._streaming.ServerSentEvent):
+        events = [make(data=f'{{"n":{n}}}') for n in range(4)]
+
+        class Decoder:
+            def __init__(self, events: list[Any]) -> None:
+                self.events = events
+
+            def iter_bytes(self, iterator: Any) -> Any:
+                yield from self.events
+
+        kept: list[str] = []
+        assert list(EventTap(Decoder(events), kept, None, None, None).iter_bytes(iter(()))) == events
+        assert kept == [e.data for e in events]

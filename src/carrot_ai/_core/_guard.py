@@ -54,8 +54,8 @@ def report_internal_error(where: str, exc: BaseException) -> None:
 
 class guard:  # lower case: used as a function: ``with guard("where"):``
     """Run a block of telemetry code; an exception in it is reported and swallowed (``BaseException``s that are not
-    ``Exception``s pass, as ``KeyboardInterrupt`` must). A class rather than a ``contextlib.contextmanager``: this
-    runs at the end of every stream, and a generator-based context manager costs several Python calls more."""
+    ``Exception``s pass, as ``KeyboardInterrupt`` must). A class rather than a ``contextlib.contextmanager``: it runs
+    on the calling thread's paths, and a generator-based context manager costs several Python calls more."""
 
     __slots__ = ("where",)
 

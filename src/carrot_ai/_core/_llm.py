@@ -152,10 +152,10 @@ class LLMCall:
     def mark_first_chunk(self) -> None:
         """Record the time to the first chunk of a stream (once; :class:`StreamState` calls it for the first only)."""
         if self.first_chunk_ns is None:
-            self.first_chunk_ns = time.perf_counter_ns()
-            if not self.span.ended:
-                seconds = (self.first_chunk_ns - self.start_ns) / 1e9
-                self.span.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
+            now = self.first_chunk_ns = time.perf_counter_ns()
+            call = self.span
+            if not call._ended:
+                call.span.set_attribute(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, (now - self.start_ns) / 1e9)
 
     def stop(self, attributes: dict[str, AttributeValue], output: Mapping[str, Any] | None) -> None:
         """End the span as a success with the response ``attributes`` and the record's ``output``."""

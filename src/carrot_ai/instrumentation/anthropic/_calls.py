@@ -86,12 +86,12 @@ def fail_call(call: LLMCall, exc: BaseException) -> None:
 def finish(call: LLMCall, result: Any) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
-        body = call.take_body()  # the response's bytes, when kept for the export worker
         types = _common.sdk_types("anthropic")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(call, result))
         if isinstance(result, types[1]):
             return AsyncStreamProxy(result, stream_state(call, result))
+        body = call.take_body()  # the response's bytes, when kept for the export worker (never a stream's)
         if isinstance(result, types[2]):
             from carrot_ai.instrumentation.anthropic._raw import track_raw_response
 

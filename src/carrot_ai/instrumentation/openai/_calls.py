@@ -172,12 +172,12 @@ def fail_call(call: LLMCall, exc: BaseException) -> None:
 def finish(endpoint: Endpoint, call: LLMCall, result: Any, hide_usage: bool) -> Any:
     """End ``call`` with what the SDK returned, or hand back a stream that ends it later. Never raises."""
     try:
-        body = call.take_body()  # the response's bytes, when kept for the export worker
         types = _common.sdk_types("openai")
         if isinstance(result, types[0]):
             return SyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
         if isinstance(result, types[1]):
             return AsyncStreamProxy(result, stream_state(endpoint, call, result, hide_usage))
+        body = call.take_body()  # the response's bytes, when kept for the export worker (never a stream's)
         if isinstance(result, types[2]):
             from carrot_ai.instrumentation.openai._raw import track_raw_response
 
@@ -223,17 +223,20 @@ def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> b
     if not stream or not endpoint.asks_usage:
         return False
     try:
+        # (``is not None`` first: isinstance with an abstract class costs a Python call, and these are mostly unset.)
         headers = kwargs.get("extra_headers")
-        if isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers:
+        if headers is not None and isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers:
             return False  # the caller may read the raw bytes: never change them
         extra_body = kwargs.get("extra_body")
-        if isinstance(extra_body, Mapping) and "stream_options" in extra_body:
+        if extra_body is not None and isinstance(extra_body, Mapping) and "stream_options" in extra_body:
             return False  # the caller's extra_body decides what is sent
         options = kwargs.get("stream_options")
-        if not _common.given(options):
+        if options is None or not _common.given(options):
             # Sent through extra_body: the same JSON, without the SDK's type-driven transform of a new parameter
             # (which costs more than the rest of the request's preparation).
-            if isinstance(extra_body, Mapping):
+            if extra_body is None:
+                body = {"stream_options": {"include_usage": True}}
+            elif isinstance(extra_body, Mapping):
                 body = {**extra_body, "stream_options": {"include_usage": True}}
             elif not _common.given(extra_body):
                 body = {"stream_options": {"include_usage": True}}
