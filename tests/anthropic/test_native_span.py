@@ -256,6 +256,33 @@ def test_without_the_guard_the_processor_still_keeps_one_record(
     no_more_records(carrot, 1)
 
 
+def test_without_the_guard_the_sdks_span_still_sees_every_streamed_event(
+    fake: FakeAnthropic,
+    tracer_provider: TracerProvider,
+    spans: InMemorySpanExporter,
+    carrot: IngestServer,
+    unguarded: None,
+) -> None:
+    """anthropic 2.x's ``Stream.__next__`` hands each event to its span's observer: our proxy must not read past it
+    (it reads the SDK's generator directly only when the stream has no observer)."""
+
+    def sdk_span_attributes(client: Any) -> dict[str, Any]:
+        spans.clear()
+        for _event in client.messages.create(**body("observed stream"), stream=True):
+            pass
+        finished = spans.get_finished_spans()
+        [native] = [s for s in finished if s.instrumentation_scope.name == semconv.SCOPE_ANTHROPIC_SDK]
+        return dict(native.attributes or {})
+
+    bare = sdk_span_attributes(native_client(fake, tracer_provider))
+    assert bare[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0  # the premise: the observer records the streamed message
+    wrapped = sdk_span_attributes(carrot_ai.wrap(native_client(fake, tracer_provider)))
+    varying = {"anthropic.request.id", semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK}
+    wrapped.pop("carrot.duplicate")  # what our processor marks it with (it keeps our record, not this span)
+    assert {k: v for k, v in wrapped.items() if k not in varying} == {k: v for k, v in bare.items() if k not in varying}
+    assert len(records(carrot, 2)) == 2  # the bare client's span (converted) and our call's: one each
+
+
 # --- exporter only: the SDK's span is converted like any GenAI span ------------------------------------------
 
 

@@ -389,24 +389,41 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
 
 def _source(stream: Any) -> Any:
-    """What to pull a sync stream's chunks from: the SDKs' ``Stream.__next__`` only calls ``self._iterator``'s
-    (openai and anthropic alike), so that generator is read directly, saving a Python call per chunk; any other
-    stream class through its own ``__next__``."""
+    """What to pull a sync stream's chunks from: when the SDKs' ``Stream.__next__`` does nothing but call
+    ``self._iterator``'s (openai), that generator is read directly, saving a Python call per chunk; anthropic 2.x's
+    also hands each item to the stream's ``_observer`` (its own span's, when that records), so it is read directly
+    only when the stream has none. Any other stream through its own ``__next__``."""
     iterator = getattr(stream, "_iterator", None)
     if type(iterator) is types.GeneratorType:
         kind = type(stream)
         sdk = _SDK_STREAMS.get(kind)
         if sdk is None:
-            method = getattr(kind, "__next__", None)
-            sdk = _SDK_STREAMS[kind] = getattr(method, "__qualname__", None) == "Stream.__next__" and getattr(
-                method, "__module__", ""
-            ).endswith("._streaming")
-        if sdk:
+            sdk = _SDK_STREAMS[kind] = _next_kind(kind)
+        if sdk is _PLAIN or (sdk is _OBSERVED and stream._observer is None):
             return iterator
     return _pull(stream.__next__)
 
 
-_SDK_STREAMS: dict[type, bool] = {}  # per stream class: whether its __next__ is the SDKs' Stream.__next__
+def _next_kind(kind: type) -> str | None:
+    """What an SDK stream class's ``__next__`` does, from the names its code uses: only ``self._iterator.__next__()``
+    (``_PLAIN``), that and ``self._observer.item(item)`` (``_OBSERVED``), or anything else (None)."""
+    method = getattr(kind, "__next__", None)
+    code = getattr(method, "__code__", None)
+    if code is None or not getattr(method, "__module__", "").endswith("._streaming"):
+        return None
+    names = set(code.co_names)
+    if names <= {"_iterator", "__next__"}:
+        return _PLAIN
+    if names <= {"_iterator", "__next__", "_observer", "item"} and isinstance(
+        getattr(kind, "_observer", None), property
+    ):
+        return _OBSERVED
+    return None
+
+
+_PLAIN = "plain"
+_OBSERVED = "observed"
+_SDK_STREAMS: dict[type, str | None] = {}  # per stream class: what its __next__ does (_next_kind)
 
 
 def _pull(next_: Any) -> Iterator[Any]:
