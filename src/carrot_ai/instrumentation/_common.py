@@ -71,7 +71,12 @@ def bind(
 
 
 def hook_process_response(client: Any) -> None:
-    """Hook ``client._process_response`` (an instance attribute over the class's method). Never raises."""
+    """Hook ``client._process_response`` (an instance attribute over the class's method). Never raises.
+
+    The body is kept only on a client without middleware (anthropic 2.x's ``middleware=``): middleware may send a
+    request more than once (each response goes through ``_process_response``) or change the result the caller gets,
+    which is then read from the returned object instead.
+    """
     try:
         original = getattr(client, "_process_response", None)
         if original is None or getattr(original, "_carrot_wrapped", False):
@@ -80,7 +85,8 @@ def hook_process_response(client: Any) -> None:
 
             async def process_response_async(*args: Any, **kwargs: Any) -> Any:
                 result = await original(*args, **kwargs)
-                keep_body(kwargs.get("response"))
+                if not getattr(client, "_middleware", None):
+                    keep_body(kwargs.get("response"))
                 return result
 
             hook: Any = process_response_async
@@ -88,7 +94,8 @@ def hook_process_response(client: Any) -> None:
 
             def process_response(*args: Any, **kwargs: Any) -> Any:
                 result = original(*args, **kwargs)
-                keep_body(kwargs.get("response"))
+                if not getattr(client, "_middleware", None):
+                    keep_body(kwargs.get("response"))
                 return result
 
             hook = process_response
@@ -103,14 +110,16 @@ def hook_process_response(client: Any) -> None:
 def process_response_sync(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
     """The instrumentors' wrapt wrapper of ``SyncAPIClient._process_response`` (see :func:`hook_process_response`)."""
     result = wrapped(*args, **kwargs)
-    keep_body(kwargs.get("response"))
+    if not getattr(instance, "_middleware", None):
+        keep_body(kwargs.get("response"))
     return result
 
 
 async def process_response_async(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
     """The instrumentors' wrapt wrapper of ``AsyncAPIClient._process_response``."""
     result = await wrapped(*args, **kwargs)
-    keep_body(kwargs.get("response"))
+    if not getattr(instance, "_middleware", None):
+        keep_body(kwargs.get("response"))
     return result
 
 
