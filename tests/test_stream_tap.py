@@ -193,3 +193,65 @@ def test_the_tap_reads_the_sdks_events_directly_and_any_other_event_through_its_
         kept: list[str] = []
         assert list(EventTap(Decoder(events), kept, None, None, None).iter_bytes(iter(()))) == events
         assert kept == events
+
+
+_USAGE = '"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}'
+_HEAD = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+# The usage-only chunk as servers other than OpenAI's may write it: the caller did not ask for it, so whatever its
+# spelling it must not reach the caller (whose ``chunk.choices[0]`` would fail on it).
+USAGE_CHUNKS = {
+    "compact": _HEAD + '"choices":[],' + _USAGE + "}",
+    "spaced": '{"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices" : [ ], '
+    '"usage" : {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}',
+    "no choices": _HEAD + _USAGE + "}",
+    "choices null": _HEAD + '"choices":null,' + _USAGE + "}",
+}
+
+
+def _usage_reply(usage_chunk: str, usage_null: str) -> Any:
+    """A stream of two content chunks (each with ``usage`` null, spelled ``usage_null``) and, when the request asks
+    for it, the usage-only chunk ``usage_chunk``."""
+    from tests.fakes import SSEReply
+
+    def reply(request: Any) -> Any:
+        asked = ((request.json or {}).get("stream_options") or {}).get("include_usage")
+        delta = _HEAD + usage_null + '"choices":'
+        events = [
+            "data: " + delta + '[{"index":0,"delta":{"role":"assistant","content":"a"},"finish_reason":null}]}',
+            "data: " + delta + '[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}',
+        ]
+        if asked:
+            events.append("data: " + usage_chunk)
+        return SSEReply([*events, "[DONE]"])
+
+    return reply
+
+
+@pytest.mark.parametrize("usage_null", ["", '"usage":null,', '"usage": null,'], ids=["absent", "null", "null spaced"])
+@pytest.mark.parametrize("spelling", list(USAGE_CHUNKS))
+@pytest.mark.parametrize("mode", ["tapped", "observed"])
+def test_the_usage_chunk_carrot_asked_for_is_hidden_however_it_is_spelled(
+    fake_openai: FakeOpenAI,
+    ingest: IngestServer,
+    tracer_provider: TracerProvider,
+    mode: str,
+    spelling: str,
+    usage_null: str,
+) -> None:
+    if mode == "observed":
+        tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    carrot_ai.init(
+        api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=tracer_provider
+    )
+    try:
+        reply = _usage_reply(USAGE_CHUNKS[spelling], usage_null)
+        fake_openai.enqueue(reply, reply)
+        bare = _openai_stream_record(openai_conftest.make_client(fake_openai), "hi")
+        wrapped = _openai_stream_record(carrot_ai.wrap(openai_conftest.make_client(fake_openai)), "hi")
+        assert [c.model_dump() for c in wrapped] == [c.model_dump() for c in bare]
+        assert len(wrapped) == 2 and all(c.choices for c in wrapped)
+        [record] = openai_conftest.records(ingest, 1)
+        assert record["output"] == {"message": {"role": "assistant", "content": "ab"}}
+        assert (record["metadata"]["input_tokens"], record["metadata"]["output_tokens"]) == (3, 2)
+    finally:
+        carrot_ai.shutdown()

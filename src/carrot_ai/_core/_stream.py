@@ -64,7 +64,7 @@ class StreamState:
         self._inline = type(self).chunk is StreamState.chunk
 
     def tap(
-        self, stream: Any, divert: Callable[[str], bool] | None = None, hints: tuple[str, str] | None = None
+        self, stream: Any, divert: Callable[[str], bool] | None = None, hints: tuple[str, str, str] | None = None
     ) -> bool:
         """Read ``stream``'s events where the SDK decodes them (an :class:`EventTap`), if it can; True when it did.
 
@@ -175,9 +175,10 @@ class EventTap:
     """Stands in for a ``Stream`` / ``AsyncStream``'s SSE decoder (the openai and anthropic SDKs share the layout).
 
     Every event passes on to the SDK unchanged, in order, after it is appended to ``events`` (its data is read later,
-    with :attr:`read`); ``mark`` is called at the first. An event whose data contains one of ``hints`` is first
+    with :attr:`read`); ``mark`` is called at the first. An event whose data the ``hints`` point at is first
     offered to ``divert``, which may take it away from the SDK (True): openai's usage-only chunk that exists only
-    because carrot asked for it. Errors pass through; anything unexpected is left to the SDK.
+    because carrot asked for it. ``hints`` is ``(hint, *not_hints)``: an event is offered when its data contains
+    ``hint`` and none of ``not_hints``. Errors pass through; anything unexpected is left to the SDK.
     """
 
     __slots__ = ("_decoder", "_events", "_append", "_mark", "_divert", "_hints", "read")
@@ -188,7 +189,7 @@ class EventTap:
         events: list[Any] | None,
         mark: Callable[[], None] | None,
         divert: Callable[[str], bool] | None,
-        hints: tuple[str, str] | None,
+        hints: tuple[str, str, str] | None,
     ) -> None:
         self._decoder = decoder
         self._events = events
@@ -232,10 +233,10 @@ class EventTap:
                 append(event)
                 yield event
             return
-        first, second = hints
+        hint, plain, spaced = hints
         for event in events:
             data = read(event)
-            if (first in data or second in data) and self._diverted(data):
+            if hint in data and plain not in data and spaced not in data and self._diverted(data):
                 continue
             append(event)
             yield event
@@ -254,10 +255,10 @@ class EventTap:
                 append(event)
                 yield event
             return
-        first, second = hints
+        hint, plain, spaced = hints
         async for event in events:
             data = read(event)
-            if (first in data or second in data) and self._diverted(data):
+            if hint in data and plain not in data and spaced not in data and self._diverted(data):
                 continue
             append(event)
             yield event
@@ -267,7 +268,7 @@ class EventTap:
         it how to read the data of the events that follow."""
         data = event.data
         hints = self._hints
-        if hints is not None and (hints[0] in data or hints[1] in data) and self._diverted(data):
+        if hints is not None and _offered(data, hints) and self._diverted(data):
             return False
         self.read = _reader(event)
         mark = self._mark
@@ -286,6 +287,11 @@ class EventTap:
         except Exception as exc:
             report_internal_error("stream event", exc)
             return False
+
+
+def _offered(data: str, hints: tuple[str, str, str]) -> bool:
+    """Whether an event's ``data`` is offered to the divert: it contains ``hints[0]`` and none of ``hints[1:]``."""
+    return hints[0] in data and hints[1] not in data and hints[2] not in data
 
 
 def _ignore(event: Any) -> None:
@@ -322,7 +328,7 @@ def install_tap(
     events: list[Any] | None,
     mark: Callable[[], None] | None = None,
     divert: Callable[[str], bool] | None = None,
-    hints: tuple[str, str] | None = None,
+    hints: tuple[str, str, str] | None = None,
 ) -> EventTap | None:
     """Put an :class:`EventTap` in front of ``stream``'s SSE decoder; the tap, or None. Only on an SDK stream of the
     usual layout whose event generator (``_iterator``) will read ``stream._decoder`` when it first runs: openai makes

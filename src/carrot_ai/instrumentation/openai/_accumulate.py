@@ -54,8 +54,9 @@ def _take_usage(self: Any, data: dict[str, Any]) -> None:
             self._model = model if isinstance(model, str) else None
 
 
-# The usage-only chunk's data, in compact and in spaced JSON: an event containing neither is not it.
-USAGE_HINTS = ('"choices":[]', '"choices": []')
+# Which events may be the usage-only chunk (see EventTap): those with a "usage" key whose value is not null, however
+# the JSON is spaced. OpenAI's own chunks carry "usage":null when usage was asked for; other servers' none at all.
+USAGE_HINTS = ('"usage"', '"usage":null', '"usage": null')
 
 
 def _divert(self: Any, data: str) -> bool:
@@ -66,7 +67,7 @@ def _divert(self: Any, data: str) -> bool:
     legacy completion accumulators' ``divert`` (see ``carrot_ai._core._stream.EventTap``)."""
     try:
         decoded = json.loads(data)
-        if type(decoded) is dict and decoded.get("choices") == [] and type(decoded.get("usage")) is dict:
+        if type(decoded) is dict and not decoded.get("choices") and type(decoded.get("usage")) is dict:
             self.take_usage(decoded)
             return True
     except Exception:
@@ -138,7 +139,7 @@ class ChatStreamAccumulator:
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self._usage = usage
-            if self._hide_usage and isinstance(choices, list) and not choices:
+            if self._hide_usage and not choices:  # none, or no "choices" at all
                 return False  # the usage-only chunk only we asked for
         if not choices:
             return True
@@ -271,7 +272,7 @@ class CompletionStreamAccumulator:
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self._usage = usage
-            if self._hide_usage and isinstance(choices, list) and not choices:
+            if self._hide_usage and not choices:  # none, or no "choices" at all
                 return False
         for choice in choices or ():
             index = getattr(choice, "index", 0)
