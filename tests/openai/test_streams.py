@@ -419,3 +419,64 @@ def test_the_callers_extra_body_is_kept_when_carrot_asks_for_usage(
     [record] = records(carrot, 1)
     assert record["metadata"]["output_tokens"] > 0 and record["input"]["user_tier"] == "gold"
     assert "stream_options" not in record["input"]
+
+
+class _RefusingStreamOptions:
+    """A server that answers 400 to ``stream_options`` (older Azure API versions, some OpenAI-compatible servers)."""
+
+    MESSAGE = "Unrecognized request argument supplied: stream_options"
+
+    def __init__(self, fake: FakeOpenAI) -> None:
+        self.fake = fake
+
+    def __call__(self, request: Any) -> Any:
+        from tests.fakes import ErrorReply
+
+        if "stream_options" in (request.json or {}):
+            return ErrorReply(400, message=self.MESSAGE)
+        return self.fake.default_reply(request)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_server_that_refuses_stream_options_gets_the_callers_request(
+    fake: FakeOpenAI, carrot: IngestServer, is_async: bool
+) -> None:
+    """Asking for usage must not break a stream the bare client can make: refused, the stream is sent again as the
+    caller wrote it, and that client's streams are not asked again."""
+    fake.enqueue(*[_RefusingStreamOptions(fake)] * 5)
+
+    def streams(client: Any, count: int) -> list[list[Any]]:
+        async def run() -> list[list[Any]]:
+            got = []
+            for _ in range(count):
+                stream = await client.chat.completions.create(**body(LONG), stream=True)
+                got.append([c async for c in stream])
+            return got
+
+        if is_async:
+            return asyncio.run(run())
+        return [list(client.chat.completions.create(**body(LONG), stream=True)) for _ in range(count)]
+
+    [bare] = streams(make_client(fake, is_async=is_async), 1)
+    assert len(fake.requests) == 1
+    first, second = streams(carrot_ai.wrap(make_client(fake, is_async=is_async)), 2)
+    assert dumps(first) == dumps(second) == dumps(bare)
+    sent = [r.json for r in fake.requests[1:]]
+    assert ["stream_options" in b for b in sent] == [True, False, False]  # refused once, then never asked
+    got = records(carrot, 2)
+    assert all(r["status"] == "success" and r["output"]["message"]["content"] == f"Echo: {LONG}" for r in got)
+    assert all("output_tokens" not in r["metadata"] for r in got)  # the server gives no usage without the option
+
+
+def test_another_bad_request_on_a_stream_is_not_sent_again(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    from tests.fakes import ErrorReply
+
+    fake.enqueue(ErrorReply(400, message="This model's maximum context length is 128000 tokens"))
+    client = carrot_ai.wrap(make_client(fake))
+    with pytest.raises(openai.BadRequestError, match="maximum context length"):
+        list(client.chat.completions.create(**body(LONG), stream=True))
+    assert len(fake.requests) == 1
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    list(client.chat.completions.create(**body(LONG), stream=True))
+    assert fake.last_request.json["stream_options"] == {"include_usage": True}  # type: ignore[index]

@@ -14,11 +14,15 @@ up on the resource when the manager is entered), so they are recorded by the sam
 Usage on streams: when the caller streams a chat (or legacy) completion without saying anything about
 ``stream_options.include_usage``, the wrapper asks for it and the accumulator hides the extra usage-only chunk,
 so the caller sees exactly the stream it asked for. An explicit ``include_usage`` (True or False) is left alone,
-and a raw response (whose bytes the caller may read) is never changed.
+and a raw response (whose bytes the caller may read) is never changed. A server that refuses the option (a 400 or
+422 naming it) gets the request again as the caller wrote it, and that client's streams are not asked again. Still
+visible: the response's raw bytes (``stream.response.iter_lines()``) carry the usage event.
 """
 
 from __future__ import annotations
 
+import logging
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -218,18 +222,22 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     return state
 
 
-def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> bool:
-    """Ask a stream for its usage chunk when the caller left ``include_usage`` unsaid; True when we did."""
+def ask_for_usage(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], stream: bool) -> dict[str, Any] | None:
+    """The keyword arguments that ask a stream for its usage chunk, when the caller left ``include_usage`` unsaid
+    (a copy of ``kwargs``); None to send ``kwargs`` as they are. Not for a client whose server refused the option
+    before (:func:`call_asking_usage`)."""
     if not stream or not endpoint.asks_usage:
-        return False
+        return None
     try:
         # (``is not None`` first: isinstance with an abstract class costs a Python call, and these are mostly unset.)
         headers = kwargs.get("extra_headers")
         if headers is not None and isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers:
-            return False  # the caller may read the raw bytes: never change them
+            return None  # the caller may read the raw bytes: never change them
         extra_body = kwargs.get("extra_body")
         if extra_body is not None and isinstance(extra_body, Mapping) and "stream_options" in extra_body:
-            return False  # the caller's extra_body decides what is sent
+            return None  # the caller's extra_body decides what is sent
+        if _refused_any and getattr(instance, "_client", None) in _REFUSED:
+            return None
         options = kwargs.get("stream_options")
         if options is None or not _common.given(options):
             # Sent through extra_body: the same JSON, without the SDK's type-driven transform of a new parameter
@@ -241,16 +249,48 @@ def ask_for_usage(endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> b
             elif not _common.given(extra_body):
                 body = {"stream_options": {"include_usage": True}}
             else:
-                return False
-            kwargs.pop("stream_options", None)
-            kwargs["extra_body"] = body
-            return True
+                return None
+            asking = dict(kwargs)
+            asking.pop("stream_options", None)
+            asking["extra_body"] = body
+            return asking
         if isinstance(options, Mapping) and "include_usage" not in options:
-            kwargs["stream_options"] = {**options, "include_usage": True}
-            return True
+            return {**kwargs, "stream_options": {**options, "include_usage": True}}
     except Exception as exc:
         report_internal_error("openai stream usage", exc)
-    return False
+    return None
+
+
+# Clients whose server refused ``stream_options`` (some OpenAI-compatible servers and older Azure API versions
+# answer 400 to a parameter they do not know): their streams are no longer asked for usage.
+_REFUSED: weakref.WeakSet[Any] = weakref.WeakSet()
+_refused_any = False  # whether _REFUSED was ever added to (a WeakSet's truth value costs a Python call)
+logger = logging.getLogger("carrot_ai")
+
+
+def usage_refused(exc: BaseException, instance: Any) -> bool:
+    """Whether ``exc`` is the server refusing the ``stream_options`` carrot added (a 400 or 422 that names it); if
+    so, the client is remembered (its next streams are sent as the caller wrote them). Never raises."""
+    try:
+        if getattr(exc, "status_code", None) not in (400, 422):
+            return False
+        text = f"{exc} {getattr(exc, 'body', '')}"
+        if "stream_options" not in text and "include_usage" not in text:
+            return False
+        global _refused_any
+        client = getattr(instance, "_client", None)
+        if client is not None:
+            _REFUSED.add(client)
+            _refused_any = True
+        logger.info(
+            "carrot_ai: the server refused stream_options.include_usage (%s); the stream is sent again without it "
+            "and this client's streams are no longer asked for usage",
+            getattr(exc, "status_code", None),
+        )
+        return True
+    except Exception as exc2:
+        report_internal_error("openai stream usage", exc2)
+        return False
 
 
 # --- create / parse ------------------------------------------------------------------------------------------
@@ -273,9 +313,19 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
         call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
         if call is None:
             return wrapped(*args, **kwargs)
-        hide_usage = stream and ask_for_usage(endpoint, kwargs, stream)
+        asking = ask_for_usage(endpoint, instance, kwargs, stream) if stream else None
+        hide_usage = asking is not None
         try:
-            result = wrapped(*args, **kwargs)
+            if asking is None:
+                result = wrapped(*args, **kwargs)
+            else:
+                try:
+                    result = wrapped(*args, **asking)
+                except Exception as exc:
+                    if not usage_refused(exc, instance):
+                        raise
+                    hide_usage = False
+                    result = wrapped(*args, **kwargs)  # as the caller wrote it: what the bare client sends
         except BaseException as exc:
             fail_call(call, exc)
             raise
@@ -297,9 +347,19 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
         call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
         if call is None:
             return await wrapped(*args, **kwargs)
-        hide_usage = stream and ask_for_usage(endpoint, kwargs, stream)
+        asking = ask_for_usage(endpoint, instance, kwargs, stream) if stream else None
+        hide_usage = asking is not None
         try:
-            result = await wrapped(*args, **kwargs)
+            if asking is None:
+                result = await wrapped(*args, **kwargs)
+            else:
+                try:
+                    result = await wrapped(*args, **asking)
+                except Exception as exc:
+                    if not usage_refused(exc, instance):
+                        raise
+                    hide_usage = False
+                    result = await wrapped(*args, **kwargs)  # as the caller wrote it: what the bare client sends
         except BaseException as exc:
             fail_call(call, exc)
             raise
