@@ -480,3 +480,35 @@ def test_another_bad_request_on_a_stream_is_not_sent_again(fake: FakeOpenAI, car
     assert record["status"] == "error"
     list(client.chat.completions.create(**body(LONG), stream=True))
     assert fake.last_request.json["stream_options"] == {"include_usage": True}  # type: ignore[index]
+
+
+def test_a_wrapped_stream_copies_as_the_sdks(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    import copy
+
+    counts = []
+    for client in (make_client(fake), carrot_ai.wrap(make_client(fake))):
+        stream = client.chat.completions.create(**body(LONG), stream=True)
+        duplicate = copy.copy(stream)
+        assert type(duplicate) is openai.Stream  # the SDK's own stream (a copy is not recorded)
+        counts.append(len(list(stream)))
+    assert counts[0] == counts[1] > 2
+    assert len(records(carrot, 1)) == 1
+
+
+def test_an_async_streams_iterator_is_a_new_async_generator_each_time(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    """As the SDK's ``AsyncStream.__aiter__``: closing the iterator an ``async for`` got leaves the stream open."""
+
+    async def run(client: Any) -> tuple[bool, int, bool]:
+        stream = await client.chat.completions.create(**body(LONG), stream=True)
+        iterator = stream.__aiter__()
+        fresh = iterator is not stream and iterator is not stream.__aiter__()
+        await iterator.__anext__()
+        await iterator.aclose()
+        rest = [chunk async for chunk in stream]
+        return fresh, len(rest), hasattr(stream, "aclose")
+
+    bare = asyncio.run(run(make_client(fake, is_async=True)))
+    wrapped = asyncio.run(run(carrot_ai.wrap(make_client(fake, is_async=True))))
+    assert wrapped == bare and bare[0] and bare[1] > 1
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == f"Echo: {LONG}"

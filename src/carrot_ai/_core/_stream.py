@@ -10,12 +10,13 @@ garbage collection of an abandoned stream. Partial output and usage are kept on 
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import json
 import operator
 import types
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 import wrapt
@@ -353,12 +354,22 @@ def install_tap(
         return None
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """Transparent proxy of a sync stream (``openai.Stream``, ``anthropic.Stream``, ...)."""
+class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """What both stream proxies share: the state, and copies (of the SDK's stream: a copy is not recorded)."""
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
+
+    def __copy__(self) -> Any:
+        return copy.copy(self.__wrapped__)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return copy.deepcopy(self.__wrapped__, memo)
+
+
+class SyncStreamProxy(_StreamProxy):
+    """Transparent proxy of a sync stream (``openai.Stream``, ``anthropic.Stream``, ...)."""
 
     def __iter__(self) -> Iterator[Any]:
         # A generator, as the SDKs' own ``Stream.__iter__`` returns: a ``for`` loop then resumes it for each chunk,
@@ -511,15 +522,13 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
     state.finish()
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+class AsyncStreamProxy(_StreamProxy):
     """Transparent proxy of an async stream (``openai.AsyncStream``, ``anthropic.AsyncStream``, ...)."""
 
-    def __init__(self, wrapped: Any, state: StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-
-    def __aiter__(self) -> AsyncStreamProxy:
-        return self
+    def __aiter__(self) -> AsyncIterator[Any]:
+        # An async generator, as the SDKs' own ``AsyncStream.__aiter__`` returns (a new one each time, over the same
+        # stream): closing it leaves the stream open, and ``anext(stream)`` still works.
+        return _aiterate(self, self._self_state, self.__wrapped__)
 
     async def __anext__(self) -> Any:
         state = self._self_state
@@ -569,15 +578,41 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         finally:
             self._self_state.finish()
 
-    async def aclose(self) -> None:
-        try:
-            aclose = getattr(self.__wrapped__, "aclose", None) or getattr(self.__wrapped__, "close", None)
-            if aclose is not None:
-                await aclose()
-        finally:
-            self._self_state.finish()
+    @property
+    def aclose(self) -> Callable[[], Awaitable[None]]:
+        """The stream's own ``aclose`` (an AttributeError when it has none, as the SDKs' streams), ending the span."""
+        inner = self.__wrapped__.aclose
+        state = self._self_state
+
+        async def aclose() -> None:
+            try:
+                await inner()
+            finally:
+                state.finish()
+
+        return aclose
 
     def __del__(self) -> None:
         state = getattr(self, "_self_state", None)
         if state is not None and not state.done:
             state.finish()
+
+
+async def _aiterate(proxy: AsyncStreamProxy, state: StreamState, stream: Any) -> AsyncIterator[Any]:
+    """The chunks of an async stream, through the stream's own ``__aiter__`` (the SDK's own per-item work
+    included), as :meth:`AsyncStreamProxy.__anext__` hands them out one by one. ``proxy`` is held for as long as the
+    loop runs, as in :func:`_iterate`."""
+    try:
+        if state.tapped:
+            async for chunk in stream:
+                yield chunk
+        else:
+            async for chunk in stream:
+                if state.chunk(chunk):
+                    yield chunk
+    except GeneratorExit:  # the caller's loop is gone (break, then finalization): not an error, the stream stays open
+        raise
+    except BaseException as exc:
+        state.fail(exc)
+        raise
+    state.finish()
