@@ -173,6 +173,58 @@ def test_on_the_fast_path_traceparent_names_the_recorded_call(
     assert all("baggage" not in r.headers and "tracestate" not in r.headers for r in fake.requests)
 
 
+class _Signing:
+    """What Bedrock and Vertex clients do in ``_prepare_request``: sign the request's headers (recorded here)."""
+
+    signed: list[dict[str, str]]
+
+    def _sign(self, request: Any) -> None:
+        self.signed.append(dict(request.headers))
+        request.headers["x-signature"] = str(hash(tuple(sorted(request.headers.items()))))
+
+
+class SigningAnthropic(_Signing, anthropic.Anthropic):
+    def _prepare_request(self, request: Any) -> None:
+        self._sign(request)
+
+
+class AsyncSigningAnthropic(_Signing, anthropic.AsyncAnthropic):
+    async def _prepare_request(self, request: Any) -> None:
+        self._sign(request)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_signing_clients_traceparent_is_set_after_signing_as_the_sdk_does(
+    fake: FakeAnthropic,
+    tracer_provider: TracerProvider,
+    spans: InMemorySpanExporter,
+    carrot: IngestServer,
+    is_async: bool,
+) -> None:
+    """anthropic removes its trace headers before ``_prepare_request`` (where AWS clients sign the request) and sets
+    them after; carrot must not put ``traceparent`` where the signature covers it."""
+    kind = AsyncSigningAnthropic if is_async else SigningAnthropic
+    client = kind(
+        base_url=fake.base_url,
+        api_key="sk-ant-test",
+        max_retries=0,
+        open_telemetry={"tracer_provider": tracer_provider},
+    )
+    client.signed = []
+    wrapped = carrot_ai.wrap(client)
+    if is_async:
+        asyncio.run(wrapped.messages.create(**body("signed")))
+    else:
+        wrapped.messages.create(**body("signed"))
+    assert len(client.signed) == 1 and "traceparent" not in client.signed[0]
+    [ours] = spans.get_finished_spans()  # the SDK's span: not recorded (the guard's non-recording span)
+    assert ours.instrumentation_scope.name == semconv.SCOPE_ANTHROPIC
+    traceparent = fake.last_request.headers["traceparent"]
+    assert traceparent.split("-")[1:3] == [f"{ours.context.trace_id:032x}", f"{ours.context.span_id:016x}"]
+    assert "x-signature" in fake.last_request.headers
+    records(carrot, 1)
+
+
 def test_on_the_fast_path_headers_are_what_the_propagator_injects(carrot: IngestServer) -> None:
     seen: list[tuple[dict[str, str], dict[str, str]]] = []
 

@@ -122,7 +122,8 @@ def propagation_headers(client: Any) -> dict[str, str] | None:
     """The trace-context headers the SDK would send for a call on ``client`` now, computed for the current span.
 
     ``{}`` when the SDK would send none (its spans are off, propagation is off, or no tracer provider is installed,
-    so its span would have no valid context); None when this is not known (no guard, anthropic < 2).
+    so its span would have no valid context); None when this is not known (no guard, anthropic < 2), or when the
+    client signs its requests (the SDK then sends them itself, after signing).
     """
     if _original_tracer is None:
         return None
@@ -133,7 +134,23 @@ def propagation_headers(client: Any) -> dict[str, str] | None:
         return {}
     if options.get("tracer_provider") is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return {}
+    if _signs_requests(type(client)):
+        # A client that signs its requests (Bedrock, Vertex: ``_prepare_request``) must not sign these headers: the
+        # SDK removes them before signing and sets them after. Left to it, through the guard's non-recording span.
+        return None
     return current_headers()
+
+
+_SIGNING: dict[type, bool] = {}  # per client class: whether it overrides the SDK's _prepare_request
+
+
+def _signs_requests(kind: type) -> bool:
+    """Whether clients of ``kind`` prepare (sign) their requests: a ``_prepare_request`` not the SDK base client's."""
+    signs = _SIGNING.get(kind)
+    if signs is None:
+        owner = next((c for c in kind.__mro__ if "_prepare_request" in vars(c)), None)
+        signs = _SIGNING[kind] = owner is not None and owner.__module__ != "anthropic._base_client"
+    return signs
 
 
 def current_headers() -> dict[str, str]:
