@@ -25,8 +25,15 @@ def wrap(client: T, *, name: str | None = None, tags: Sequence[str] | None = Non
     """
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise TypeError("tags must be a list of strings")
-    module = (getattr(type(client), "__module__", "") or "").split(".", 1)[0]
-    adapter = _ADAPTERS.get(module)
+    # The SDK a client's class (or the SDK class it derives from: a subclass of the application's) comes from.
+    adapter = next(
+        (
+            _ADAPTERS[module]
+            for kind in type(client).__mro__
+            if (module := (getattr(kind, "__module__", "") or "").split(".", 1)[0]) in _ADAPTERS
+        ),
+        None,
+    )
     if adapter is None:
         raise TypeError(
             f"carrot_ai.wrap() supports OpenAI, AsyncOpenAI, Anthropic and AsyncAnthropic clients, "

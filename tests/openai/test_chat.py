@@ -151,6 +151,17 @@ def test_wrap_rejects_objects_that_are_not_clients() -> None:
         carrot_ai.wrap(openai.types.chat.ChatCompletionMessage(role="assistant", content="x"))
 
 
+def test_wrap_takes_an_applications_subclass_of_a_client(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    class MyClient(openai.OpenAI):  # defined outside the SDK's modules
+        pass
+
+    client = carrot_ai.wrap(MyClient(base_url=fake.base_url + "/v1", api_key="sk-test", max_retries=0))
+    assert type(client) is MyClient
+    client.chat.completions.create(model=MODEL, messages=user("subclass"))
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["content"] == "Echo: subclass"
+
+
 def test_parallel_tool_calls_become_tool_calls(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
     client = client_for(way, fake)
     completion = client.chat.completions.create(
