@@ -79,6 +79,9 @@ def test_no_traceparent_when_the_sdk_would_send_none(fake: FakeAnthropic, carrot
     assert "traceparent" not in fake.last_request.headers
     carrot_ai.wrap(make_client(fake)).messages.create(**body("wrapped"))
     assert "traceparent" not in fake.last_request.headers
+    with carrot_ai.wrap(make_client(fake)).messages.stream(**body("helper")) as stream:  # the guard's path
+        stream.get_final_text()
+    assert "traceparent" not in fake.last_request.headers
 
 
 def test_stream_helper_still_propagates(

@@ -100,7 +100,7 @@ def install_native_span_guard() -> bool:
                 return None
             try:
                 options = client._open_telemetry
-                return _CURRENT_SPAN_TRACER if options.get("propagation", True) else None
+                return _CURRENT_SPAN_TRACER if options.get("propagation", True) and _has_provider(options) else None
             except Exception as exc:
                 report_internal_error("anthropic native span guard", exc)
                 return tracer
@@ -132,13 +132,21 @@ def propagation_headers(client: Any) -> dict[str, str] | None:
         return None
     if not options.get("propagation", True) or _original_tracer(client) is None:
         return {}
-    if options.get("tracer_provider") is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    if not _has_provider(options):
         return {}
     if _signs_requests(type(client)):
         # A client that signs its requests (Bedrock, Vertex: ``_prepare_request``) must not sign these headers: the
         # SDK removes them before signing and sets them after. Left to it, through the guard's non-recording span.
         return None
     return current_headers()
+
+
+def _has_provider(options: dict[str, Any]) -> bool:
+    """Whether a client with ``open_telemetry`` ``options`` has a tracer provider (its own, or a global one). Without
+    one its span would have no context of its own, and the SDK sends no trace headers for it."""
+    return options.get("tracer_provider") is not None or not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider
+    )
 
 
 _SIGNING: dict[type, bool] = {}  # per client class: whether it overrides the SDK's _prepare_request
