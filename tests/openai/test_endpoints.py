@@ -11,6 +11,7 @@ from typing import Any
 import openai
 import pytest
 
+import carrot_ai
 from tests.fakes.openai_server import FakeOpenAI, rate_limit
 from tests.ingest_server import IngestServer
 from tests.openai.conftest import MODEL, client_for, make_client, records, user
@@ -245,6 +246,17 @@ def test_with_raw_response_stream_is_not_changed(client: openai.OpenAI, fake: Fa
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "Echo: raw stream"
     [record] = records(carrot, 1)
     assert record["output"]["message"]["content"] == "Echo: raw stream"
+
+
+def test_a_raw_stream_parsed_to_another_type_is_the_sdks(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    """``parse(to=...)`` asks the SDK for a stream of another type: the caller gets that one, as without carrot."""
+    got = []
+    for client in (make_client(fake), carrot_ai.wrap(make_client(fake))):
+        raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=user("typed"), stream=True)
+        first = raw.parse()
+        other = raw.parse(to=openai.Stream[dict])  # type: ignore[type-arg]
+        got.append((type(other), other is first, raw.parse() is first))
+    assert got[0] == got[1] == (openai.Stream, False, True)
 
 
 def test_abandoned_raw_stream_response_is_recorded_when_collected(client: openai.OpenAI, carrot: IngestServer) -> None:

@@ -73,7 +73,9 @@ class _RawTracker:
     def parsed(self, result: Any) -> Any:
         with guard(f"{self.adapter.label} raw parse"):
             if self.proxy is not None:
-                return self.proxy
+                # The SDK caches what it parsed, per type asked for: the same stream again is our proxy; a stream of
+                # another type (``parse(to=...)``) is the caller's, as without carrot.
+                return self.proxy if result is self.proxy.__wrapped__ else result
             if self.call.span.ended:
                 return result
             stream_type, async_stream_type = self.adapter.stream_types()
