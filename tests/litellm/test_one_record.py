@@ -4,6 +4,7 @@ another GenAI instrumentation active too, the inner call adds no second record."
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,3 +116,60 @@ def test_inside_a_trace_the_call_names_its_parent(way: str, oai: FakeOpenAI, car
     assert child["metadata"]["parent_trace_id"] == parent["id"]
     assert child["metadata"]["user_id"] == "u-1"
     assert child["tags"] == ["ctx"]
+
+
+def test_a_call_made_from_a_litellm_callback_is_a_call_of_its_own(
+    way: str, oai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    """litellm runs its success callbacks in the context of the call (in a thread, or a task, it starts during it):
+    an LLM call a callback makes (a judge) is not part of the finished call, and gets its own record."""
+    from litellm.integrations.custom_logger import CustomLogger
+
+    judged: list[str] = []
+
+    class Judge(CustomLogger):  # type: ignore[misc]
+        active = True  # litellm keeps copies of its callbacks lists: a judge left there after the test does nothing
+
+        def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+            if self.active and "main sync" in str(kwargs.get("messages")):  # (litellm may call both handlers)
+                litellm.completion(model=OPENAI_MODEL, messages=user("judge sync"), **via_openai(oai))
+                judged.append("sync")
+
+        async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+            if self.active and "main async" in str(kwargs.get("messages")):
+                await litellm.acompletion(model=OPENAI_MODEL, messages=user("judge async"), **via_openai(oai))
+                judged.append("async")
+
+    callbacks = litellm.callbacks
+    judge = Judge()
+    litellm.callbacks = [judge]
+    try:
+
+        async def main() -> None:
+            await litellm.acompletion(model=OPENAI_MODEL, messages=user("main async"), **via_openai(oai))
+            for _ in range(200):
+                if "async" in judged:
+                    break
+                await asyncio.sleep(0.01)
+
+        asyncio.run(main())
+        litellm.completion(model=OPENAI_MODEL, messages=user("main sync"), **via_openai(oai))
+        for _ in range(200):
+            if "sync" in judged:
+                break
+            time.sleep(0.01)
+    finally:
+        judge.active = False
+        litellm.callbacks = callbacks
+        for name in ("success_callback", "_async_success_callback", "failure_callback", "_async_failure_callback"):
+            listed = getattr(litellm, name, None)
+            if isinstance(listed, list) and judge in listed:
+                listed.remove(judge)
+    assert sorted(judged) == ["async", "sync"]
+    got = records(carrot, 4)
+    assert sorted(r["input"]["messages"][-1]["content"] for r in got) == [
+        "judge async",
+        "judge sync",
+        "main async",
+        "main sync",
+    ]

@@ -419,3 +419,37 @@ def test_with_the_export_queue_backlogged_calls_are_read_at_once_and_recorded_th
         assert read_on["second question"] == main  # the queue was past a quarter: read at once
     finally:
         carrot_ai.shutdown()
+
+
+def test_a_call_from_another_thread_started_inside_a_call_is_a_call_of_its_own(
+    fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    """Work a call starts elsewhere inherits its context (a callback run in a thread with a copy of it) but is not
+    part of it: an LLM call made there gets its own record; a call nested on the same thread does not."""
+    import contextvars
+    import threading
+
+    import httpx2
+
+    client = carrot_ai.wrap(make_client(fake))
+    done: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if b"outer" not in request.content:
+            return
+        context = contextvars.copy_context()  # as litellm and executors hand their callbacks the caller's context
+
+        def callback() -> None:
+            client.chat.completions.create(model=MODEL, messages=user("from a thread"))
+            done.append("thread")
+
+        thread = threading.Thread(target=context.run, args=(callback,))
+        thread.start()
+        thread.join(10)
+        client.chat.completions.create(model=MODEL, messages=user("nested, same thread"))  # the same call
+
+    client._client = httpx2.Client(event_hooks={"request": [on_request]})
+    client.chat.completions.create(model=MODEL, messages=user("outer"))
+    assert done == ["thread"]
+    got = records(carrot, 2)
+    assert sorted(r["input"]["messages"][-1]["content"] for r in got) == ["from a thread", "outer"]

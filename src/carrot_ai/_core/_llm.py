@@ -36,7 +36,7 @@ from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._serialize import dumps
 from carrot_ai._core._snapshot import snapshot_kwargs
-from carrot_ai._core._tracing import EXPORTED_PARENT_KEY, LLM_CALL_KEY, SpanCall, current_context
+from carrot_ai._core._tracing import EXPORTED_PARENT_KEY, LLM_CALL_KEY, SpanCall, current_context, running_here
 
 # What a deferred result gives: the response attributes and the record's output.
 Result = Callable[[], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
@@ -101,7 +101,7 @@ class LLMCall:
             if not _ensure_started():
                 return None
             context = current_context()
-            if context.get(LLM_CALL_KEY) is not None:
+            if running_here(context.get(LLM_CALL_KEY)):
                 return None  # already inside this call
             if capture is None:
                 capture = _content.capture_enabled()

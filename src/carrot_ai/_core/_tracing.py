@@ -11,6 +11,7 @@ of one span.
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -89,8 +90,15 @@ def get_tracer(scope: str) -> Tracer:
 
 
 def in_llm_call() -> bool:
-    """Whether one of our LLM-call spans is active (a nested instrumented call is then the same call)."""
-    return current_context().get(LLM_CALL_KEY) is not None
+    """Whether one of our LLM calls is running here (a nested instrumented call is then the same call)."""
+    return running_here(current_context().get(LLM_CALL_KEY))
+
+
+def running_here(call: Any) -> bool:
+    """Whether ``call`` (what a context holds under ``LLM_CALL_KEY``) is a model call that has not ended, on this
+    thread. Work the call started elsewhere inherits its context but is not part of it: a callback run on another
+    thread (litellm's success callbacks), or anything that runs after the call ended, is a call of its own."""
+    return call is not None and not call._ended and call._thread == threading.get_ident()
 
 
 def _exported_operation(span: Span) -> str | None:
@@ -139,7 +147,7 @@ class SpanCall:
     ``deactivate()``; streams deactivate when the call returns and end the span later.
     """
 
-    __slots__ = ("span", "_token", "_ended", "_llm")
+    __slots__ = ("span", "_token", "_ended", "_llm", "_thread")
 
     def __init__(
         self,
@@ -200,7 +208,8 @@ class SpanCall:
         # One new Context with all three keys (set_span_in_context + set_value would copy it three times).
         values: dict[str, object] = {**context, _SPAN_KEY: self.span, EXPORTED_PARENT_KEY: span_id}
         if self._llm:
-            values[LLM_CALL_KEY] = span_id
+            values[LLM_CALL_KEY] = self
+            self._thread = threading.get_ident()
         self._token = _attach(Context(values))
 
     def deactivate(self) -> None:

@@ -23,7 +23,7 @@ from carrot_ai import semconv
 from carrot_ai._context import current_scope
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai._core._tracing import LLM_CALL_KEY, is_foreign_model_call, parent_attribute
+from carrot_ai._core._tracing import LLM_CALL_KEY, is_foreign_model_call, parent_attribute, running_here
 from carrot_ai.export import _duplicates
 from carrot_ai.export._exporter import CarrotSpanExporter, raw_attributes
 from carrot_ai.export._sizing import FAST_SPAN_OVERHEAD_BYTES
@@ -81,7 +81,7 @@ class CarrotSpanProcessor(SpanProcessor):
             attributes = span.attributes or {}
             # Inside one of our LLM calls (at any depth: other instrumentations nest in each other), another
             # instrumentation's model-call span is the same call.
-            in_our_call = otel_context.get_value(LLM_CALL_KEY, parent_context) is not None
+            in_our_call = running_here(otel_context.get_value(LLM_CALL_KEY, parent_context))
             if semconv.GEN_AI_OPERATION_NAME not in attributes:
                 if in_our_call:
                     _duplicates.remember(span.get_span_context().span_id)  # decided when it ends
