@@ -151,3 +151,33 @@ def test_routing_is_asked_of_litellm_once_per_model_and_base(
     assert len(ours) == 1, asked  # carrot asked LiteLLM's router once (LiteLLM's own routing calls it directly)
     key = next(iter(_calls._routes))
     assert key[0] == OPENAI_MODEL and _calls._routes[key][1] == "openai"
+
+
+def test_a_routers_call_records_the_request_not_the_routers_settings(
+    way: str, oai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    from litellm import Router
+
+    router = Router(
+        model_list=[{"model_name": "primary", "litellm_params": {"model": OPENAI_MODEL, **via_openai(oai)}}]
+    )
+    router.completion(model="primary", messages=user("routed"))
+    asyncio.run(router.acompletion(model="primary", messages=user("routed async")))
+    for record in records(carrot, 2):
+        assert set(record["input"]) <= {"model", "messages", "stream"}, record["input"]
+        assert record["input"]["model"] == OPENAI_MODEL
+
+
+def test_a_request_that_got_no_answer_records_no_http_status(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
+    """LiteLLM gives a connection error status 500 and a timeout 408 of its own: neither was an HTTP answer."""
+    from tests.fakes._http import Hang, Reset
+
+    oai.enqueue(Reset())
+    with pytest.raises((litellm.APIConnectionError, litellm.InternalServerError)):  # (as litellm 1.105 maps it)
+        litellm.completion(model=OPENAI_MODEL, messages=user("reset"), max_retries=0, **via_openai(oai))
+    oai.enqueue(Hang())
+    with pytest.raises(litellm.Timeout):
+        litellm.completion(model=OPENAI_MODEL, messages=user("hang"), timeout=0.5, max_retries=0, **via_openai(oai))
+    got = records(carrot, 2)
+    assert [r["status"] for r in got] == ["error", "error"]
+    assert [r["metadata"].get("http_status") for r in got] == [None, None]

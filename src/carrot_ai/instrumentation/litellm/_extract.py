@@ -59,8 +59,19 @@ _NOT_INPUT = frozenset(
         "model_info",
         "mock_response",
         "extra_body",
+        # What a Router adds to each call (its own settings, not the request's).
+        "caching",
+        "allow_client_keepalive_override",
+        "use_in_pass_through",
+        "use_litellm_proxy",
+        "merge_reasoning_content_in_choices",
+        "attempted_targets",
+        "fallback_depth",
+        "max_fallbacks",
     }
 )
+# LiteLLM's private and bookkeeping arguments (``litellm_trace_id``, ``_context_compaction_state`` ...).
+_NOT_INPUT_PREFIXES = ("_", "litellm_")
 _REQUEST_NUMBERS = (
     ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
     ("max_completion_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
@@ -96,7 +107,11 @@ def call_arguments(args: Sequence[Any], kwargs: Mapping[str, Any], second: str) 
 
 def request_params(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The request parameters to record: no credentials, headers, clients or LiteLLM bookkeeping."""
-    params = {k: v for k, v in arguments.items() if v is not None and k not in _NOT_INPUT and not is_secret(k)}
+    params = {
+        k: v
+        for k, v in arguments.items()
+        if v is not None and k not in _NOT_INPUT and not k.startswith(_NOT_INPUT_PREFIXES) and not is_secret(k)
+    }
     extra_body = arguments.get("extra_body")
     if isinstance(extra_body, dict):
         params.update({k: v for k, v in extra_body.items() if not is_secret(str(k))})
@@ -226,10 +241,28 @@ def embedding_result(response: Any, capture: bool) -> tuple[dict[str, AttributeV
     return attributes, output if capture else None
 
 
+# The errors of a request that got no HTTP answer (the SDKs' and httpx's names), to which LiteLLM still gives a status
+# of its own choosing (500 for a connection reset, 408 for a timeout): no status is recorded for them.
+_NO_RESPONSE = frozenset({"APIConnectionError", "APITimeoutError", "Timeout", "TransportError", "TimeoutException"})
+
+
 def error_attributes(exc: BaseException) -> dict[str, AttributeValue]:
     """HTTP status and provider of a LiteLLM exception."""
     attributes: dict[str, AttributeValue] = {}
     status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
+    if isinstance(status, int) and not _without_response(exc):
         attributes[semconv.HTTP_RESPONSE_STATUS_CODE] = status
     return attributes
+
+
+def _without_response(exc: BaseException) -> bool:
+    """Whether ``exc``, or what it was raised from, is a connection error or a timeout (LiteLLM wraps the provider
+    SDK's error, which wraps the HTTP client's)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) or any(kind.__name__ in _NO_RESPONSE for kind in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
