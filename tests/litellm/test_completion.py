@@ -181,3 +181,23 @@ def test_a_request_that_got_no_answer_records_no_http_status(way: str, oai: Fake
     got = records(carrot, 2)
     assert [r["status"] for r in got] == ["error", "error"]
     assert [r["metadata"].get("http_status") for r in got] == [None, None]
+
+
+def test_the_models_thinking_is_recorded_as_reasoning(way: str, ant: FakeAnthropic, carrot: IngestServer) -> None:
+    """LiteLLM hands Anthropic's thinking over as ``reasoning_content``; the record keeps it as ``reasoning``, as
+    carrot's own Anthropic instrumentation does."""
+    call = {
+        "model": ANTHROPIC_MODEL,
+        "messages": user("think hard"),
+        "max_tokens": 2000,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        **via_anthropic(ant),
+    }
+    response = litellm.completion(**call)
+    thinking = response.choices[0].message.reasoning_content
+    assert isinstance(thinking, str) and thinking
+    chunks = list(litellm.completion(stream=True, **call))
+    streamed = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices)
+    assert streamed
+    got = records(carrot, 2)
+    assert [r["output"]["message"].get("reasoning") for r in got] == [thinking, streamed]

@@ -16,11 +16,12 @@ from carrot_ai.instrumentation.litellm._extract import get, usage_attributes
 
 
 class _Choice:
-    __slots__ = ("role", "text", "tool_calls", "finish_reason")
+    __slots__ = ("role", "text", "reasoning", "tool_calls", "finish_reason")
 
     def __init__(self) -> None:
         self.role = "assistant"
         self.text: list[str] = []
+        self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
 
@@ -67,6 +68,9 @@ class ChunkAccumulator:
                 content = get(delta, "content")
                 if isinstance(content, str) and content:
                     state.text.append(content)
+                reasoning = get(delta, "reasoning_content")
+                if isinstance(reasoning, str) and reasoning:
+                    state.reasoning.append(reasoning)
                 for call in get(delta, "tool_calls") or ():
                     _fold_tool_call(state.tool_calls, call)
         return True
@@ -89,6 +93,8 @@ class ChunkAccumulator:
             message: dict[str, Any] = {"role": choice.role, "content": "".join(choice.text) or None}
             if choice.tool_calls:
                 message["tool_calls"] = [choice.tool_calls[i] for i in sorted(choice.tool_calls)]
+            if choice.reasoning:
+                message["reasoning"] = "".join(choice.reasoning)
             messages.append(message)
         output: dict[str, Any] = {"message": messages[0]}
         if len(messages) > 1:

@@ -196,11 +196,15 @@ def response_attributes(response: Any) -> dict[str, AttributeValue]:
 
 
 def message_dict(message: Any) -> dict[str, Any]:
-    """An assistant message as the record's ``{"role", "content", "tool_calls"?}``."""
+    """An assistant message as the record's ``{"role", "content", "tool_calls"?, "reasoning"?}`` (``reasoning``: the
+    model's thinking, which LiteLLM normalises to ``reasoning_content`` whatever the provider)."""
     out: dict[str, Any] = {"role": get(message, "role") or "assistant", "content": get(message, "content")}
     tool_calls = get(message, "tool_calls")
     if tool_calls:
         out["tool_calls"] = [_tool_call(call) for call in tool_calls]
+    reasoning = get(message, "reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        out["reasoning"] = reasoning
     return out
 
 
