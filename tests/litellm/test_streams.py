@@ -132,3 +132,31 @@ def test_stream_failing_midway_is_an_error_record_with_partial_output(
         list(stream)
     [record] = records(carrot, 1)
     assert record["status"] == "error"
+
+
+def test_a_streams_proxy_has_what_litellms_stream_has(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
+    """No ``close()`` and no ``with`` where LiteLLM's ``CustomStreamWrapper`` has neither."""
+    import carrot_ai
+    from carrot_ai.instrumentation.litellm._patch import unpatch
+
+    def shape(stream: Any) -> tuple[bool, str]:
+        try:
+            with stream:
+                pass
+            entered = "entered"
+        except TypeError as exc:
+            entered = str(exc)
+        closable = hasattr(stream, "close")
+        list(stream)
+        return closable, entered
+
+    wrapped = shape(litellm.completion(model=OPENAI_MODEL, messages=user("shape"), stream=True, **via_openai(oai)))
+    if way == "patch_litellm":
+        unpatch()
+        try:
+            bare = shape(litellm.completion(model=OPENAI_MODEL, messages=user("bare"), stream=True, **via_openai(oai)))
+        finally:
+            carrot_ai.patch_litellm()
+        assert wrapped == bare
+    assert wrapped[0] is False and "context manager" in wrapped[1]
+    records(carrot, 1)

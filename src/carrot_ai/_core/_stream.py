@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import itertools
 import json
 import operator
@@ -364,6 +365,32 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __copy__(self) -> Any:
         return copy.copy(self.__wrapped__)
 
+    @property
+    def close(self) -> Callable[..., Any]:
+        """The stream's own ``close`` (an AttributeError when it has none), ending the span once it ran."""
+        return self._ending(self.__wrapped__.close)
+
+    def _ending(self, inner: Callable[..., Any]) -> Callable[..., Any]:
+        """``inner``, one of the stream's own methods (a coroutine function stays one), ending the span after it."""
+        state = self._self_state
+        if inspect.iscoroutinefunction(inner):
+
+            async def ending_async(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await inner(*args, **kwargs)
+                finally:
+                    state.finish()
+
+            return ending_async
+
+        def ending(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                state.finish()
+
+        return ending
+
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return copy.deepcopy(self.__wrapped__, memo)
 
@@ -403,9 +430,10 @@ class SyncStreamProxy(_StreamProxy):
                 return chunk
 
     def __enter__(self) -> SyncStreamProxy:
-        enter = getattr(self.__wrapped__, "__enter__", None)
-        if enter is not None:
-            enter()
+        enter = getattr(type(self.__wrapped__), "__enter__", None)
+        if enter is None:  # as ``with`` says of the stream itself
+            raise TypeError(f"'{type(self.__wrapped__).__name__}' object does not support the context manager protocol")
+        enter(self.__wrapped__)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
@@ -417,14 +445,6 @@ class SyncStreamProxy(_StreamProxy):
                 self._self_state.fail(exc)
             else:
                 self._self_state.finish()
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.__wrapped__, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._self_state.finish()
 
     def __del__(self) -> None:
         state = getattr(self, "_self_state", None)
@@ -555,9 +575,12 @@ class AsyncStreamProxy(_StreamProxy):
                 return chunk
 
     async def __aenter__(self) -> AsyncStreamProxy:
-        enter = getattr(self.__wrapped__, "__aenter__", None)
-        if enter is not None:
-            await enter()
+        enter = getattr(type(self.__wrapped__), "__aenter__", None)
+        if enter is None:  # as ``async with`` says of the stream itself
+            raise TypeError(
+                f"'{type(self.__wrapped__).__name__}' object does not support the asynchronous context manager protocol"
+            )
+        await enter(self.__wrapped__)
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
@@ -570,27 +593,10 @@ class AsyncStreamProxy(_StreamProxy):
             else:
                 self._self_state.finish()
 
-    async def close(self) -> None:
-        try:
-            close = getattr(self.__wrapped__, "close", None)
-            if close is not None:
-                await close()
-        finally:
-            self._self_state.finish()
-
     @property
     def aclose(self) -> Callable[[], Awaitable[None]]:
         """The stream's own ``aclose`` (an AttributeError when it has none, as the SDKs' streams), ending the span."""
-        inner = self.__wrapped__.aclose
-        state = self._self_state
-
-        async def aclose() -> None:
-            try:
-                await inner()
-            finally:
-                state.finish()
-
-        return aclose
+        return self._ending(self.__wrapped__.aclose)
 
     def __del__(self) -> None:
         state = getattr(self, "_self_state", None)
