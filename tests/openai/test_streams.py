@@ -490,6 +490,7 @@ def test_a_wrapped_stream_copies_as_the_sdks(fake: FakeOpenAI, carrot: IngestSer
         stream = client.chat.completions.create(**body(LONG), stream=True)
         duplicate = copy.copy(stream)
         assert type(duplicate) is openai.Stream  # the SDK's own stream (a copy is not recorded)
+        assert type(duplicate._decoder).__name__ != "EventTap"  # nor read for the original's record
         counts.append(len(list(stream)))
     assert counts[0] == counts[1] > 2
     assert len(records(carrot, 1)) == 1
@@ -512,3 +513,98 @@ def test_an_async_streams_iterator_is_a_new_async_generator_each_time(fake: Fake
     assert wrapped == bare and bare[0] and bare[1] > 1
     [record] = records(carrot, 1)
     assert record["output"]["message"]["content"] == f"Echo: {LONG}"
+
+
+def _echoing_validation_error(fake: FakeOpenAI) -> Any:
+    """A server whose validation errors quote the request back (vLLM, FastAPI model validators): the quoted body holds
+    the ``stream_options`` carrot added, though the error is about something else."""
+    from tests.fakes import JSONReply
+
+    def reply(request: Any) -> Any:
+        sent = request.json or {}
+        if "tool_choice" in sent and "tools" not in sent:
+            error = {"type": "value_error", "loc": ("body",), "msg": "`tool_choice` needs `tools`", "input": sent}
+            return JSONReply(400, {"object": "error", "message": f"1 validation error:\n  {error}", "code": 400})
+        return fake.default_reply(request)
+
+    return reply
+
+
+def test_a_bad_request_that_quotes_stream_options_back_is_not_a_refusal(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    chains = []
+    for client in (make_client(fake), carrot_ai.wrap(make_client(fake))):
+        fake.clear_requests()
+        fake.enqueue(_echoing_validation_error(fake))
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(**body(LONG), tool_choice="auto", stream=True)
+        assert len(fake.requests) == 1  # not sent again
+        chain, error = [], caught.value
+        while error is not None:
+            chain.append(type(error).__name__)
+            error = error.__context__  # type: ignore[assignment]
+        chains.append(chain)
+        list(client.chat.completions.create(**body(LONG), stream=True))
+    assert chains[0] == chains[1]
+    assert fake.last_request.json["stream_options"] == {"include_usage": True}  # type: ignore[index]  # still asked
+    records(carrot, 2)
+
+
+def test_a_validation_error_located_at_stream_options_is_a_refusal(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    """FastAPI's 422: ``{"detail": [{"loc": ["body", "stream_options"], "msg": "Extra inputs are not permitted"}]}``."""
+    from tests.fakes import JSONReply
+
+    def reply(request: Any) -> Any:
+        if "stream_options" in (request.json or {}):
+            detail = [
+                {"type": "extra_forbidden", "loc": ["body", "stream_options"], "msg": "Extra inputs are not permitted"}
+            ]
+            return JSONReply(422, {"detail": detail})
+        return fake.default_reply(request)
+
+    fake.enqueue(reply, reply)
+    client = carrot_ai.wrap(make_client(fake))
+    chunks = list(client.chat.completions.create(**body(LONG), stream=True))
+    assert chunks and ["stream_options" in r.json for r in fake.requests] == [True, False]  # type: ignore[operator]
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+
+
+def test_a_wrapped_stream_has_the_context_manager_protocols_of_the_sdks(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    """``with`` on an async stream and ``async with`` on a sync one fail as on the SDK's own streams."""
+
+    def with_async(client: Any) -> str:
+        async def run() -> str:
+            stream = await client.chat.completions.create(**body(LONG), stream=True)
+            try:
+                with stream:
+                    return "entered"
+            except TypeError as exc:
+                return str(exc)
+            finally:
+                await stream.close()
+
+        return asyncio.run(run())
+
+    def async_with_sync(client: Any) -> str:
+        stream = client.chat.completions.create(**body(LONG), stream=True)
+
+        async def run() -> str:
+            try:
+                async with stream:
+                    return "entered"
+            except TypeError as exc:
+                return str(exc)
+
+        try:
+            return asyncio.run(run())
+        finally:
+            stream.close()
+
+    bare = (with_async(make_client(fake, is_async=True)), async_with_sync(make_client(fake)))
+    wrapped = (
+        with_async(carrot_ai.wrap(make_client(fake, is_async=True))),
+        async_with_sync(carrot_ai.wrap(make_client(fake))),
+    )
+    assert wrapped == bare
+    assert "context manager protocol" in bare[0] and "asynchronous context manager" in bare[1]
+    assert len(records(carrot, 2)) == 2

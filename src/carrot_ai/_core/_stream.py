@@ -363,7 +363,50 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_state = state
 
     def __copy__(self) -> Any:
-        return copy.copy(self.__wrapped__)
+        duplicate = copy.copy(self.__wrapped__)
+        decoder = getattr(duplicate, "_decoder", None)
+        if type(decoder) is EventTap:  # the copy reads its events for nobody
+            duplicate._decoder = decoder._decoder
+        return duplicate
+
+    # The context-manager protocols as the stream has them (a TypeError where it has none, as ``with`` raises for the
+    # stream itself), ending the span on the way out.
+
+    def __enter__(self) -> Any:
+        enter = getattr(type(self.__wrapped__), "__enter__", None)
+        if enter is None:
+            raise TypeError(f"'{type(self.__wrapped__).__name__}' object does not support the context manager protocol")
+        enter(self.__wrapped__)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__exit__", None)
+            return exit_(exc_type, exc, tb) if exit_ is not None else None
+        finally:
+            self._exited(exc)
+
+    async def __aenter__(self) -> Any:
+        enter = getattr(type(self.__wrapped__), "__aenter__", None)
+        if enter is None:
+            raise TypeError(
+                f"'{type(self.__wrapped__).__name__}' object does not support the asynchronous context manager protocol"
+            )
+        await enter(self.__wrapped__)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__aexit__", None)
+            return (await exit_(exc_type, exc, tb)) if exit_ is not None else None
+        finally:
+            self._exited(exc)
+
+    def _exited(self, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, GeneratorExit):
+            self._self_state.fail(exc)
+        else:
+            self._self_state.finish()
 
     @property
     def close(self) -> Callable[..., Any]:
@@ -428,23 +471,6 @@ class SyncStreamProxy(_StreamProxy):
             except Exception as exc:
                 _report_chunk_error(exc)
                 return chunk
-
-    def __enter__(self) -> SyncStreamProxy:
-        enter = getattr(type(self.__wrapped__), "__enter__", None)
-        if enter is None:  # as ``with`` says of the stream itself
-            raise TypeError(f"'{type(self.__wrapped__).__name__}' object does not support the context manager protocol")
-        enter(self.__wrapped__)
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        try:
-            exit_ = getattr(self.__wrapped__, "__exit__", None)
-            return exit_(exc_type, exc, tb) if exit_ is not None else None
-        finally:
-            if exc is not None and not isinstance(exc, GeneratorExit):
-                self._self_state.fail(exc)
-            else:
-                self._self_state.finish()
 
     def __del__(self) -> None:
         state = getattr(self, "_self_state", None)
@@ -573,25 +599,6 @@ class AsyncStreamProxy(_StreamProxy):
             except Exception as exc:
                 _report_chunk_error(exc)
                 return chunk
-
-    async def __aenter__(self) -> AsyncStreamProxy:
-        enter = getattr(type(self.__wrapped__), "__aenter__", None)
-        if enter is None:  # as ``async with`` says of the stream itself
-            raise TypeError(
-                f"'{type(self.__wrapped__).__name__}' object does not support the asynchronous context manager protocol"
-            )
-        await enter(self.__wrapped__)
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        try:
-            exit_ = getattr(self.__wrapped__, "__aexit__", None)
-            return (await exit_(exc_type, exc, tb)) if exit_ is not None else None
-        finally:
-            if exc is not None and not isinstance(exc, GeneratorExit):
-                self._self_state.fail(exc)
-            else:
-                self._self_state.finish()
 
     @property
     def aclose(self) -> Callable[[], Awaitable[None]]:

@@ -22,6 +22,7 @@ visible: the response's raw bytes (``stream.response.iter_lines()``) carry the u
 from __future__ import annotations
 
 import logging
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -269,13 +270,10 @@ logger = logging.getLogger("carrot_ai")
 
 
 def usage_refused(exc: BaseException, instance: Any) -> bool:
-    """Whether ``exc`` is the server refusing the ``stream_options`` carrot added (a 400 or 422 that names it); if
-    so, the client is remembered (its next streams are sent as the caller wrote them). Never raises."""
+    """Whether ``exc`` is the server refusing the ``stream_options`` carrot added (a 400 or 422 whose error names it);
+    if so, the client is remembered (its next streams are sent as the caller wrote them). Never raises."""
     try:
-        if getattr(exc, "status_code", None) not in (400, 422):
-            return False
-        text = f"{exc} {getattr(exc, 'body', '')}"
-        if "stream_options" not in text and "include_usage" not in text:
+        if getattr(exc, "status_code", None) not in (400, 422) or not _names_stream_options(getattr(exc, "body", None)):
             return False
         global _refused_any
         client = getattr(instance, "_client", None)
@@ -291,6 +289,33 @@ def usage_refused(exc: BaseException, instance: Any) -> bool:
     except Exception as exc2:
         report_internal_error("openai stream usage", exc2)
         return False
+
+
+# A validation error's location naming the option, as FastAPI / pydantic servers write it in a message:
+# 'loc': ('body', 'stream_options') or "loc": ["body", "stream_options", ...].
+_LOC_STREAM_OPTIONS = re.compile(r"""['"]loc['"]\s*:\s*[\[(][^\])]*stream_options""")
+
+
+def _names_stream_options(body: Any) -> bool:
+    """Whether an error body (what the SDK keeps: OpenAI's ``error`` object, or the whole JSON) says the request's
+    ``stream_options`` is what the server refused: its ``param``, a validation error's ``loc``, or its message. A
+    message that quotes the request back (validation errors with their ``input``) is only read for a ``loc``: the
+    option carrot added is in any echo of the request, whatever the error is about."""
+    if not isinstance(body, Mapping):
+        return False
+    param = body.get("param")
+    if isinstance(param, str) and param.startswith("stream_options"):
+        return True
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        return any(isinstance(item, Mapping) and "stream_options" in (item.get("loc") or ()) for item in detail)
+    message = body.get("message")
+    if not isinstance(message, str):
+        return False
+    if _LOC_STREAM_OPTIONS.search(message):
+        return True
+    echoed = "messages" in message or "'input'" in message or '"input"' in message
+    return not echoed and ("stream_options" in message or "include_usage" in message)
 
 
 # --- create / parse ------------------------------------------------------------------------------------------
@@ -319,13 +344,16 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
             if asking is None:
                 result = wrapped(*args, **kwargs)
             else:
+                refused = False
                 try:
                     result = wrapped(*args, **asking)
                 except Exception as exc:
                     if not usage_refused(exc, instance):
                         raise
+                    refused = True
+                if refused:  # sent again as the caller wrote it (outside the except: no chained first error)
                     hide_usage = False
-                    result = wrapped(*args, **kwargs)  # as the caller wrote it: what the bare client sends
+                    result = wrapped(*args, **kwargs)
         except BaseException as exc:
             fail_call(call, exc)
             raise
@@ -353,13 +381,16 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
             if asking is None:
                 result = await wrapped(*args, **kwargs)
             else:
+                refused = False
                 try:
                     result = await wrapped(*args, **asking)
                 except Exception as exc:
                     if not usage_refused(exc, instance):
                         raise
+                    refused = True
+                if refused:  # sent again as the caller wrote it (outside the except: no chained first error)
                     hide_usage = False
-                    result = await wrapped(*args, **kwargs)  # as the caller wrote it: what the bare client sends
+                    result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             fail_call(call, exc)
             raise
