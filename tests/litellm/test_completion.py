@@ -201,3 +201,24 @@ def test_the_models_thinking_is_recorded_as_reasoning(way: str, ant: FakeAnthrop
     assert streamed
     got = records(carrot, 2)
     assert [r["output"]["message"].get("reasoning") for r in got] == [thinking, streamed]
+
+
+def test_an_http_error_raised_while_handling_a_timeout_keeps_its_status(
+    way: str, oai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    """A fallback call made in an ``except litellm.Timeout:`` block: its real 429 is recorded as such (the timeout the
+    application was handling is further down the exception's chain, and says nothing about this call)."""
+    from tests.fakes._http import Hang
+    from tests.fakes.openai_server import rate_limit
+
+    oai.enqueue(Hang(), rate_limit())
+    try:
+        litellm.completion(model=OPENAI_MODEL, messages=user("slow"), timeout=0.5, max_retries=0, **via_openai(oai))
+    except litellm.Timeout:
+        with pytest.raises(litellm.RateLimitError):
+            litellm.completion(model=OPENAI_MODEL, messages=user("fallback"), max_retries=0, **via_openai(oai))
+    got = records(carrot, 2)
+    assert {r["input"]["messages"][-1]["content"]: r["metadata"].get("http_status") for r in got} == {
+        "slow": None,
+        "fallback": 429,
+    }

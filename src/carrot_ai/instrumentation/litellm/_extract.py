@@ -245,9 +245,11 @@ def embedding_result(response: Any, capture: bool) -> tuple[dict[str, AttributeV
     return attributes, output if capture else None
 
 
-# The errors of a request that got no HTTP answer (the SDKs' and httpx's names), to which LiteLLM still gives a status
-# of its own choosing (500 for a connection reset, 408 for a timeout): no status is recorded for them.
-_NO_RESPONSE = frozenset({"APIConnectionError", "APITimeoutError", "Timeout", "TransportError", "TimeoutException"})
+# Under LiteLLM's own exception, the provider SDK's and the HTTP client's: whether the request got an HTTP answer.
+# (LiteLLM gives a request that got none a status of its own choosing: 500 for a connection reset, 408 for a
+# timeout; and it maps a real 408 answer to its Timeout too, so its own classes say nothing either way.)
+_ANSWERED = frozenset({"APIStatusError", "HTTPStatusError"})
+_UNANSWERED = frozenset({"APIConnectionError", "APITimeoutError", "TransportError", "TimeoutException"})
 
 
 def error_attributes(exc: BaseException) -> dict[str, AttributeValue]:
@@ -260,13 +262,17 @@ def error_attributes(exc: BaseException) -> dict[str, AttributeValue]:
 
 
 def _without_response(exc: BaseException) -> bool:
-    """Whether ``exc``, or what it was raised from, is a connection error or a timeout (LiteLLM wraps the provider
-    SDK's error, which wraps the HTTP client's)."""
-    seen: BaseException | None = exc
+    """Whether what ``exc`` (LiteLLM's) was raised from says the request got no HTTP answer: the first SDK or HTTP
+    client error below it that tells either way decides (an error the application was handling when it made the
+    call may be further down the chain, and says nothing about this call)."""
+    seen = exc.__cause__ or exc.__context__
     for _ in range(8):
         if seen is None:
             return False
-        if isinstance(seen, OSError) or any(kind.__name__ in _NO_RESPONSE for kind in type(seen).__mro__):
+        names = {kind.__name__ for kind in type(seen).__mro__}
+        if names & _ANSWERED:
+            return False
+        if names & _UNANSWERED or isinstance(seen, OSError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
