@@ -101,7 +101,7 @@ class LLMCall:
             if not _ensure_started():
                 return None
             context = current_context()
-            if running_here(context.get(LLM_CALL_KEY)):
+            if (outer := context.get(LLM_CALL_KEY)) is not None and running_here(outer):
                 return None  # already inside this call
             if capture is None:
                 capture = _content.capture_enabled()

@@ -91,7 +91,8 @@ def get_tracer(scope: str) -> Tracer:
 
 def in_llm_call() -> bool:
     """Whether one of our LLM calls is running here (a nested instrumented call is then the same call)."""
-    return running_here(current_context().get(LLM_CALL_KEY))
+    call = current_context().get(LLM_CALL_KEY)
+    return call is not None and running_here(call)  # (None, nearly always: without a call)
 
 
 def running_here(call: Any) -> bool:
