@@ -120,14 +120,12 @@ class StreamState:
         if self.done:
             return
         self.done = True
-        try:  # what guard("stream finish") does, without its three calls: this runs at the end of every stream
+        with guard("stream finish"):
             if self.tapped:
                 self.call.stop_later(*self._later())
                 return
             attributes, output = self.accumulator.result()
             self.call.stop(attributes, output)
-        except Exception as exc:
-            report_internal_error("stream finish", exc)
 
     def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
         """What a provider adds about an error that ends the stream (HTTP status, error type, request id)."""
@@ -183,7 +181,7 @@ class EventTap:
     ``hint`` and none of ``not_hints``. Errors pass through; anything unexpected is left to the SDK.
     """
 
-    __slots__ = ("_decoder", "_events", "_append", "_mark", "_divert", "_hints", "read")
+    __slots__ = ("_decoder", "_append", "_mark", "_divert", "_hints", "read")
 
     def __init__(
         self,
@@ -194,7 +192,6 @@ class EventTap:
         hints: tuple[str, str, str] | None,
     ) -> None:
         self._decoder = decoder
-        self._events = events
         self._append: Callable[[Any], None] = events.append if events is not None else _ignore
         self._mark = mark
         self._divert = divert
@@ -207,9 +204,7 @@ class EventTap:
 
     def iter_bytes(self, iterator: Any) -> Iterator[Any]:
         events = self._decoder.iter_bytes(iterator)
-        if self._hints is None and self._events is not None:
-            return self._kept(events)
-        return self._tapped(events)
+        return self._kept(events) if self._hints is None else self._tapped(events)
 
     def _kept(self, events: Iterator[Any]) -> Iterator[Any]:
         """The events, each kept, with no divert to offer them to: after the first (which marks the first chunk), at
@@ -222,20 +217,15 @@ class EventTap:
         return events
 
     def _tapped(self, events: Iterator[Any]) -> Iterator[Any]:
+        """The events, each offered to the divert when the hints point at it, the others kept."""
         for event in events:  # up to the first event the SDK gets: the one that marks the first chunk
             if self._take(event):
                 yield event
                 break
         append = self._append
-        hints = self._hints
         read = self.read
-        # The loops below run for every event: the same steps as _take, without the first-event mark.
-        if hints is None:
-            for event in events:
-                append(event)
-                yield event
-            return
-        hint, plain, spaced = hints
+        hint, plain, spaced = self._hints  # type: ignore[misc]  # set: see iter_bytes
+        # The loop below runs for every event: the same steps as _take, without the first-event mark.
         for event in events:
             data = read(event)
             if hint in data and plain not in data and spaced not in data and self._diverted(data):
@@ -276,10 +266,8 @@ class EventTap:
         mark = self._mark
         if mark is not None:
             self._mark = None
-            try:
+            with guard("stream event"):
                 mark()
-            except Exception as exc:
-                report_internal_error("stream event", exc)
         self._append(event)
         return True
 

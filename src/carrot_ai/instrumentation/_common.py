@@ -73,20 +73,19 @@ def bind(
 def hook_process_response(client: Any) -> None:
     """Hook ``client._process_response`` (an instance attribute over the class's method). Never raises.
 
-    The body is kept only on a client without middleware (anthropic 2.x's ``middleware=``): middleware may send a
-    request more than once (each response goes through ``_process_response``) or change the result the caller gets,
-    which is then read from the returned object instead.
+    Not on a client with middleware (anthropic 2.x's ``middleware=``, fixed when the client is made): middleware may
+    send a request more than once (each response goes through ``_process_response``) or change the result the caller
+    gets, which is then read from the returned object instead.
     """
     try:
         original = getattr(client, "_process_response", None)
-        if original is None or getattr(original, "_carrot_wrapped", False):
+        if original is None or getattr(original, "_carrot_wrapped", False) or getattr(client, "_middleware", None):
             return
         if inspect.iscoroutinefunction(original):
 
             async def process_response_async(*args: Any, **kwargs: Any) -> Any:
                 result = await original(*args, **kwargs)
-                if not getattr(client, "_middleware", None):
-                    keep_body(kwargs.get("response"))
+                keep_body(kwargs.get("response"))
                 return result
 
             hook: Any = process_response_async
@@ -94,8 +93,7 @@ def hook_process_response(client: Any) -> None:
 
             def process_response(*args: Any, **kwargs: Any) -> Any:
                 result = original(*args, **kwargs)
-                if not getattr(client, "_middleware", None):
-                    keep_body(kwargs.get("response"))
+                keep_body(kwargs.get("response"))
                 return result
 
             hook = process_response
@@ -108,7 +106,8 @@ def hook_process_response(client: Any) -> None:
 
 
 def process_response_sync(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
-    """The instrumentors' wrapt wrapper of ``SyncAPIClient._process_response`` (see :func:`hook_process_response`)."""
+    """The instrumentors' wrapt wrapper of ``SyncAPIClient._process_response`` (see :func:`hook_process_response`:
+    not for a client with middleware)."""
     result = wrapped(*args, **kwargs)
     if not getattr(instance, "_middleware", None):
         keep_body(kwargs.get("response"))

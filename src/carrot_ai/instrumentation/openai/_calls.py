@@ -226,7 +226,7 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
 def ask_for_usage(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], stream: bool) -> dict[str, Any] | None:
     """The keyword arguments that ask a stream for its usage chunk, when the caller left ``include_usage`` unsaid
     (a copy of ``kwargs``); None to send ``kwargs`` as they are. Not for a client whose server refused the option
-    before (:func:`call_asking_usage`)."""
+    before (:func:`usage_refused`)."""
     if not stream or not endpoint.asks_usage:
         return None
     try:
