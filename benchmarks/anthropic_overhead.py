@@ -33,7 +33,6 @@ import httpx2
 from _harness import drain, keep_up
 
 import carrot_ai
-from carrot_ai.instrumentation.anthropic import _native
 
 MODEL = "claude-sonnet-4-5"  # priced by genai-prices; claude-opus-4-5 now warns (deprecated) on every call
 MESSAGE = {
@@ -204,6 +203,9 @@ def main() -> None:
         native = make_client()
         wrapped = carrot_ai.wrap(make_client())
         wrapped_off = carrot_ai.wrap(make_client(open_telemetry=False))
+        # Imported here, not at the top: peers.py imports this module under carrot-ai 0.2.1 too.
+        from carrot_ai.instrumentation.anthropic import _native
+
         assert _native.native_span_guard_installed()
 
         print(f"anthropic {anthropic.__version__}, {rounds} rounds x {calls} calls, content capture on")

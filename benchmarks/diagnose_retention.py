@@ -1,0 +1,96 @@
+"""Where the rest of a wrapped OpenAI ``create``'s overhead is: carrot's own work, or what keeping records costs.
+
+A diagnostic, not a product figure: it measures ``openai_overhead.py``'s ``create`` (same fake provider, same
+method) with the finished span handled in four ways, each in a fresh interpreter, alternating, ``--reps`` times:
+
+  export   as shipped: the span is queued and the export worker settles, converts and sends it (the product)
+  keep     the span is kept on the calling thread (the newest 1,024), never exported: the memory of queued records
+           without the worker's activity
+  bytes    only a ``bytes`` object of the same size as a kept span's memory (2,800 bytes) is kept (newest 1,024):
+           the cost of any memory kept per call, whatever it holds
+  drop     the span is dropped when it ends: carrot's calling-thread work alone
+
+``keep``, ``bytes`` and ``drop`` replace ``CarrotSpanProcessor.on_end_own`` in the child process (this is a
+diagnostic of the product, never a test of it). What they showed on 2026-12-06 is in benchmarks/README.md
+("Seventh pass").
+
+Run: ``python benchmarks/diagnose_retention.py`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import subprocess
+import sys
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODES = ("export", "keep", "bytes", "drop")
+KEPT = 1024
+KEPT_BYTES = 2800  # a kept span's memory with its deferred work, by tracemalloc on this benchmark's call
+
+
+def child(mode: str, rounds: int, calls: int) -> float:
+    sys.path.insert(0, HERE)
+    import openai_overhead as bench
+
+    import carrot_ai
+    from carrot_ai.export import _processor
+
+    sink = subprocess.Popen([sys.executable, "-c", bench.SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(sink.stdout.readline())  # type: ignore[union-attr]
+        carrot_ai.init(api_key="ck-bench", base_url=f"http://127.0.0.1:{port}")
+        kept: collections.deque[Any] = collections.deque(maxlen=KEPT)
+        if mode == "keep":
+            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(span)  # type: ignore[method-assign]
+        elif mode == "bytes":
+            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(bytes(KEPT_BYTES))  # type: ignore[method-assign]
+        elif mode == "drop":
+            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: None  # type: ignore[method-assign]
+        configs = {
+            "bare": bench.create_call(bench.make_client()),
+            "carrot": bench.create_call(carrot_ai.wrap(bench.make_client())),
+        }
+        samples = bench.measure(configs, rounds, calls)
+        return statistics.median(c - b for c, b in zip(samples["carrot"], samples["bare"], strict=True))
+    finally:
+        carrot_ai.shutdown()
+        sink.terminate()
+        sink.wait(5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few rounds: a smoke run for CI")
+    parser.add_argument("--rounds", type=int, default=151)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    rounds, calls, reps = (3, 10, 1) if args.quick else (args.rounds, args.calls, args.reps)
+    if args.child:
+        print(f"overhead {child(args.child, rounds, calls):.1f}", flush=True)
+        return 0
+    results: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for _ in range(reps):
+        for mode in MODES:
+            command = [sys.executable, __file__, "--child", mode, "--rounds", str(rounds), "--calls", str(calls)]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(HERE))
+            lines = [line for line in done.stdout.splitlines() if line.startswith("overhead ")]
+            if done.returncode != 0 or not lines:
+                print(f"{mode}: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+                return 1
+            results[mode].append(float(lines[-1].split()[1]))
+    print(f"OpenAI create, overhead over the bare client (µs per call, thread CPU), {reps} alternating runs each")
+    for mode in MODES:
+        figures = " ".join(f"{v:+6.1f}" for v in results[mode])
+        print(f"  {mode:<7} median {statistics.median(results[mode]):+6.1f}   runs {figures}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
