@@ -183,7 +183,32 @@ def child(provider_name: str, contender: str, port: int, rounds: int, calls: int
 
     result = _measure(bench.create_call(bare_client), bench.create_call(traced_client), rounds, calls, switch)
     flush()
-    return {"call": f"{provider_name}:{contender}", **result}
+    if contender == "carrot":
+        stats = carrot_ai.stats()
+        checked = f"{stats.get('delivered')} delivered, {stats.get('dropped')} dropped"
+    elif contender == "reference":
+        checked = "(no counts in 0.2.1)"
+    else:
+        checked = _one_call_checked(provider, bench.create_call(traced_client), switch)
+    return {"call": f"{provider_name}:{contender}", **result, "checked": checked}
+
+
+def _one_call_checked(provider: Any, call: Callable[[], Any], switch: Callable[[bool], None] | None) -> str:
+    """After the timed rounds: one more traced call, its spans collected in memory, to show what the contender made
+    (spans, and whether the prompt's content is in them: content capture on, as for carrot)."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if switch is not None:
+        switch(True)
+    call()
+    spans = exporter.get_finished_spans()
+    seen = " ".join(
+        str(dict(span.attributes or {})) + str([dict(e.attributes or {}) for e in span.events]) for span in spans
+    )
+    return f"{len(spans)} span(s) a call, content {'in them' if 'Hello!' in seen else 'NOT in them'}"
 
 
 # --- the parent: every contender in turn ----------------------------------------------------------------------------
@@ -232,7 +257,7 @@ def main() -> int:
         print(
             f"{rounds} rounds x {calls} calls per contender, content capture on; overhead = traced - bare, thread CPU"
         )
-        print(f"{'call':<26} {'bare µs':>9} {'traced µs':>10} {'overhead µs':>12} {'issue said':>11}")
+        print(f"{'call':<26} {'bare µs':>9} {'traced µs':>10} {'overhead µs':>12} {'issue said':>11}  recorded")
         for name in names:
             python = sys.executable
             if name.endswith(":reference"):
@@ -252,7 +277,7 @@ def main() -> int:
             said = ISSUE_FIGURES.get(name)
             print(
                 f"{name:<26} {result['bare_us']:>9.1f} {result['traced_us']:>10.1f} {result['overhead_us']:>+12.1f}"
-                f" {('~' + str(said)) if said else '':>11}",
+                f" {('~' + str(said)) if said else '':>11}  {result['checked']}",
                 flush=True,
             )
     finally:
