@@ -65,11 +65,20 @@ def ingest_sink() -> Iterator[str]:
 
 
 def interleaved(
-    bare: Callable[[], Any], traced: Callable[[], Any], *, n: int, rounds: int, warmup: int = 2
+    bare: Callable[[], Any],
+    traced: Callable[[], Any],
+    *,
+    n: int,
+    rounds: int,
+    warmup: int = 2,
+    switch: Callable[[bool], None] | None = None,
 ) -> dict[str, float]:
-    """Median per-call overhead (µs) of ``traced`` over ``bare`` across interleaved rounds."""
+    """Median per-call overhead (µs) of ``traced`` over ``bare`` across interleaved rounds. ``switch(on)``, when
+    given, runs before each block, untimed: tracing that patches classes turned off for ``bare``, on for ``traced``."""
 
     def timed(fn: Callable[[], Any]) -> tuple[float, float]:
+        if switch is not None:
+            switch(fn is traced)
         start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
         for _ in range(n):
             fn()

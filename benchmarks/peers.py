@@ -34,10 +34,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -65,42 +63,6 @@ ISSUE_FIGURES = {
 
 
 # --- the child: one contender, one interpreter ----------------------------------------------------------------------
-
-
-def _measure(
-    bare: Callable[[], Any],
-    traced: Callable[[], Any],
-    rounds: int,
-    calls: int,
-    switch: Callable[[bool], None] | None = None,
-) -> dict[str, float]:
-    """Median per-call thread CPU of ``bare`` and ``traced`` over interleaved rounds (order rotated), and the median
-    difference. ``switch(on)`` turns a class-patching instrumentation on or off before a block (not timed)."""
-
-    def block(call: Callable[[], Any], on: bool) -> float:
-        if switch is not None:
-            switch(on)
-        start = time.thread_time_ns()
-        for _ in range(calls):
-            call()
-        return (time.thread_time_ns() - start) / calls / 1000
-
-    for on, call in ((False, bare), (True, traced)):  # warm up
-        for _ in range(3):
-            block(call, on)
-    bare_times, traced_times = [], []
-    for r in range(rounds):
-        if r % 2:
-            traced_times.append(block(traced, True))
-            bare_times.append(block(bare, False))
-        else:
-            bare_times.append(block(bare, False))
-            traced_times.append(block(traced, True))
-    return {
-        "bare_us": round(statistics.median(bare_times), 1),
-        "traced_us": round(statistics.median(traced_times), 1),
-        "overhead_us": round(statistics.median(t - b for t, b in zip(traced_times, bare_times, strict=True)), 1),
-    }
 
 
 def _otel_provider(port: int) -> Any:
@@ -181,7 +143,16 @@ def child(provider_name: str, contender: str, port: int, rounds: int, calls: int
                 else:
                     setattr(cls, name, original)
 
-    result = _measure(bench.create_call(bare_client), bench.create_call(traced_client), rounds, calls, switch)
+    from _harness import interleaved
+
+    measured = interleaved(
+        bench.create_call(bare_client), bench.create_call(traced_client), n=calls, rounds=rounds, switch=switch
+    )
+    result = {
+        "bare_us": measured["bare_us"],
+        "traced_us": measured["traced_us"],
+        "overhead_us": measured["cpu_overhead_us"],
+    }
     flush()
     if contender == "carrot":
         stats = carrot_ai.stats()
