@@ -255,3 +255,60 @@ def test_the_usage_chunk_carrot_asked_for_is_hidden_however_it_is_spelled(
         assert (record["metadata"]["input_tokens"], record["metadata"]["output_tokens"]) == (3, 2)
     finally:
         carrot_ai.shutdown()
+
+
+def test_a_generator_counts_as_not_started_until_it_runs_on_every_python() -> None:
+    """Where a new generator's frame stops differs between Pythons (``f_lasti`` -1 on 3.10, 0 on 3.11 and 3.12, 2 on
+    3.13, later still in a closure); the tap goes in only before the SDK's event generator has run."""
+    import asyncio
+
+    from carrot_ai._core._stream import _not_started
+
+    def plain() -> Iterator[int]:
+        yield 1
+        yield 2
+
+    captured = 3
+
+    def closure() -> Iterator[int]:
+        yield captured
+        yield captured
+
+    async def agen() -> Any:
+        yield 1
+        yield 2
+
+    for make in (plain, closure):
+        generator = make()
+        assert _not_started(generator.gi_frame)
+        next(generator)
+        assert not _not_started(generator.gi_frame)
+
+    async def main() -> None:
+        generator = agen()
+        assert _not_started(generator.ag_frame)
+        await generator.__anext__()
+        assert not _not_started(generator.ag_frame)
+        await generator.aclose()
+
+    asyncio.run(main())
+
+
+def test_the_tap_stays_out_of_a_stream_the_sdk_has_started_reading(fake_openai: FakeOpenAI) -> None:
+    """An openai ``Stream`` whose event generator has run is read by the SDK from the decoder it already holds: a tap
+    put in then would miss events, so none is."""
+    from carrot_ai._core._stream import EventTap, install_tap
+
+    client = openai_conftest.make_client(fake_openai)
+    request: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a b"}], "stream": True}
+    fresh = client.chat.completions.create(**request)
+    assert isinstance(install_tap(fresh, []), EventTap)
+    chunks = list(fresh)
+    started = client.chat.completions.create(**request)
+    first = next(started)
+    assert install_tap(started, []) is None
+
+    def text(stream: list[Any]) -> list[Any]:
+        return [chunk.choices[0].delta.content for chunk in stream]
+
+    assert text([first, *started]) == text(chunks) and len(chunks) > 2  # every event still reaches the caller

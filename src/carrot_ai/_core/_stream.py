@@ -15,7 +15,9 @@ import functools
 import inspect
 import itertools
 import json
+import opcode
 import operator
+import sys
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
@@ -334,13 +336,37 @@ def install_tap(
                 return None
         else:
             frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
-            if frame is None or frame.f_lasti != 0 or frame.f_locals.get("self") is not stream:
+            if frame is None or not _not_started(frame) or frame.f_locals.get("self") is not stream:
                 return None
         tap = stream._decoder = EventTap(decoder, events, mark, divert, hints)
         return tap
     except Exception as exc:
         report_internal_error("stream tap", exc)
         return None
+
+
+def _not_started(frame: types.FrameType) -> bool:
+    """Whether the generator (or async generator) running in ``frame`` has not started: it has not yet passed the
+    first ``RESUME`` of its code (Python 3.11+; where the frame of a new generator stops differs: 0 on 3.11 and 3.12,
+    after ``RETURN_GENERATOR`` on 3.13, later in a closure), or, on 3.10, has run no instruction (``f_lasti`` -1)."""
+    code = frame.f_code
+    resume = _FIRST_RESUME.get(code)
+    if resume is None:
+        raw = code.co_code
+        resume = _FIRST_RESUME[code] = next((i for i in range(0, len(raw), 2) if raw[i] == _RESUME), 0)
+    return frame.f_lasti < resume
+
+
+_RESUME = opcode.opmap.get("RESUME", -1)  # -1 (no such opcode) on 3.10
+_FIRST_RESUME: dict[types.CodeType, int] = {}  # per generator code (the SDKs' few): the offset of its first RESUME
+
+
+def _no_protocol(stream: Any, method: str, protocol: str) -> Exception:
+    """What ``with`` / ``async with`` raises for an object without ``method``: a TypeError naming the protocol since
+    Python 3.11, an AttributeError naming the method before."""
+    if sys.version_info < (3, 11):
+        return AttributeError(method)
+    return TypeError(f"'{type(stream).__name__}' object does not support {protocol}")
 
 
 class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
@@ -357,13 +383,13 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             duplicate._decoder = decoder._decoder
         return duplicate
 
-    # The context-manager protocols as the stream has them (a TypeError where it has none, as ``with`` raises for the
+    # The context-manager protocols as the stream has them (where it has none, the error ``with`` raises for the
     # stream itself), ending the span on the way out.
 
     def __enter__(self) -> Any:
         enter = getattr(type(self.__wrapped__), "__enter__", None)
         if enter is None:
-            raise TypeError(f"'{type(self.__wrapped__).__name__}' object does not support the context manager protocol")
+            raise _no_protocol(self.__wrapped__, "__enter__", "the context manager protocol")
         enter(self.__wrapped__)
         return self
 
@@ -377,9 +403,7 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     async def __aenter__(self) -> Any:
         enter = getattr(type(self.__wrapped__), "__aenter__", None)
         if enter is None:
-            raise TypeError(
-                f"'{type(self.__wrapped__).__name__}' object does not support the asynchronous context manager protocol"
-            )
+            raise _no_protocol(self.__wrapped__, "__aenter__", "the asynchronous context manager protocol")
         await enter(self.__wrapped__)
         return self
 
