@@ -10,6 +10,10 @@ method) with the finished span handled in four ways, each in a fresh interpreter
            the cost of any memory kept per call, whatever it holds
   drop     the span is dropped when it ends: carrot's calling-thread work alone
 
+First, in its own interpreter, what one finished call holds until it is exported: the memory (tracemalloc) of 200
+calls' spans kept after they end, per call, with their deferred work (the argument snapshot, the response body,
+what the worker is to run).
+
 ``keep``, ``bytes`` and ``drop`` replace ``CarrotSpanProcessor.on_end_own`` in the child process (this is a
 diagnostic of the product, never a test of it). What they showed on 2026-12-06 is in benchmarks/README.md
 ("Seventh pass").
@@ -63,6 +67,40 @@ def child(mode: str, rounds: int, calls: int) -> float:
         sink.wait(5)
 
 
+def held_per_call(calls: int) -> tuple[float, float]:
+    """Bytes and allocated blocks a finished ``create`` holds while queued (its span kept, never exported)."""
+    import gc
+    import tracemalloc
+
+    sys.path.insert(0, HERE)
+    import openai_overhead as bench
+
+    import carrot_ai
+    from carrot_ai.export import _processor
+
+    kept: list[Any] = []
+    _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(span)  # type: ignore[method-assign]
+    carrot_ai.init(api_key="ck-bench", base_url="http://127.0.0.1:9")  # nothing is sent: the spans are kept here
+    try:
+        call = bench.create_call(carrot_ai.wrap(bench.make_client()))
+        for _ in range(50):
+            call()
+        kept.clear()
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for _ in range(calls):
+            call()
+        gc.collect()
+        stats = tracemalloc.take_snapshot().compare_to(before, "filename")
+        tracemalloc.stop()
+        assert len(kept) == calls
+        return sum(s.size_diff for s in stats) / calls, sum(s.count_diff for s in stats) / calls
+    finally:
+        kept.clear()
+        carrot_ai.shutdown()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds: a smoke run for CI")
@@ -72,9 +110,21 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     rounds, calls, reps = (3, 10, 1) if args.quick else (args.rounds, args.calls, args.reps)
+    if args.child == "held":
+        size, blocks = held_per_call(200)
+        print(f"held {size:.0f} {blocks:.1f}", flush=True)
+        return 0
     if args.child:
         print(f"overhead {child(args.child, rounds, calls):.1f}", flush=True)
         return 0
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", "held"], capture_output=True, text=True, cwd=os.path.dirname(HERE)
+    )
+    held = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("held ")]
+    if done.returncode != 0 or not held:
+        print(f"held: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        return 1
+    print(f"a queued OpenAI create holds {held[0][0]} bytes in {held[0][1]} allocated blocks until it is exported")
     results: dict[str, list[float]] = {mode: [] for mode in MODES}
     for _ in range(reps):
         for mode in MODES:

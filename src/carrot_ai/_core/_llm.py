@@ -47,9 +47,9 @@ Extract = Callable[[Any, bool, bool], "tuple[dict[str, AttributeValue], Mapping[
 _BODY_WANTED = object()
 # What a kept body holds beyond its bytes (the bytes object, the deferred call), in the export queue's budget.
 BODY_OVERHEAD_BYTES = 200
-# What a request extractor gives for a call's arguments, asked whether to add the GenAI content attributes: the
-# request attributes and the record's input.
-Request = Callable[[Mapping[str, Any], bool], "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
+# What a request extractor gives for a call's arguments, asked whether to add the GenAI content attributes (then
+# given the adapter's ``request_args``): the request attributes and the record's input.
+Request = Callable[..., "tuple[dict[str, AttributeValue], Mapping[str, Any] | None]"]
 
 
 class LLMCall:
@@ -83,6 +83,7 @@ class LLMCall:
         capture: bool | None = None,
         request: Request | None = None,
         arguments: Mapping[str, Any] | None = None,
+        request_args: tuple[Any, ...] = (),
     ) -> LLMCall | None:
         """Start the span for a call, or return None (tracing off, or already inside this call). Never raises.
 
@@ -92,7 +93,9 @@ class LLMCall:
         said for this call, when the adapter already asked.
 
         ``request`` with ``arguments`` (instead of request attributes in ``attributes`` and ``record_input``): the
-        adapter's extraction of both from the call's keyword arguments. On a fast span (nobody else reads it before
+        adapter's extraction of both from the call's keyword arguments, called as ``request(arguments,
+        content_attributes, *request_args)`` (a module-level function and a tuple: a closure made per call would be
+        held in the export queue until the worker runs it). On a fast span (nobody else reads it before
         it is exported) it runs on the export worker, from a snapshot of the arguments taken now (see
         :mod:`._snapshot`), while the export queue has room; otherwise it runs now, before the span starts.
         ``attributes`` then holds what must be known at once (the operation name).
@@ -115,20 +118,21 @@ class LLMCall:
                 _set_input(attributes, record_input, capture)
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
             elif (
-                started := _start_deferred(context, scope, span_name, attributes, request, arguments, capture)
+                started := _start_deferred(
+                    context, scope, span_name, attributes, request, request_args, arguments, capture
+                )
             ) is not None:
                 return cls(started, capture)
             else:
                 arguments = arguments if arguments is not None else {}
-                now = functools.partial(_complete_request, request, arguments, capture)
+                now = functools.partial(_complete_request, request, request_args, arguments, capture)
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True, complete=now)
                 fast = span.span
                 if type(fast) is FastSpan:
                     own = cast("dict[str, AttributeValue]", fast._attributes)  # a fast span's own dict
                     if fast._fast.roomy():
                         snapshot, size = snapshot_kwargs(arguments)
-                        later = functools.partial(_complete_request, request, snapshot, capture, own, False)
-                        fast.defer(later, size)
+                        fast.defer(_Pending(request, request_args, snapshot, capture, own), size)
                         fast.response_body = _BODY_WANTED
                     else:
                         now(own, False)
@@ -177,9 +181,22 @@ class LLMCall:
         """:meth:`stop` with what ``extract`` reads of ``body`` (the response's JSON, as the SDK received it), on the
         export worker when the span is :meth:`deferrable`. The bytes cannot change after the call, unlike the SDK's
         response object, which the caller owns. ``request_id``: what the SDK put in the response's ``_request_id``."""
-        settle = functools.partial(_settle_body, extract, body, request_id, self.capture)
-        if not self._stop_fast(settle, len(body) + BODY_OVERHEAD_BYTES):
+        span = self._open_fast_span()
+        if span is None:
             self.stop(*_body_result(extract, body, request_id, self.capture))
+            return
+        self.span._ended = True
+        size = len(body) + BODY_OVERHEAD_BYTES
+        pending = span._later
+        if type(pending) is _Pending and pending.extract is None:  # the call's request is pending: one object for both
+            pending.extract = extract
+            pending.body = body
+            pending.request_id = request_id
+            span.extra_size += size
+        else:  # the request was read at once (the queue was backlogged when the call started)
+            target = cast("dict[str, AttributeValue]", span._attributes)  # a fast span's own dict
+            span.defer(functools.partial(_settle_body, extract, body, request_id, self.capture, target), size)
+        span.end()
 
     def deferrable(self) -> bool:
         """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
@@ -196,15 +213,23 @@ class LLMCall:
 
     def _stop_fast(self, settle: Callable[[dict[str, AttributeValue]], None], extra_size: int) -> bool:
         """End the span now, leaving ``settle(attributes)`` to the export worker, when it is :meth:`deferrable`
-        (and still open); False, doing nothing, otherwise. Every call on a fast span ends here."""
-        call = self.span
-        span = call.span
-        if type(span) is not FastSpan or call._ended or span._end_time is not None or not span._fast.roomy():
+        (and still open); False, doing nothing, otherwise. Every call on a fast span ends here or in
+        :meth:`stop_with_body`."""
+        span = self._open_fast_span()
+        if span is None:
             return False
-        call._ended = True
+        self.span._ended = True
         span.defer(functools.partial(settle, span._attributes), extra_size)  # type: ignore[arg-type]  # its own dict
         span.end()
         return True
+
+    def _open_fast_span(self) -> FastSpan | None:
+        """The call's span when it is :meth:`deferrable` and still open, else None."""
+        call = self.span
+        span = call.span
+        if type(span) is not FastSpan or call._ended or span._end_time is not None or not span._fast.roomy():
+            return None
+        return span
 
     def fail_later(
         self, exc: BaseException, result: Result, extra_size: int, attributes: dict[str, AttributeValue]
@@ -284,6 +309,38 @@ def keep_body(response: Any) -> None:
         report_internal_error("keep response body", exc)
 
 
+class _Pending:
+    """What a model call on a fast span leaves to the export worker, in one object: its request (``request`` run on
+    a snapshot of the arguments) and, once the call has returned, the response body to read (``extract``). Holding
+    these in one object rather than a chain of partials keeps a queued call's memory and allocations down."""
+
+    __slots__ = ("request", "request_args", "arguments", "capture", "target", "extract", "body", "request_id")
+
+    def __init__(
+        self,
+        request: Request,
+        request_args: tuple[Any, ...],
+        arguments: Mapping[str, Any],
+        capture: bool,
+        target: dict[str, AttributeValue],
+    ) -> None:
+        self.request = request
+        self.request_args = request_args
+        self.arguments = arguments
+        self.capture = capture
+        self.target = target  # the fast span's own attribute dict
+        self.extract: Extract | None = None
+        self.body = b""
+        self.request_id: Any = None
+
+    def __call__(self) -> None:
+        try:
+            _complete_request(self.request, self.request_args, self.arguments, self.capture, self.target, False)
+        finally:
+            if self.extract is not None:
+                _settle_body(self.extract, self.body, self.request_id, self.capture, self.target)
+
+
 def _settle_result(result: Result, capture: bool, target: dict[str, AttributeValue]) -> None:
     """On the export worker: add what ``result()`` gives to a fast span's attributes ``target``."""
     _settle(target, capture, *result())
@@ -314,6 +371,7 @@ def _start_deferred(
     span_name: str,
     attributes: dict[str, AttributeValue],
     request: Request,
+    request_args: tuple[Any, ...],
     arguments: Mapping[str, Any] | None,
     capture: bool,
 ) -> SpanCall | None:
@@ -332,7 +390,7 @@ def _start_deferred(
         return None
     span = FastSpan(fast, scope, span_name, parent, SpanKind.CLIENT, attributes, None)
     snapshot, size = snapshot_kwargs(arguments if arguments is not None else {})
-    span.defer(functools.partial(_complete_request, request, snapshot, capture, attributes, False), size)
+    span.defer(_Pending(request, request_args, snapshot, capture, attributes), size)
     span.response_body = _BODY_WANTED
     return SpanCall.started_llm(span, context)
 
@@ -349,6 +407,7 @@ def _body_result(
 
 def _complete_request(
     request: Request,
+    request_args: tuple[Any, ...],
     arguments: Mapping[str, Any],
     capture: bool,
     attributes: dict[str, AttributeValue],
@@ -356,7 +415,7 @@ def _complete_request(
 ) -> None:
     """Add what ``request`` extracts from ``arguments`` to ``attributes``; what the span already has (an error's
     attributes) stays."""
-    request_attributes, record_input = request(arguments, capture and content_attributes)
+    request_attributes, record_input = request(arguments, capture and content_attributes, *request_args)
     for key, value in request_attributes.items():
         attributes.setdefault(key, value)
     if semconv.CARROT_INPUT not in attributes:

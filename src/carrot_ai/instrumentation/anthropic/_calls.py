@@ -53,12 +53,6 @@ def start_call(
     """Start the span of one Messages call, or return None (tracing off, nested, or an internal error)."""
     try:
         capture = not metadata_only and capture_enabled()
-
-        def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, AttributeValue], Any]:
-            params = _extract.request_params(arguments)
-            attributes = _extract.request_attributes(params, content_attributes, server_address(resource), stream)
-            return attributes, _extract.record_input(params) if capture else params
-
         model = kwargs.get("model")
         return LLMCall.start(
             semconv.SCOPE_ANTHROPIC,
@@ -69,12 +63,22 @@ def start_call(
             tags=options.tags,
             metadata_only=metadata_only,
             capture=capture,
-            request=request,
+            request=_request,
             arguments=kwargs,
+            request_args=(resource, stream, capture),
         )
     except Exception as exc:
         report_internal_error("anthropic call start", exc)
         return None
+
+
+def _request(
+    arguments: Mapping[str, Any], content_attributes: bool, resource: Any, stream: bool, capture: bool
+) -> tuple[dict[str, AttributeValue], Any]:
+    """A call's request attributes and the record's input, from its keyword arguments."""
+    params = _extract.request_params(arguments)
+    attributes = _extract.request_attributes(params, content_attributes, server_address(resource), stream)
+    return attributes, _extract.record_input(params) if capture else params
 
 
 def fail_call(call: LLMCall, exc: BaseException) -> None:

@@ -143,12 +143,6 @@ def start_call(
     """Start the span of one call, or return None (tracing off, nested, or an internal error)."""
     try:
         capture = not metadata_only and capture_enabled()
-        extract = endpoint.request
-
-        def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, AttributeValue], Any]:
-            params = _extract.request_params(arguments)
-            return extract(params, content_attributes, server_address(resource), stream), params
-
         model = kwargs.get("model")
         operation = endpoint.operation
         return LLMCall.start(
@@ -160,12 +154,21 @@ def start_call(
             tags=options.tags,
             metadata_only=metadata_only,
             capture=capture,
-            request=request,
+            request=_request,
             arguments=kwargs,
+            request_args=(endpoint, resource, stream),
         )
     except Exception as exc:
         report_internal_error("openai call start", exc)
         return None
+
+
+def _request(
+    arguments: Mapping[str, Any], content_attributes: bool, endpoint: Endpoint, resource: Any, stream: bool
+) -> tuple[dict[str, AttributeValue], Any]:
+    """A call's request attributes and the record's input (its parameters), from its keyword arguments."""
+    params = _extract.request_params(arguments)
+    return endpoint.request(params, content_attributes, server_address(resource), stream), params
 
 
 def fail_call(call: LLMCall, exc: BaseException) -> None:

@@ -1,0 +1,86 @@
+"""What a model call on carrot's fast span leaves to the export worker: one object for its request and its body.
+
+``_Pending`` is run by the export worker (``FastSpan.settle``) before the record is converted. These tests drive it
+with plain functions standing in for a provider adapter's extractors (pure functions: no SDK, no I/O); the records it
+produces through the real SDKs are checked in ``test_response_body.py`` and the provider suites.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from opentelemetry.util.types import AttributeValue
+
+from carrot_ai import semconv
+from carrot_ai._core._llm import _Pending
+
+BODY = b'{"model": "gpt-4o-mini-2024-07-18", "text": "Hello!"}'
+
+
+def _extract(data: Mapping[str, Any], capture: bool, content_attributes: bool) -> tuple[dict[str, Any], Any]:
+    assert content_attributes is False  # a fast span's record is built from carrot.input / carrot.output
+    return {semconv.GEN_AI_RESPONSE_MODEL: data["model"]}, {"message": {"role": "assistant", "content": data["text"]}}
+
+
+def test_the_request_is_read_before_the_body_and_what_the_span_recorded_stays() -> None:
+    order: list[str] = []
+
+    def request(arguments: Mapping[str, Any], content_attributes: bool, endpoint: str) -> tuple[dict[str, Any], Any]:
+        order.append(f"request {endpoint} {content_attributes}")
+        return {semconv.GEN_AI_REQUEST_MODEL: arguments["model"], semconv.ERROR_TYPE: "not this"}, dict(arguments)
+
+    def extract(data: Mapping[str, Any], capture: bool, content_attributes: bool) -> tuple[dict[str, Any], Any]:
+        order.append("body")
+        return _extract(data, capture, content_attributes)
+
+    target: dict[str, AttributeValue] = {semconv.ERROR_TYPE: "RateLimitError"}  # recorded by the call itself
+    pending = _Pending(request, ("chat",), {"model": "gpt-4o-mini"}, True, target)
+    pending.extract, pending.body, pending.request_id = extract, BODY, "req_123"
+    pending()
+
+    assert order == ["request chat False", "body"]
+    assert target[semconv.ERROR_TYPE] == "RateLimitError"
+    assert target[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert target[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+    assert target[semconv.CARROT_REQUEST_ID] == "req_123"
+    assert json.loads(str(target[semconv.CARROT_INPUT])) == {"model": "gpt-4o-mini"}
+    assert json.loads(str(target[semconv.CARROT_OUTPUT])) == {"message": {"role": "assistant", "content": "Hello!"}}
+
+
+def test_a_failed_request_reading_still_records_the_response() -> None:
+    def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, Any], Any]:
+        raise ValueError("an adapter bug")
+
+    target: dict[str, AttributeValue] = {}
+    pending = _Pending(request, (), {"model": "gpt-4o-mini"}, True, target)
+    pending.extract, pending.body = _extract, BODY
+    with pytest.raises(ValueError, match="an adapter bug"):  # the worker reports it as an internal error
+        pending()
+    assert target[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+    assert semconv.CARROT_OUTPUT in target and semconv.CARROT_INPUT not in target
+
+
+def test_without_content_capture_only_the_model_is_kept_as_input_and_no_output() -> None:
+    def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, Any], Any]:
+        assert content_attributes is False
+        return {}, dict(arguments)
+
+    target: dict[str, AttributeValue] = {}
+    pending = _Pending(
+        request, (), {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "secret"}]}, False, target
+    )
+    pending.extract, pending.body = _extract, BODY
+    pending()
+    assert json.loads(str(target[semconv.CARROT_INPUT])) == {"model": "gpt-4o-mini"}
+    assert semconv.CARROT_OUTPUT not in target
+    assert target[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+
+
+def test_a_call_that_ended_without_a_body_reads_its_request_only() -> None:
+    target: dict[str, AttributeValue] = {}
+    pending = _Pending(lambda arguments, content: ({semconv.GEN_AI_REQUEST_MODEL: "m"}, None), (), {}, True, target)
+    pending()
+    assert target == {semconv.GEN_AI_REQUEST_MODEL: "m"}
