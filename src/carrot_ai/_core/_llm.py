@@ -193,7 +193,7 @@ class LLMCall:
             pending.body = body
             pending.request_id = request_id
             span.extra_size += size
-        else:  # the request was read at once (the queue was backlogged when the call started)
+        else:  # the span's deferred work is something else (a body is only kept beside a _Pending today): after it
             target = cast("dict[str, AttributeValue]", span._attributes)  # a fast span's own dict
             span.defer(functools.partial(_settle_body, extract, body, request_id, self.capture, target), size)
         span.end()
