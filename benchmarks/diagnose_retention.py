@@ -6,8 +6,8 @@ method) with the finished span handled in four ways, each in a fresh interpreter
   export   as shipped: the span is queued and the export worker settles, converts and sends it (the product)
   keep     the span is kept on the calling thread (the newest 1,024), never exported: the memory of queued records
            without the worker's activity
-  bytes    only a ``bytes`` object of the same size as a kept span's memory (2,800 bytes) is kept (newest 1,024):
-           the cost of any memory kept per call, whatever it holds
+  bytes    only a ``bytes`` object of the same size as a kept span's memory (measured first, below) is kept (newest
+           1,024): the cost of any memory kept per call, whatever it holds
   drop     the span is dropped when it ends: carrot's calling-thread work alone
 
 First, in its own interpreter, what one finished call holds until it is exported: the memory (tracemalloc) of 200
@@ -34,10 +34,9 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = ("export", "keep", "bytes", "drop")
 KEPT = 1024
-KEPT_BYTES = 2800  # a kept span's memory with its deferred work, by tracemalloc on this benchmark's call
 
 
-def child(mode: str, rounds: int, calls: int) -> float:
+def child(mode: str, rounds: int, calls: int, kept_bytes: int) -> float:
     sys.path.insert(0, HERE)
     import openai_overhead as bench
 
@@ -52,7 +51,7 @@ def child(mode: str, rounds: int, calls: int) -> float:
         if mode == "keep":
             _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(span)  # type: ignore[method-assign]
         elif mode == "bytes":
-            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(bytes(KEPT_BYTES))  # type: ignore[method-assign]
+            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(bytes(kept_bytes))  # type: ignore[method-assign]
         elif mode == "drop":
             _processor.CarrotSpanProcessor.on_end_own = lambda self, span: None  # type: ignore[method-assign]
         configs = {
@@ -108,6 +107,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--kept-bytes", type=int, default=1500, help=argparse.SUPPRESS)
     args = parser.parse_args()
     rounds, calls, reps = (3, 10, 1) if args.quick else (args.rounds, args.calls, args.reps)
     if args.child == "held":
@@ -115,7 +115,7 @@ def main() -> int:
         print(f"held {size:.0f} {blocks:.1f}", flush=True)
         return 0
     if args.child:
-        print(f"overhead {child(args.child, rounds, calls):.1f}", flush=True)
+        print(f"overhead {child(args.child, rounds, calls, args.kept_bytes):.1f}", flush=True)
         return 0
     done = subprocess.run(
         [sys.executable, __file__, "--child", "held"], capture_output=True, text=True, cwd=os.path.dirname(HERE)
@@ -129,6 +129,7 @@ def main() -> int:
     for _ in range(reps):
         for mode in MODES:
             command = [sys.executable, __file__, "--child", mode, "--rounds", str(rounds), "--calls", str(calls)]
+            command += ["--kept-bytes", held[0][0]]
             done = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(HERE))
             lines = [line for line in done.stdout.splitlines() if line.startswith("overhead ")]
             if done.returncode != 0 or not lines:
