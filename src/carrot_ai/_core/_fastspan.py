@@ -249,7 +249,7 @@ class FastSpan(trace.Span, ReadableSpan):
             self.extra_size += extra_size
 
     def settle(self) -> None:
-        """Run the work :meth:`end_later` left, once (the export worker calls it before converting the span)."""
+        """Run the work :meth:`defer` left, once (the export worker calls it before converting the span)."""
         later = self._later
         if later is not None:
             self._later = None
