@@ -181,22 +181,19 @@ class LLMCall:
         """:meth:`stop` with what ``extract`` reads of ``body`` (the response's JSON, as the SDK received it), on the
         export worker when the span is :meth:`deferrable`. The bytes cannot change after the call, unlike the SDK's
         response object, which the caller owns. ``request_id``: what the SDK put in the response's ``_request_id``."""
-        span = self._open_fast_span()
-        if span is None:
-            self.stop(*_body_result(extract, body, request_id, self.capture))
-            return
-        self.span._ended = True
         size = len(body) + BODY_OVERHEAD_BYTES
-        pending = span._later
-        if type(pending) is _Pending and pending.extract is None:  # the call's request is pending: one object for both
+        span = self._open_fast_span()
+        # The common case: the call's request is pending on the worker; one object then reads both.
+        if span is not None and type(pending := span._later) is _Pending and pending.extract is None:
             pending.extract = extract
             pending.body = body
             pending.request_id = request_id
             span.extra_size += size
-        else:  # the span's deferred work is something else (a body is only kept beside a _Pending today): after it
-            target = cast("dict[str, AttributeValue]", span._attributes)  # a fast span's own dict
-            span.defer(functools.partial(_settle_body, extract, body, request_id, self.capture, target), size)
-        span.end()
+            self.span._ended = True
+            span.end()
+            return
+        if not self._stop_fast(functools.partial(_settle_body, extract, body, request_id, self.capture), size):
+            self.stop(*_body_result(extract, body, request_id, self.capture))
 
     def deferrable(self) -> bool:
         """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
