@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import carrot_ai
 from carrot_ai import semconv
-from carrot_ai._core._stream import View
+from carrot_ai._core._serialize import to_jsonable
+from carrot_ai._core._stream import View, decode_events
 from tests.anthropic import conftest as anthropic_conftest
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
@@ -40,14 +41,31 @@ def observed(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
 
 
 def test_a_view_reads_decoded_json_as_the_sdk_models_do() -> None:
-    view = View({"choices": [{"index": 0, "delta": {"content": "hi"}}, 3], "usage": None})
+    [view] = decode_events(['{"choices": [{"index": 0, "delta": {"content": "hi"}}, 3], "usage": null}'])
     [choice, number] = view.choices
     assert choice.index == 0 and choice.delta.content == "hi" and number == 3
     assert view.usage is None
-    assert getattr(choice.delta, "tool_calls", "absent") == "absent"  # a missing key is a missing attribute
-    with pytest.raises(AttributeError):
-        _ = view.model
+    # A key the JSON lacks reads as None, as an optional field the SDK's model was not given.
+    assert choice.delta.tool_calls is None and getattr(view, "model", "absent") is None
     assert choice.model_dump() == {"index": 0, "delta": {"content": "hi"}}
+    assert type(choice.model_dump()["delta"]) is dict  # plain data all the way down
+    assert "View({'content': 'hi'})" == repr(choice.delta)
+    assert view.model_dump() == {"choices": [{"index": 0, "delta": {"content": "hi"}}, 3], "usage": None}
+    assert to_jsonable(view) == {"choices": [{"index": 0, "delta": {"content": "hi"}}, 3], "usage": None}
+
+
+def test_decode_events_keeps_the_objects_in_order_and_skips_what_is_not_one() -> None:
+    texts = ['{"n": 1}', '{"n": 2, "x": {"y": [1, {"z": 3}]}}', "[DONE]"]
+    decoded = decode_events(texts)
+    assert [item.n for item in decoded] == [1, 2] and decoded[1].x.y[1].z == 3
+    assert all(type(item) is View for item in decoded) and type(decoded[1].x.y[1]) is View
+    # One at a time when the joined array does not hold: a text the SDK failed on, [DONE] before the end, a number,
+    # data that is not a str, and two broken halves that would make one object if joined.
+    assert [item.n for item in decode_events(['{"n": 1}', '{"n": ', '{"n": 3}'])] == [1, 3]
+    assert [item.n for item in decode_events(['{"n": 1}', "[DONE]", '{"n": 3}'])] == [1, 3]
+    assert [item.n for item in decode_events(["7", ' {"n": 2}', None, '{"n": 4}'])] == [2, 4]
+    assert decode_events(['{"a": [1', '{"c": 2}]}']) == []  # joined: one valid object from two texts
+    assert decode_events([]) == [] and decode_events(["[DONE]"]) == []
 
 
 def _openai_stream_record(client: Any, text: str) -> list[Any]:

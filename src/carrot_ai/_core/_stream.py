@@ -93,13 +93,8 @@ class StreamState:
 
         def result() -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
             process = accumulator.process
-            for event in events:
-                try:
-                    decoded = json.loads(read(event))
-                except (ValueError, TypeError):
-                    continue  # "[DONE]", or data the SDK failed on (the stream then failed with its error)
-                if type(decoded) is dict:
-                    process(View(decoded))
+            for chunk in decode_events(list(map(read, events))):
+                process(chunk)
             return accumulator.result()
 
         return result, EVENT_BYTES * len(events) + sum(map(len, map(read, events)))
@@ -150,27 +145,63 @@ class StreamState:
 
 class View:
     """A decoded JSON object read like the SDK's model of it: the accumulators read chunks with ``getattr``, and the
-    openai and anthropic models' fields are named as the JSON keys. A missing key is a missing attribute."""
+    openai and anthropic models' fields are named as the JSON keys. The object's keys are the view's attributes (its
+    ``__dict__`` is the decoded object), and a key the JSON lacks reads as None, as an absent optional field of the
+    SDKs' models does: every read runs in C, which matters on the export worker, where every event of a stream is
+    folded in (:func:`decode_events`)."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("__dict__",)
 
     def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
+        self.__dict__ = data
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            value = self._data[name]
-        except KeyError:
-            raise AttributeError(name) from None
-        if type(value) is dict:
-            return View(value)
-        if type(value) is list:
-            return [View(item) if type(item) is dict else item for item in value]
-        return value
+    # Called (as ``{}.get(name)``: a bound builtin is no descriptor) only for a name the object lacks.
+    __getattr__: Any = {}.get
 
     def model_dump(self, **_: Any) -> dict[str, Any]:
-        """The JSON object itself (how carrot's serializer turns a model that ends up in a record into data)."""
-        return self._data
+        """The JSON object as plain data (how carrot's serializer turns a view that ends up in a record into data)."""
+        return _plain(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"View({self.__dict__!r})"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every :class:`View` in it turned back into the ``dict`` it was decoded from."""
+    if type(value) is View:
+        return {key: _plain(item) for key, item in value.__dict__.items()}
+    if type(value) is list:
+        return [_plain(item) for item in value]
+    return value
+
+
+_decode = json.JSONDecoder(object_hook=View).decode
+
+
+def decode_events(texts: list[Any]) -> list[View]:
+    """The JSON objects among a stream's event data (``texts``), in order, as :class:`View` objects; anything else
+    (``[DONE]``, data the SDK failed on: the stream then failed with its error) is skipped.
+
+    The export worker's part of a tapped stream, so one decode for the whole stream: the objects joined into one JSON
+    array, whose length must come out as theirs; otherwise, or when any text is neither an object nor ``[DONE]``, one
+    at a time."""
+    objects = [text for text in texts if type(text) is str and text[:1] == "{"]
+    if len(objects) == len(texts) or (len(objects) == len(texts) - 1 and texts[-1] == "[DONE]"):
+        try:
+            decoded = _decode("[" + ",".join(objects) + "]")
+            if len(decoded) == len(objects) and all(type(item) is View for item in decoded):
+                return decoded  # type: ignore[no-any-return]
+        except ValueError:
+            pass
+    out = []
+    for text in texts:
+        try:
+            item = _decode(text)
+        except (ValueError, TypeError):
+            continue
+        if type(item) is View:
+            out.append(item)
+    return out
 
 
 class EventTap:

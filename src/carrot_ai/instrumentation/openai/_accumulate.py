@@ -54,6 +54,14 @@ def _take_usage(self: Any, data: dict[str, Any]) -> None:
             self._model = model if isinstance(model, str) else None
 
 
+def _index(obj: Any, name: str, default: int) -> int:
+    """``obj``'s integer field ``name`` (a choice's or an output item's index), or ``default`` where it is absent,
+    None or not an integer: decoded events (``View``) read absent keys as None, and a non-integer key would break
+    the sorting of the results."""
+    value = getattr(obj, name, None)
+    return value if type(value) is int else default
+
+
 # Which events may be the usage-only chunk (see EventTap): those with a "usage" key whose value is not null, however
 # the JSON is spaced. OpenAI's own chunks carry "usage":null when usage was asked for; other servers' none at all.
 USAGE_HINTS = ('"usage"', '"usage":null', '"usage": null')
@@ -144,7 +152,7 @@ class ChatStreamAccumulator:
         if not choices:
             return True
         for choice in choices:
-            index = getattr(choice, "index", 0)
+            index = _index(choice, "index", 0)
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _Choice()
@@ -275,7 +283,7 @@ class CompletionStreamAccumulator:
             if self._hide_usage and not choices:  # none, or no "choices" at all
                 return False
         for choice in choices or ():
-            index = getattr(choice, "index", 0)
+            index = _index(choice, "index", 0)
             pieces = self._texts.get(index)
             if pieces is None:
                 pieces = self._texts[index] = []
@@ -341,16 +349,16 @@ class ResponseStreamAccumulator:
             if self._capture:
                 delta = getattr(chunk, "delta", None)
                 if isinstance(delta, str):
-                    self._texts.setdefault(getattr(chunk, "output_index", 0), []).append(delta)
+                    self._texts.setdefault(_index(chunk, "output_index", 0), []).append(delta)
         elif kind == "response.function_call_arguments.delta":
             if self._capture:
                 delta = getattr(chunk, "delta", None)
                 if isinstance(delta, str):
-                    self._arguments.setdefault(getattr(chunk, "output_index", 0), []).append(delta)
+                    self._arguments.setdefault(_index(chunk, "output_index", 0), []).append(delta)
         elif kind in ("response.output_item.added", "response.output_item.done"):
             item = getattr(chunk, "item", None)
             if item is not None:
-                self._items[getattr(chunk, "output_index", len(self._items))] = item
+                self._items[_index(chunk, "output_index", len(self._items))] = item
         elif kind in _TERMINAL:
             self._final = getattr(chunk, "response", None)
             if kind == "response.failed" and self.error is None:
