@@ -333,3 +333,43 @@ def test_the_tap_stays_out_of_a_stream_the_sdk_has_started_reading(fake_openai: 
         return [chunk.choices[0].delta.content for chunk in stream]
 
     assert text([first, *started]) == text(chunks) and len(chunks) > 2  # every event still reaches the caller
+
+
+class _Numbers:
+    """An accumulator that keeps the ``n`` of every chunk folded in."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def process(self, chunk: Any) -> bool:
+        self.seen.append(chunk.n)
+        return True
+
+    def result(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        return {}, {"n": self.seen}
+
+
+@pytest.mark.parametrize(
+    ("texts", "one_string", "folded"),
+    [
+        (['{"n":1}', '{"n":2}', "[DONE]"], True, [1, 2]),
+        (['{"n":1}'], True, [1]),
+        ([], False, []),
+        (['{"n":1}', '{"n"\r:2}'], False, [1, 2]),  # a "\r" in the data (no SDK event has one): kept apart
+        (['{"n":1}', b'{"n":2}'], False, [1]),  # data that is no str: kept apart, and not folded in
+    ],
+)
+def test_a_tapped_streams_data_is_queued_as_one_string_when_it_can_be_split_again(
+    texts: list[Any], one_string: bool, folded: list[int]
+) -> None:
+    from carrot_ai._core._stream import EVENT_BYTES, TEXT_BYTES, StreamState
+
+    state = StreamState(None, _Numbers())  # type: ignore[arg-type]  # _later reads the data and the accumulator only
+    state._texts.extend(texts)
+    result, size = state._later()
+    assert state._texts == []  # events read after the end are not this call's
+    assert result() == ({}, {"n": folded})
+    if one_string:
+        assert size == TEXT_BYTES + sum(map(len, texts)) + len(texts) - 1
+    else:
+        assert size == EVENT_BYTES * len(texts) + sum(len(text) for text in texts if type(text) is str)
