@@ -14,8 +14,13 @@ from typing import Any
 import pytest
 from opentelemetry.util.types import AttributeValue
 
+import carrot_ai
 from carrot_ai import semconv
 from carrot_ai._core._llm import _Pending
+from carrot_ai.export import _processor
+from tests.fakes.openai_server import FakeOpenAI
+from tests.ingest_server import IngestServer
+from tests.openai import conftest as openai_conftest
 
 BODY = b'{"model": "gpt-4o-mini-2024-07-18", "text": "Hello!"}'
 
@@ -84,3 +89,52 @@ def test_a_call_that_ended_without_a_body_reads_its_request_only() -> None:
     pending = _Pending(lambda arguments, content: ({semconv.GEN_AI_REQUEST_MODEL: "m"}, None), (), {}, True, target)
     pending()
     assert target == {semconv.GEN_AI_REQUEST_MODEL: "m"}
+
+
+def test_a_streams_result_is_folded_in_after_the_request_and_what_the_span_recorded_stays() -> None:
+    order: list[str] = []
+
+    def request(arguments: Mapping[str, Any], content_attributes: bool) -> tuple[dict[str, Any], Any]:
+        order.append("request")
+        return {semconv.GEN_AI_REQUEST_MODEL: arguments["model"]}, dict(arguments)
+
+    def result() -> tuple[dict[str, Any], Any]:
+        order.append("result")
+        attributes = {semconv.GEN_AI_RESPONSE_ID: "chatcmpl-1", semconv.ERROR_TYPE: "not this"}
+        return attributes, {"message": {"content": "hi"}}
+
+    target: dict[str, AttributeValue] = {semconv.ERROR_TYPE: "cancelled"}
+    pending = _Pending(request, (), {"model": "gpt-4o-mini"}, True, target)
+    pending.result = result
+    pending()
+    assert order == ["request", "result"]
+    assert target[semconv.ERROR_TYPE] == "cancelled" and target[semconv.GEN_AI_RESPONSE_ID] == "chatcmpl-1"
+    assert json.loads(str(target[semconv.CARROT_OUTPUT])) == {"message": {"content": "hi"}}
+
+
+def test_a_stream_on_a_fast_span_leaves_its_result_to_the_pending_object(
+    fake_openai: FakeOpenAI, ingest: IngestServer
+) -> None:
+    """The common case end to end: a stream's result joins the call's pending request (no other deferred work)."""
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05)
+    ended: list[Any] = []
+    original = _processor.CarrotSpanProcessor.on_end_own
+    try:
+        _processor.CarrotSpanProcessor.on_end_own = lambda self, span: ended.append(span)  # type: ignore[method-assign]
+        client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
+        chunks = list(
+            client.chat.completions.create(
+                model=openai_conftest.MODEL, messages=[{"role": "user", "content": "one two three"}], stream=True
+            )
+        )
+    finally:
+        _processor.CarrotSpanProcessor.on_end_own = original  # type: ignore[method-assign]
+        carrot_ai.shutdown()
+    [span] = ended
+    pending = span._later
+    assert type(pending) is _Pending and pending.result is not None and pending.extract is None
+    span.settle()
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+    assert json.loads(str(span.attributes[semconv.CARROT_OUTPUT]))["message"]["content"] == text != ""

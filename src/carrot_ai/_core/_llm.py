@@ -182,18 +182,33 @@ class LLMCall:
         export worker when the span is :meth:`deferrable`. The bytes cannot change after the call, unlike the SDK's
         response object, which the caller owns. ``request_id``: what the SDK put in the response's ``_request_id``."""
         size = len(body) + BODY_OVERHEAD_BYTES
-        span = self._open_fast_span()
         # The common case: the call's request is pending on the worker; one object then reads both.
-        if span is not None and type(pending := span._later) is _Pending and pending.extract is None:
+        if (pending := self._free_pending()) is not None:
             pending.extract = extract
             pending.body = body
             pending.request_id = request_id
-            span.extra_size += size
-            self.span._ended = True
-            span.end()
+            self._end_pending(size)
             return
         if not self._stop_fast(functools.partial(_settle_body, extract, body, request_id, self.capture), size):
             self.stop(*_body_result(extract, body, request_id, self.capture))
+
+    def _free_pending(self) -> _Pending | None:
+        """The :class:`_Pending` object the call's open, :meth:`deferrable` span leaves to the worker, when nothing of
+        the response has been added to it yet (the common case); else None."""
+        span = self._open_fast_span()
+        if span is None or type(pending := span._later) is not _Pending:
+            return None
+        if pending.extract is None and pending.result is None:
+            return pending
+        return None
+
+    def _end_pending(self, extra_size: int) -> None:
+        """End the span whose :meth:`_free_pending` object was just given the response, which holds ``extra_size``
+        more bytes until the worker reads it."""
+        span = cast(FastSpan, self.span.span)
+        span.extra_size += extra_size
+        self.span._ended = True
+        span.end()
 
     def deferrable(self) -> bool:
         """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
@@ -205,6 +220,10 @@ class LLMCall:
     def stop_later(self, result: Result, extra_size: int) -> None:
         """:meth:`stop`, with ``result()`` (the response attributes and the record's output) run on the export worker
         when the span is :meth:`deferrable`, else now. ``extra_size``: the memory ``result`` holds until then."""
+        if (pending := self._free_pending()) is not None:  # the common case, as in stop_with_body
+            pending.result = result
+            self._end_pending(extra_size)
+            return
         if not self._stop_fast(functools.partial(_settle_result, result, self.capture), extra_size):
             self.stop(*result())
 
@@ -308,10 +327,11 @@ def keep_body(response: Any) -> None:
 
 class _Pending:
     """What a model call on a fast span leaves to the export worker, in one object: its request (``request`` run on
-    a snapshot of the arguments) and, once the call has returned, the response body to read (``extract``). Holding
-    these in one object rather than a chain of partials keeps a queued call's memory and allocations down."""
+    a snapshot of the arguments) and, once the call has returned, its response: the body to read (``extract``), or
+    a stream's ``result``. Holding these in one object rather than a chain of partials keeps a queued call's memory,
+    allocations and objects for the garbage collector to track down."""
 
-    __slots__ = ("request", "request_args", "arguments", "capture", "target", "extract", "body", "request_id")
+    __slots__ = ("request", "request_args", "arguments", "capture", "target", "extract", "body", "request_id", "result")
 
     def __init__(
         self,
@@ -329,6 +349,7 @@ class _Pending:
         self.extract: Extract | None = None
         self.body = b""
         self.request_id: Any = None
+        self.result: Result | None = None
 
     def __call__(self) -> None:
         try:
@@ -336,6 +357,8 @@ class _Pending:
         finally:
             if self.extract is not None:
                 _settle_body(self.extract, self.body, self.request_id, self.capture, self.target)
+            elif self.result is not None:
+                _settle_result(self.result, self.capture, self.target)
 
 
 def _settle_result(result: Result, capture: bool, target: dict[str, AttributeValue]) -> None:

@@ -102,17 +102,11 @@ class StreamState:
         except TypeError:  # data that is no str (another decoder's)
             kept = texts[:]
         texts.clear()  # events read after the end (a stream read on) are not this call's to fold in
-        accumulator = self.accumulator
-
-        def result() -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
-            process = accumulator.process
-            for chunk in decode_events(kept.split(_SEPARATOR) if isinstance(kept, str) else kept):
-                process(chunk)
-            return accumulator.result()
-
         if type(kept) is str:
-            return result, TEXT_BYTES + len(kept)
-        return result, EVENT_BYTES * len(kept) + sum(len(text) for text in kept if type(text) is str)
+            size = TEXT_BYTES + len(kept)
+        else:
+            size = EVENT_BYTES * len(kept) + sum(len(text) for text in kept if type(text) is str)
+        return _Fold(self.accumulator, kept), size
 
     def chunk(self, chunk: Any) -> bool:
         """Process one chunk; return whether the caller should see it. Never raises."""
@@ -156,6 +150,25 @@ class StreamState:
             attributes, output = self.accumulator.result()
             attributes.update(self.error_attributes(exc))
             self.call.fail(exc, attributes, output)
+
+
+class _Fold:
+    """A tapped stream's result, made on the export worker: its events' data (one string joined with ``\\r``, or
+    a list) decoded and folded into the accumulator. (One object: what a queued call holds is also what the garbage
+    collector has to track.)"""
+
+    __slots__ = ("accumulator", "kept")
+
+    def __init__(self, accumulator: StreamAccumulator, kept: str | list[Any]) -> None:
+        self.accumulator = accumulator
+        self.kept = kept
+
+    def __call__(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
+        kept = self.kept
+        process = self.accumulator.process
+        for chunk in decode_events(kept.split(_SEPARATOR) if isinstance(kept, str) else kept):
+            process(chunk)
+        return self.accumulator.result()
 
 
 class View:
