@@ -373,3 +373,26 @@ def test_a_tapped_streams_data_is_queued_as_one_string_when_it_can_be_split_agai
         assert size == TEXT_BYTES + sum(map(len, texts)) + len(texts) - 1
     else:
         assert size == EVENT_BYTES * len(texts) + sum(len(text) for text in texts if type(text) is str)
+
+
+def test_an_accumulators_view_reads_its_often_absent_fields_as_none_and_present_ones_from_the_json() -> None:
+    from carrot_ai.instrumentation.openai._accumulate import ChatStreamAccumulator, ChunkView
+
+    assert ChatStreamAccumulator.view is ChunkView
+    [chunk, usage_only] = decode_events(
+        [
+            '{"id":"c1","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}',
+            '{"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
+        ],
+        ChunkView,
+    )
+    assert type(chunk) is ChunkView and type(chunk.choices[0].delta) is ChunkView
+    delta = chunk.choices[0].delta
+    assert delta.content == "hi" and delta.tool_calls is None and delta.refusal is None and chunk.usage is None
+    assert usage_only.usage.prompt_tokens == 3  # the JSON's value, not the class's None
+    assert usage_only.model_dump()["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    accumulator = ChatStreamAccumulator(True, hide_usage=True)
+    assert [accumulator.process(item) for item in (chunk, usage_only)] == [True, False]
+    attributes, output = accumulator.result()
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 3 and output is not None
+    assert output["message"]["content"] == "hi"

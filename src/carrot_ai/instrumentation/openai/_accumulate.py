@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
+from carrot_ai._core._stream import View
 from carrot_ai.instrumentation.openai._extract import (
     assistant_message,
     output_from_items,
@@ -83,6 +84,15 @@ def _divert(self: Any, data: str) -> bool:
     return False
 
 
+class ChunkView(View):
+    """A chat chunk decoded on the export worker (:class:`~carrot_ai._core._stream.View`), whose often absent fields
+    that :meth:`ChatStreamAccumulator.process` reads read as None at once: a text delta carries ``content`` alone, and
+    ``usage`` is missing unless usage was asked for."""
+
+    __slots__ = ()
+    tool_calls = refusal = function_call = usage = None
+
+
 class ChatStreamAccumulator:
     """Chat completion chunks -> response attributes and the record's ``output``."""
 
@@ -97,6 +107,8 @@ class ChatStreamAccumulator:
         "_choices",
         "_text",
     )
+
+    view = ChunkView  # how the export worker decodes a tapped stream's events for this accumulator
 
     def __init__(
         self, capture: bool, request_id: str | None = None, hide_usage: bool = False, content_attributes: bool = True
