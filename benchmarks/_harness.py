@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import platform
 import statistics
@@ -170,3 +171,12 @@ def drain(timeout: float = 120.0) -> None:
     start = time.perf_counter()
     drained = carrot_ai.flush(timeout)
     print(f"  (export queue drained: {drained}, in {time.perf_counter() - start:.1f} s)")
+
+
+def settle_before_timing() -> None:
+    """Untimed, between a warm-up and the timed rounds: :func:`drain`, then the full collection the imports have made
+    due. The bare client's objects all die young and never trigger one; the first traced call that leaves an object
+    alive until export would, and a block would time ~70 ms of collecting the process's import-time objects
+    (benchmarks/README.md, ninth pass)."""
+    drain()
+    gc.collect()

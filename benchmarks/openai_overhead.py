@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from typing import Any
 
 import httpx2
 import openai
-from _harness import drain, keep_up
+from _harness import drain, keep_up, settle_before_timing
 
 import carrot_ai
 
@@ -161,11 +160,7 @@ def measure(configs: dict[str, Callable[[], Any]], rounds: int, calls: int) -> d
     # Untimed: the warm-up's records delivered, so the export worker has started and loaded genai-prices. Loading
     # it while this CPU-bound loop holds the GIL took ~10 s (benchmarks/README.md), during which the queue passed a
     # quarter of its budget and calls stopped deferring their work: the phase measured a mix of both paths.
-    drain()
-    # Untimed: the full collection the imports have made due. The bare client's objects all die young and never
-    # trigger one; the first traced call that leaves an object alive until export would, and a block would time
-    # ~70 ms of collecting the process's import-time objects (benchmarks/README.md, ninth pass).
-    gc.collect()
+    settle_before_timing()  # (and the full collection the imports have made due)
     names = list(configs)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
