@@ -182,8 +182,8 @@ def test_content_capture_off_keeps_metadata_only(fake: FakeOpenAI, carrot: Inges
 def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> None:
     from openai._streaming import ServerSentEvent
 
-    from carrot_ai._core._stream import EventTap
-    from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS
+    from carrot_ai._core._stream import EventTap, decode_events
+    from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS, is_usage_chunk
 
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     events = [
@@ -201,11 +201,22 @@ def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> N
     accumulator = ChatStreamAccumulator(True, hide_usage=True)
     kept: list[str] = []
     marks: list[int] = []
-    tap = EventTap(Decoder(), kept, lambda: marks.append(len(kept)), accumulator.divert, USAGE_HINTS)
+    tap = EventTap(Decoder(), kept, lambda: marks.append(len(kept)), is_usage_chunk, USAGE_HINTS)
     passed = list(tap.iter_bytes(iter(())))
     assert passed == [events[0], events[1], events[2], events[4]]
-    assert kept == [event.data for event in passed]  # what the SDK gets is what the accumulator folds in later
-    assert marks == [0]  # the first event, once
+    # Every event's data is kept, the diverted one's too: the accumulator folds it in (and hides it) later, on the
+    # export worker; nothing decoded is held until then.
+    assert kept == [event.data for event in events]
+    assert marks == [1]  # at the first event, once
+    for chunk in decode_events(kept, ChatStreamAccumulator.view):
+        accumulator.process(chunk)
+    attributes, _ = accumulator.result()
+    assert attributes["gen_ai.usage.input_tokens"] == 3 and attributes["gen_ai.usage.output_tokens"] == 2
+    assert attributes["gen_ai.response.id"] == "c1"
+    # A stream whose chunks are folded in as the caller reads them: its divert folds the usage chunk in at once.
+    accumulator = ChatStreamAccumulator(True, hide_usage=True)
+    passed = list(EventTap(Decoder(), None, None, accumulator.divert, USAGE_HINTS).iter_bytes(iter(())))
+    assert passed == [events[0], events[1], events[2], events[4]]
     attributes, _ = accumulator.result()
     assert attributes["gen_ai.usage.input_tokens"] == 3 and attributes["gen_ai.usage.output_tokens"] == 2
     assert attributes["gen_ai.response.id"] == "c1"

@@ -245,11 +245,13 @@ def decode_events(texts: list[Any], view: type[View] = View) -> list[View]:
 class EventTap:
     """Stands in for a ``Stream`` / ``AsyncStream``'s SSE decoder (the openai and anthropic SDKs share the layout).
 
-    Every event passes on to the SDK unchanged, in order, after its data (a ``str``) is appended to ``texts``;
-    ``mark`` is called at the first. An event whose data the ``hints`` point at is first
-    offered to ``divert``, which may take it away from the SDK (True): openai's usage-only chunk that exists only
-    because carrot asked for it. ``hints`` is ``(hint, *not_hints)``: an event is offered when its data contains
-    ``hint`` and none of ``not_hints``. Errors pass through; anything unexpected is left to the SDK.
+    Every event's data (a ``str``) is appended to ``texts``, in order, and the event passes on to the SDK unchanged;
+    ``mark`` is called at the first the SDK gets. An event whose data the ``hints`` point at is first offered to
+    ``divert``, which may take it away from the SDK (True): openai's usage-only chunk that exists only because carrot
+    asked for it. Its data is kept all the same: the accumulator folds it in with the others (and hides it), so the
+    divert of a kept stream only decides, while an untapped stream's (``texts`` None) folds it in itself. ``hints`` is
+    ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``. Errors pass
+    through; anything unexpected is left to the SDK.
     """
 
     __slots__ = ("_decoder", "_append", "_mark", "_divert", "_hints", "read")
@@ -302,9 +304,9 @@ class EventTap:
         # The loop below runs for every event: the same steps as _take, without the first-event mark.
         for event in events:
             data = read(event)
+            append(data)
             if hint in data and plain not in data and spaced not in data and self._diverted(data):
                 continue
-            append(data)
             yield event
 
     async def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
@@ -324,15 +326,16 @@ class EventTap:
         hint, plain, spaced = hints
         async for event in events:
             data = read(event)
+            append(data)
             if hint in data and plain not in data and spaced not in data and self._diverted(data):
                 continue
-            append(data)
             yield event
 
     def _take(self, event: Any) -> bool:
         """Whether ``event`` goes on to the SDK (not diverted); if so, keep its data, mark the first chunk, and learn
         from it how to read the data of the events that follow."""
         data = event.data
+        self._append(data)
         hints = self._hints
         if hints is not None and _offered(data, hints) and self._diverted(data):
             return False
@@ -342,7 +345,6 @@ class EventTap:
             self._mark = None
             with guard("stream event"):
                 mark()
-        self._append(data)
         return True
 
     def _diverted(self, data: Any) -> bool:

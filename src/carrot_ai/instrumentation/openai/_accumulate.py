@@ -68,20 +68,35 @@ def _index(obj: Any, name: str, default: int) -> int:
 USAGE_HINTS = ('"usage"', '"usage":null', '"usage": null')
 
 
-def _divert(self: Any, data: str) -> bool:
-    """Take the usage-only event that exists only because the wrapper asked for it (``"choices": []`` with a
-    ``usage`` object) away from the SDK, which would spend about as much building it into a chunk as on the rest of
-    a short stream (the caller would not see it anyway): decode it (one ``json.loads``) and fold it in. False for
-    anything else, which the SDK then gets unchanged (the chunk-level hiding still applies to it). The chat and
-    legacy completion accumulators' ``divert`` (see ``carrot_ai._core._stream.EventTap``)."""
+def usage_chunk(data: str) -> dict[str, Any] | None:
+    """The usage-only chunk that exists only because the wrapper asked for it (``"choices": []`` with a ``usage``
+    object), decoded from an event's ``data``; None for anything else (which the SDK then gets unchanged). Taking it
+    away from the SDK spares it about as much work, building it into a chunk, as the rest of a short stream (the
+    caller would not see it anyway)."""
     try:
         decoded = json.loads(data)
-        if type(decoded) is dict and not decoded.get("choices") and type(decoded.get("usage")) is dict:
-            self.take_usage(decoded)
-            return True
-    except Exception:
-        pass
-    return False
+    except ValueError:
+        return None
+    if type(decoded) is dict and not decoded.get("choices") and type(decoded.get("usage")) is dict:
+        return decoded
+    return None
+
+
+def is_usage_chunk(data: str) -> bool:
+    """The divert of a stream whose events are kept for the export worker (see ``carrot_ai._core._stream.EventTap``):
+    whether ``data`` is the usage-only chunk. Its data is kept with the others, and the accumulator folds it in (and
+    hides it) there: nothing decoded is held until then."""
+    return usage_chunk(data) is not None
+
+
+def _divert(self: Any, data: str) -> bool:
+    """The divert of a stream whose chunks are folded in as the caller reads them (the chat and legacy completion
+    accumulators' ``divert``): the usage-only chunk, folded in now and taken away from the SDK."""
+    decoded = usage_chunk(data)
+    if decoded is None:
+        return False
+    self.take_usage(decoded)
+    return True
 
 
 class ChunkView(View):

@@ -43,6 +43,7 @@ from carrot_ai.instrumentation.openai._accumulate import (
     ChatStreamAccumulator,
     CompletionStreamAccumulator,
     ResponseStreamAccumulator,
+    is_usage_chunk,
     response_error,
 )
 
@@ -219,7 +220,9 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     divert = getattr(accumulator, "divert", None) if hide_usage else None
     # Chat streams are read where the SDK decodes their events and folded in on the export worker, when the span is
     # carrot's alone; otherwise (and for other streams) each chunk is folded in as the caller reads it.
-    if endpoint is CHAT and call.deferrable() and state.tap(stream, divert, USAGE_HINTS):
+    # The usage chunk's data is then kept with the others: the divert only decides (is_usage_chunk).
+    kept_divert = is_usage_chunk if divert is not None else None
+    if endpoint is CHAT and call.deferrable() and state.tap(stream, kept_divert, USAGE_HINTS):
         return state
     if divert is not None:
         install_tap(stream, None, None, divert, USAGE_HINTS)
