@@ -49,6 +49,7 @@ EVENT_BYTES = 64
 # What the events' data joined into one string holds besides its characters.
 TEXT_BYTES = 64
 _SEPARATOR = "\r"
+_SEPARATORS = itertools.repeat(_SEPARATOR)
 
 
 def _report_chunk_error(exc: Exception) -> None:
@@ -96,9 +97,12 @@ class StreamState:
         texts = self._texts
         kept: str | list[Any]
         try:
-            kept = _SEPARATOR.join(texts)
-            if kept.count(_SEPARATOR) != len(texts) - 1:
+            # (Each text searched for the separator: a memchr each, where counting them in the joined string reads
+            # it character by character: ~3 µs a 50-event stream.)
+            if not texts or any(map(operator.contains, texts, _SEPARATORS)):
                 kept = texts[:]
+            else:
+                kept = _SEPARATOR.join(texts)
         except TypeError:  # data that is no str (another decoder's)
             kept = texts[:]
         texts.clear()  # events read after the end (a stream read on) are not this call's to fold in
