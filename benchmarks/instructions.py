@@ -1,0 +1,171 @@
+"""Instructions carrot adds per call on the calling thread, counted by valgrind: a figure that does not move with the
+machine's load.
+
+The timed benchmarks (``openai_overhead.py``, ``anthropic_overhead.py``) measure what the targets are about, the
+calling thread's CPU time, but on a shared machine their figures move by ±40 µs between runs of the same code, more
+than most changes a pass makes. This counts instead: each configuration runs under ``valgrind --tool=callgrind``
+(threads counted apart: the export worker's work is not the calling thread's) with the hash seed fixed and address
+randomization off; instrumentation is switched on (``callgrind_control``) for the ``N`` counted calls only, after a
+warm-up, and the main thread's count divided by ``N`` is its instructions per call; carrot's figure minus the bare
+client's is what carrot adds. The same code gives the same count within ~0.1 % (0.5 % for the Anthropic stream),
+on a quiet or a busy machine. A change to the code, though, also moves where objects land in memory, and with it
+the collisions in CPython's type attribute cache (indexed by the attribute name's address and the type's version
+tag): that alone moved an OpenAI stream's count by ~70 k instructions (benchmarks/README.md, tenth pass). Read a
+difference of less than that per stream with the function-level profile (``callgrind_annotate``) beside it.
+
+The garbage collector is off during the counted calls (a collection of the whole process landing in one run and
+not in the other would swamp the difference): what records kept alive cost the collector is in
+``diagnose_retention.py``'s figures, not here. Nor does it see how fast those instructions run: carrot's run once
+per call between the SDK's thousands, cold, at about a third of the SDK's pace (benchmarks/README.md, seventh pass),
+and the cost of the export worker running beside the calling thread is in no instruction of the calling thread. A
+change that removes instructions helps; one that moves none may still help or hurt, which only the timed benchmarks
+tell.
+
+Records are queued as in production and delivered to a local sink in another process (not under valgrind), but
+only after the counted calls: see ``child``.
+
+Run: ``python benchmarks/instructions.py`` (all scenarios; ``--scenario openai-stream`` for one; ``--calls N``).
+Needs valgrind (on every machine kind here); takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = {  # name: (module, call maker, warm-up calls, timed calls N)
+    "openai-create": ("openai_overhead", "create_call", 150, 100),
+    "openai-stream": ("openai_overhead", "stream_call", 40, 20),
+    "anthropic-create": ("anthropic_overhead", "create_call", 150, 100),
+    "anthropic-stream": ("anthropic_overhead", "stream_call", 40, 20),
+}
+
+
+def child(scenario: str, mode: str, warm: int, calls: int) -> None:
+    """Under valgrind: warm up, then ``calls`` calls; the counts are read from callgrind's output."""
+    import gc
+    import importlib
+
+    sys.path.insert(0, HERE)
+    module_name, maker, _, _ = SCENARIOS[scenario]
+    bench = importlib.import_module(module_name)
+    import carrot_ai
+
+    sink = subprocess.Popen([sys.executable, "-c", bench.SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(sink.stdout.readline())  # type: ignore[union-attr]
+        client = bench.make_client()
+        if mode == "carrot":
+            # The export worker sleeps through the counted calls (it wakes on flush() only): when it runs beside them,
+            # what it frees changes the allocator's work on the calling thread, by ~100 k instructions a stream from
+            # one run to the next. Its effect on the calling thread is the timed benchmarks' to measure.
+            url = f"http://127.0.0.1:{port}"
+            carrot_ai.init(api_key="ck-bench", base_url=url, batch_size=10**6, flush_interval=1e6)
+            client = carrot_ai.wrap(client)
+        call = getattr(bench, maker)(client)
+        for _ in range(warm):
+            call()
+        if mode == "carrot":
+            carrot_ai.flush(120)  # the worker started and loaded genai-prices before the counted calls
+        gc.collect()
+        gc.disable()  # a collection landing in the counted calls or not would swamp the figure
+        _handshake("ready")  # the parent switches valgrind's instrumentation on
+        for _ in range(calls):
+            call()
+        _handshake("done")  # ... and off
+    finally:
+        sink.terminate()
+        sink.wait(5)
+    os._exit(0)  # no exit-time flush: its work is not per call
+
+
+def _handshake(word: str) -> None:
+    """Tell the parent where the child is, and wait for its answer."""
+    sys.stdout.write(word + "\n")
+    sys.stdout.flush()
+    sys.stdin.readline()
+
+
+def main_thread_instructions(path_prefix: str) -> int:
+    """The instructions callgrind counted on the main thread (its ``-01`` file)."""
+    with open(f"{path_prefix}-01") as handle:
+        for line in handle:
+            if line.startswith("totals:"):  # ("summary:" is 0 when instrumentation starts off)
+                return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path_prefix}-01")
+
+
+def count(scenario: str, mode: str, warm: int, calls: int, workdir: str) -> float:
+    """The main thread's instructions per call over ``calls`` calls, counted with instrumentation on for them only."""
+    out = os.path.join(workdir, f"cg.{scenario}.{mode}")
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--separate-threads=yes",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        __file__,
+        "--child",
+        scenario,
+        mode,
+        str(warm),
+        str(calls),
+    ]
+    if shutil.which("setarch"):
+        command = ["setarch", os.uname().machine, "-R", *command]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    child = subprocess.Popen(
+        command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        for word, switch in (("ready", "on"), ("done", "off")):
+            line = child.stdout.readline().strip()
+            if line != word:
+                raise RuntimeError(f"{scenario} {mode}: expected {word!r} from the child, got {line!r}")
+            subprocess.run(["callgrind_control", "-i", switch, str(child.pid)], capture_output=True, check=True)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        if child.wait(600) != 0:
+            raise RuntimeError(f"{scenario} {mode}: valgrind exited {child.returncode}")
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return main_thread_instructions(out) / calls
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return 0
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append", help="(repeatable) default: all")
+    parser.add_argument("--calls", type=int, default=None, help="timed calls N (default per scenario)")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: nothing to count")
+        return 1
+    scenarios = args.scenario or list(SCENARIOS)
+    print("instructions per call on the calling thread (callgrind; PYTHONHASHSEED=0, no address randomization)")
+    with tempfile.TemporaryDirectory(prefix="carrot-instructions-") as workdir:
+        for scenario in scenarios:
+            _, _, warm, default_calls = SCENARIOS[scenario]
+            n = args.calls or default_calls
+            per_call = {mode: count(scenario, mode, warm, n, workdir) for mode in ("bare", "carrot")}
+            added = per_call["carrot"] - per_call["bare"]
+            print(
+                f"  {scenario:<17} bare {per_call['bare']:>12,.0f}   carrot {per_call['carrot']:>12,.0f}   "
+                f"added {added:>+10,.0f} ({added / per_call['bare']:+.2%})",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
