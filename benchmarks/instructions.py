@@ -24,7 +24,8 @@ tell.
 Records are queued as in production and delivered to a local sink in another process (not under valgrind), but
 only after the counted calls: see ``child``.
 
-Run: ``python benchmarks/instructions.py`` (all scenarios; ``--scenario openai-stream`` for one; ``--calls N``).
+Run: ``python benchmarks/instructions.py`` (all scenarios; ``--scenario openai-stream`` for one; ``--calls N``;
+``--quick``: the smoke run CI makes, a few calls of one scenario).
 Needs valgrind (on every machine kind here); takes a few minutes.
 """
 
@@ -147,15 +148,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append", help="(repeatable) default: all")
     parser.add_argument("--calls", type=int, default=None, help="timed calls N (default per scenario)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run for CI: OpenAI create, a few calls")
     args = parser.parse_args()
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed: nothing to count")
-        return 1
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("valgrind (with callgrind_control) is not installed: nothing to count")
+        return 0 if args.quick else 1
     scenarios = args.scenario or list(SCENARIOS)
+    if args.quick:
+        scenarios, args.calls = ["openai-create"], 3
     print("instructions per call on the calling thread (callgrind; PYTHONHASHSEED=0, no address randomization)")
     with tempfile.TemporaryDirectory(prefix="carrot-instructions-") as workdir:
         for scenario in scenarios:
             _, _, warm, default_calls = SCENARIOS[scenario]
+            warm = 20 if args.quick else warm
             n = args.calls or default_calls
             per_call = {mode: count(scenario, mode, warm, n, workdir) for mode in ("bare", "carrot")}
             added = per_call["carrot"] - per_call["bare"]
