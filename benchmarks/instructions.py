@@ -21,8 +21,8 @@ and the cost of the export worker running beside the calling thread is in no ins
 change that removes instructions helps; one that moves none may still help or hurt, which only the timed benchmarks
 tell.
 
-Records are queued as in production and delivered to a local sink in another process (not under valgrind), but
-only after the counted calls: see ``child``.
+Records are queued as in production; the warm-up's are delivered to a local sink in another process (not under
+valgrind) before the counted calls, whose own stay queued (the child exits without flushing): see ``child``.
 
 Run: ``python benchmarks/instructions.py`` (all scenarios; ``--scenario openai-stream`` for one; ``--calls N``;
 ``--quick``: the smoke run CI makes, a few calls of one scenario).
