@@ -396,3 +396,77 @@ def test_an_accumulators_view_reads_its_often_absent_fields_as_none_and_present_
     attributes, output = accumulator.result()
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 3 and output is not None
     assert output["message"]["content"] == "hi"
+
+
+_SSE_BODIES = {
+    "openai": "".join(
+        f"data: {json.dumps(chunk)}\n\n"
+        for chunk in (
+            {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
+            for choice in (
+                {"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None},
+                {"index": 0, "delta": {}, "finish_reason": "stop"},
+            )
+        )
+    )
+    + "data: [DONE]\n\n",
+    "anthropic": "".join(
+        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+        for event in (
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [],
+                    "stop_reason": None, "usage": {"input_tokens": 3, "output_tokens": 0},
+                },
+            },
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}},
+            {"type": "message_stop"},
+        )
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_queued_stream_does_not_keep_the_response_body(
+    provider: str, ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    """A stream's response is its events (their data is kept for the worker): the HTTP body is not kept besides.
+    Over a network the SDK returns a stream before its body is read; an in-process transport (here, and in the
+    benchmarks) hands the whole body over at once, and the queued record used to hold it until export."""
+    import anthropic
+    import httpx2
+    import openai
+
+    from carrot_ai import _setup
+
+    body = _SSE_BODIES[provider].encode()
+
+    def reply(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    carrot_ai.init(
+        api_key="ck-test-key", base_url=ingest.base_url, flush_interval=3600, batch_size=1000,
+        tracer_provider=tracer_provider,
+    )  # fmt: skip
+    try:
+        http = httpx2.Client(transport=httpx2.MockTransport(reply))
+        messages = [{"role": "user", "content": "hello"}]
+        if provider == "openai":
+            client: Any = openai.OpenAI(api_key="sk-test", base_url="http://fake.invalid/v1", http_client=http)
+            chunks = carrot_ai.wrap(client).chat.completions.create(model="m", messages=messages, stream=True)
+        else:
+            client = anthropic.Anthropic(api_key="sk-ant-test", base_url="http://fake.invalid", http_client=http)
+            chunks = carrot_ai.wrap(client).messages.create(model="m", max_tokens=10, messages=messages, stream=True)
+        assert len(list(chunks)) == (2 if provider == "openai" else 6)
+        exporter = _setup.current_exporter()
+        assert exporter is not None
+        [(span, _size)] = list(exporter._queue)
+        assert span.response_body is None
+        [record] = (openai_conftest if provider == "openai" else anthropic_conftest).records(ingest, 1)
+        assert record["output"]["message"]["content"] == "hi"
+    finally:
+        carrot_ai.shutdown()

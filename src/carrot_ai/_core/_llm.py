@@ -84,6 +84,7 @@ class LLMCall:
         request: Request | None = None,
         arguments: Mapping[str, Any] | None = None,
         request_args: tuple[Any, ...] = (),
+        stream: bool = False,
     ) -> LLMCall | None:
         """Start the span for a call, or return None (tracing off, or already inside this call). Never raises.
 
@@ -98,7 +99,9 @@ class LLMCall:
         held in the export queue until the worker runs it). On a fast span (nobody else reads it before
         it is exported) it runs on the export worker, from a snapshot of the arguments taken now (see
         :mod:`._snapshot`), while the export queue has room; otherwise it runs now, before the span starts.
-        ``attributes`` then holds what must be known at once (the operation name).
+        ``attributes`` then holds what must be known at once (the operation name). ``stream``: the call returns a
+        stream, whose events are its response, so the response's body is not kept for the worker (an in-process
+        transport hands the SDK a stream's whole body at once: held until export, it doubled a queued stream's memory).
         """
         try:
             if not _ensure_started():
@@ -119,7 +122,7 @@ class LLMCall:
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
             elif (
                 started := _start_deferred(
-                    context, scope, span_name, attributes, request, request_args, arguments, capture
+                    context, scope, span_name, attributes, request, request_args, arguments, capture, stream
                 )
             ) is not None:
                 return cls(started, capture)
@@ -133,7 +136,8 @@ class LLMCall:
                     if fast._fast.roomy():
                         snapshot, size = snapshot_kwargs(arguments)
                         fast.defer(_Pending(request, request_args, snapshot, capture, own), size)
-                        fast.response_body = _BODY_WANTED
+                        if not stream:
+                            fast.response_body = _BODY_WANTED
                     else:
                         now(own, False)
             span.activate()
@@ -394,6 +398,7 @@ def _start_deferred(
     request_args: tuple[Any, ...],
     arguments: Mapping[str, Any] | None,
     capture: bool,
+    stream: bool,
 ) -> SpanCall | None:
     """The common case of :meth:`LLMCall.start`, in one step: a fast span (carrot's processor is the provider's only
     one, the queue has room) at the root or directly under another span of ours, its request left to the export
@@ -411,7 +416,8 @@ def _start_deferred(
     span = FastSpan(fast, scope, span_name, parent, SpanKind.CLIENT, attributes, None)
     snapshot, size = snapshot_kwargs(arguments if arguments is not None else {})
     span.defer(_Pending(request, request_args, snapshot, capture, attributes), size)
-    span.response_body = _BODY_WANTED
+    if not stream:
+        span.response_body = _BODY_WANTED
     return SpanCall.started_llm(span, context)
 
 

@@ -66,6 +66,7 @@ def start_call(
             request=_request,
             arguments=kwargs,
             request_args=(resource, stream, capture),
+            stream=stream,
         )
     except Exception as exc:
         report_internal_error("anthropic call start", exc)

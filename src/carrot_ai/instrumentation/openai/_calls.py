@@ -159,6 +159,7 @@ def start_call(
             request=_request,
             arguments=kwargs,
             request_args=(endpoint, resource, stream),
+            stream=stream,
         )
     except Exception as exc:
         report_internal_error("openai call start", exc)
