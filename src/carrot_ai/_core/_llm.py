@@ -101,7 +101,7 @@ class LLMCall:
         :mod:`._snapshot`), while the export queue has room; otherwise it runs now, before the span starts.
         ``attributes`` then holds what must be known at once (the operation name). ``stream``: the call returns a
         stream, whose events are its response, so the response's body is not kept for the worker (an in-process
-        transport hands the SDK a stream's whole body at once: held until export, it doubled a queued stream's memory).
+        transport hands the SDK a stream's whole body at once, which the queued record then held until export).
         """
         try:
             if not _ensure_started():
