@@ -227,17 +227,14 @@ def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> N
 
 
 @pytest.mark.parametrize("keep", [True, False], ids=["kept", "folded as read"])
-def test_the_event_tap_passes_chunks_with_choices_at_c_speed_and_offers_the_rest_reading_nothing_ahead(
-    keep: bool,
-) -> None:
-    """With ``passing`` (``USAGE_PASSING``), the chunks after the first that hold a choice go on without being offered
-    to the divert, up to the first that does not; from there each is offered as the hints say. The outcome is the one
-    without ``passing``, and the tap reads an event only when the SDK asks for the next one (a stream's next event
-    may not have arrived yet)."""
+def test_the_event_tap_takes_only_the_usage_chunk_and_reads_no_event_before_the_sdk_asks(keep: bool) -> None:
+    """Chunks with choices, a chunk without (Azure's filter results), chunks written by Python's ``json`` (spaced) and
+    chunks after the usage chunk all reach the SDK; only the usage-only chunk is taken. The tap reads an event only
+    when the SDK asks for the next one (a stream's next event may not have arrived yet)."""
     from openai._streaming import ServerSentEvent
 
     from carrot_ai._core._stream import EventTap
-    from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS, USAGE_PASSING, is_usage_chunk
+    from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS, is_usage_chunk
 
     def content(text: str) -> str:
         return '{"id":"c1","choices":[{"index":0,"delta":{"content":"' + text + '"}}],"usage":null}'
@@ -247,7 +244,7 @@ def test_the_event_tap_passes_chunks_with_choices_at_c_speed_and_offers_the_rest
         content("a"),
         content("b"),
         '{"id": "c1", "choices": [{"index": 0, "delta": {"content": "c"}}]}',  # spaced, as Python's json writes
-        '{"id":"c1","choices":[],"prompt_filter_results":[{"prompt_index":0}]}',  # no choice: offered, not taken
+        '{"id":"c1","choices":[],"prompt_filter_results":[{"prompt_index":0}]}',  # no choice, no usage: passed on
         content("d"),
         usage,  # the usage-only chunk: taken
         content("e"),  # (a chunk after it, as no server sends: still passed on)
@@ -262,18 +259,14 @@ def test_the_event_tap_passes_chunks_with_choices_at_c_speed_and_offers_the_rest
                 pulled.append(number)
                 yield event
 
-    expected = [event for event in events if event.data is not usage]
-    for passing in (USAGE_PASSING, None):
-        pulled.clear()
-        kept: list[str] | None = [] if keep else None
-        divert = is_usage_chunk if keep else ChatStreamAccumulator(True, hide_usage=True).divert
-        tap = EventTap(Decoder(), kept, None, divert, USAGE_HINTS, passing)
-        passed = []
-        for event in tap.iter_bytes(iter(())):
-            passed.append(event)
-            # Read so far: the events handed on, and the one taken away if it came before the last of them.
-            assert len(pulled) == len(passed) + (events.index(event) > data.index(usage))
-        assert passed == expected
-        assert pulled == list(range(len(events)))
-        if kept is not None:
-            assert kept == data  # every event's data, in order, the usage chunk's too
+    kept: list[str] | None = [] if keep else None
+    divert = is_usage_chunk if keep else ChatStreamAccumulator(True, hide_usage=True).divert
+    passed = []
+    for event in EventTap(Decoder(), kept, None, divert, USAGE_HINTS).iter_bytes(iter(())):
+        passed.append(event)
+        # Read so far: the events handed on, and the one taken away if it came before the last of them.
+        assert len(pulled) == len(passed) + (events.index(event) > data.index(usage))
+    assert passed == [event for event in events if event.data is not usage]
+    assert pulled == list(range(len(events)))
+    if kept is not None:
+        assert kept == data  # every event's data, in order, the usage chunk's too

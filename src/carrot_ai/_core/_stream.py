@@ -73,11 +73,7 @@ class StreamState:
         self._inline = type(self).chunk is StreamState.chunk
 
     def tap(
-        self,
-        stream: Any,
-        divert: Callable[[str], bool] | None = None,
-        hints: tuple[str, str, str] | None = None,
-        passing: str | None = None,
+        self, stream: Any, divert: Callable[[str], bool] | None = None, hints: tuple[str, str, str] | None = None
     ) -> bool:
         """Read ``stream``'s events where the SDK decodes them (an :class:`EventTap`), if it can; True when it did.
 
@@ -85,7 +81,7 @@ class StreamState:
         ends, on the export worker when the call's span allows it (:meth:`LLMCall.stop_later`), so nothing of carrot
         runs per chunk on the caller's thread. Never raises.
         """
-        if install_tap(stream, self._texts, self.call.mark_first_chunk, divert, hints, passing) is None:
+        if install_tap(stream, self._texts, self.call.mark_first_chunk, divert, hints) is None:
             return False
         self.tapped = True
         self._first = False  # the tap marks the first event
@@ -258,13 +254,11 @@ class EventTap:
     ``divert``, which may take it away from the SDK (True): openai's usage-only chunk that exists only because carrot
     asked for it. Its data is kept all the same: the accumulator folds it in with the others (and hides it), so the
     divert of a kept stream only decides, while an untapped stream's (``texts`` None) folds it in itself. ``hints`` is
-    ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``.
-    ``passing``, when given, is text the divert refuses every event holding (openai: ``[{"index"``, a chunk's
-    non-empty ``choices``): such events, after the first, are not offered and go on at C speed (:meth:`_tapped`).
-    Errors pass through; anything unexpected is left to the SDK.
+    ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``. Errors pass
+    through; anything unexpected is left to the SDK.
     """
 
-    __slots__ = ("_decoder", "_texts", "_append", "_mark", "_divert", "_hints", "_passing", "read")
+    __slots__ = ("_decoder", "_append", "_mark", "_divert", "_hints", "read")
 
     def __init__(
         self,
@@ -273,15 +267,12 @@ class EventTap:
         mark: Callable[[], None] | None,
         divert: Callable[[str], bool] | None,
         hints: tuple[str, str, str] | None,
-        passing: str | None = None,
     ) -> None:
         self._decoder = decoder
-        self._texts = texts
         self._append: Callable[[Any], None] = texts.append if texts is not None else _ignore
         self._mark = mark
         self._divert = divert
         self._hints = hints if divert is not None else None
-        self._passing = passing
         #: How to read an event's data (``str``): set from the first event (:func:`_reader`).
         self.read: Callable[[Any], Any] = _data
 
@@ -306,45 +297,15 @@ class EventTap:
         return events
 
     def _tapped(self, events: Iterator[Any]) -> Iterator[Any]:
-        """The events, each offered to the divert when the hints point at it, the others kept. Called, as
-        :meth:`_kept`, where the SDK starts reading the stream.
-
-        With ``passing``, the events after the first whose data holds it go on at C speed, each one's data kept on
-        the way (an OpenAI chat stream's chunks, up to the usage chunk carrot asked for): from one copy of the stream
-        (``tee``), each event's data is appended and searched for ``passing``; ``takewhile`` ends that at the first
-        event without it, before the other copy hands that event on (``map`` reads its iterables in order, and
-        ``{}.get(key, event)`` is ``event``); :meth:`_offering` goes on from there, one event at a time. (Hot, ~0.12 µs
-        an event against ~0.21 for the loop in Python; in the benchmarks the difference is below their noise.)"""
+        """The events, each offered to the divert when the hints point at it, the others kept."""
         for event in events:  # up to the first event the SDK gets: the one that marks the first chunk
-            if not self._take(event):
-                continue
-            passing = self._passing
-            if passing is None:
-                return itertools.chain((event,), self._offering(events))
-            passed, probe = itertools.tee(events)
-            pick: Callable[[Any, Any], Any] = {}.get  # pick(anything, value) is value
-            data: Iterator[Any] = map(self.read, probe)
-            if self._texts is not None:
-                appending, searched = itertools.tee(data)
-                data = map(pick, map(self._append, appending), searched)  # each event's data, once appended
-            holding = itertools.takewhile(bool, map(operator.contains, data, itertools.repeat(passing)))
-            return itertools.chain((event,), map(pick, holding, passed), self._offering(events, passed))
-        return iter(())
-
-    def _offering(self, events: Iterator[Any], stopped: Iterator[Any] | None = None) -> Iterator[Any]:
-        """The events from here on, each offered to the divert when the hints point at it, the others kept; first
-        the event at which ``_tapped``'s C-speed part stopped, if any (``stopped``: the copy of the stream that holds
-        it, read once: its data is kept already, and reading on would keep every event in the other copy)."""
-        hint, plain, spaced = self._hints  # type: ignore[misc]  # set: see iter_bytes
-        read = self.read
-        if stopped is not None:
-            for event in stopped:
-                data = read(event)
-                if not (hint in data and plain not in data and spaced not in data and self._diverted(data)):
-                    yield event
+            if self._take(event):
+                yield event
                 break
         append = self._append
-        # The loop below runs for every event it gets: the same steps as _take, without the first-event mark.
+        read = self.read
+        hint, plain, spaced = self._hints  # type: ignore[misc]  # set: see iter_bytes
+        # The loop below runs for every event: the same steps as _take, without the first-event mark.
         for event in events:
             data = read(event)
             append(data)
@@ -438,7 +399,6 @@ def install_tap(
     mark: Callable[[], None] | None = None,
     divert: Callable[[str], bool] | None = None,
     hints: tuple[str, str, str] | None = None,
-    passing: str | None = None,
 ) -> EventTap | None:
     """Put an :class:`EventTap` in front of ``stream``'s SSE decoder; the tap, or None. Only on an SDK stream of the
     usual layout whose event generator (``_iterator``) will read ``stream._decoder`` when it first runs: openai makes
@@ -456,7 +416,7 @@ def install_tap(
             frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
             if frame is None or not _not_started(frame) or frame.f_locals.get("self") is not stream:
                 return None
-        tap = stream._decoder = EventTap(decoder, texts, mark, divert, hints, passing)
+        tap = stream._decoder = EventTap(decoder, texts, mark, divert, hints)
         return tap
     except Exception as exc:
         report_internal_error("stream tap", exc)

@@ -66,11 +66,6 @@ def _index(obj: Any, name: str, default: int) -> int:
 # Which events may be the usage-only chunk (see EventTap): those with a "usage" key whose value is not null, however
 # the JSON is spaced. OpenAI's own chunks carry "usage":null when usage was asked for; other servers' none at all.
 USAGE_HINTS = ('"usage"', '"usage":null', '"usage": null')
-# What a chat chunk with a choice holds and the usage-only chunk does not: a non-empty ``choices`` list, whose objects
-# (and the tool-call deltas within them) begin with ``"index"`` as OpenAI writes them. The divert refuses a chunk with
-# choices, so such chunks need not be offered to it (``EventTap``'s ``passing``: they go on at C speed); any other
-# chunk (all of them, from a server that orders a choice's keys otherwise) is offered as the hints say.
-USAGE_PASSING = '[{"index"'
 
 
 def usage_chunk(data: str) -> dict[str, Any] | None:

@@ -40,7 +40,6 @@ from carrot_ai.instrumentation._common import DEFAULT_OPTIONS, CallOptions, serv
 from carrot_ai.instrumentation.openai import _extract
 from carrot_ai.instrumentation.openai._accumulate import (
     USAGE_HINTS,
-    USAGE_PASSING,
     ChatStreamAccumulator,
     CompletionStreamAccumulator,
     ResponseStreamAccumulator,
@@ -224,10 +223,10 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     # carrot's alone; otherwise (and for other streams) each chunk is folded in as the caller reads it.
     # The usage chunk's data is then kept with the others: the divert only decides (is_usage_chunk).
     kept_divert = is_usage_chunk if divert is not None else None
-    if endpoint is CHAT and call.deferrable() and state.tap(stream, kept_divert, USAGE_HINTS, USAGE_PASSING):
+    if endpoint is CHAT and call.deferrable() and state.tap(stream, kept_divert, USAGE_HINTS):
         return state
     if divert is not None:
-        install_tap(stream, None, None, divert, USAGE_HINTS, USAGE_PASSING)
+        install_tap(stream, None, None, divert, USAGE_HINTS)
     return state
 
 
