@@ -22,6 +22,7 @@ from carrot_ai import semconv
 from carrot_ai._core._serialize import to_jsonable
 from carrot_ai._core._stream import View, decode_events
 from tests.anthropic import conftest as anthropic_conftest
+from tests.fakes import encode_sse_event
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
@@ -399,19 +400,23 @@ def test_an_accumulators_view_reads_its_often_absent_fields_as_none_and_present_
 
 
 _SSE_BODIES = {
-    "openai": "".join(
-        f"data: {json.dumps(chunk)}\n\n"
-        for chunk in (
-            {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
-            for choice in (
-                {"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None},
-                {"index": 0, "delta": {}, "finish_reason": "stop"},
-            )
+    "openai": b"".join(
+        map(
+            encode_sse_event,
+            [
+                *(
+                    {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
+                    for choice in (
+                        {"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None},
+                        {"index": 0, "delta": {}, "finish_reason": "stop"},
+                    )
+                ),
+                "[DONE]",
+            ],
         )
-    )
-    + "data: [DONE]\n\n",
-    "anthropic": "".join(
-        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    ),
+    "anthropic": b"".join(
+        encode_sse_event((event["type"], event))
         for event in (
             {
                 "type": "message_start",
@@ -443,7 +448,7 @@ def test_a_queued_stream_does_not_keep_the_response_body(
 
     from carrot_ai import _setup
 
-    body = _SSE_BODIES[provider].encode()
+    body = _SSE_BODIES[provider]
 
     def reply(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
