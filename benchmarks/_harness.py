@@ -19,6 +19,7 @@ import gc
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -63,6 +64,35 @@ def ingest_sink() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# A minimal ingest endpoint, run in a process of its own by :func:`sink_process`.
+_SINK_SCRIPT = """
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as production servers do: else delayed ACKs stall every response by ~40 ms
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+@contextlib.contextmanager
+def sink_process() -> Iterator[str]:
+    """A healthy local ingest endpoint that accepts everything, in another process (its work stays off the measured
+    process's CPU time and GIL); yields its base URL and stops it on the way out."""
+    process = subprocess.Popen([sys.executable, "-c", _SINK_SCRIPT], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(process.stdout.readline())  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(5)
 
 
 def interleaved(

@@ -47,56 +47,54 @@ def child(mode: str, rounds: int, calls: int, kept_bytes: int, stream: bool) -> 
 
     sys.path.insert(0, HERE)
     import openai_overhead as bench
+    from _harness import sink_process
 
     import carrot_ai
     from carrot_ai.export import _processor
 
-    sink = subprocess.Popen([sys.executable, "-c", bench.SINK], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(sink.stdout.readline())  # type: ignore[union-attr]
-        carrot_ai.init(api_key="ck-bench", base_url=f"http://127.0.0.1:{port}")
-        kept: collections.deque[Any] = collections.deque(maxlen=KEPT)
-        if mode == "keep":
-            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(span)  # type: ignore[method-assign]
-        elif mode == "bytes":
-            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(bytes(kept_bytes))  # type: ignore[method-assign]
-        elif mode == "drop":
-            _processor.CarrotSpanProcessor.on_end_own = lambda self, span: None  # type: ignore[method-assign]
-        make = bench.stream_call if stream else bench.create_call
-        running = [""]  # which configuration is running: the collector's time is charged to it
-        collected: collections.Counter[str] = collections.Counter()
-        started = [0]
-        main = threading.get_ident()
+    with sink_process() as url:
+        try:
+            carrot_ai.init(api_key="ck-bench", base_url=url)
+            kept: collections.deque[Any] = collections.deque(maxlen=KEPT)
+            if mode == "keep":
+                _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(span)  # type: ignore[method-assign]
+            elif mode == "bytes":
+                _processor.CarrotSpanProcessor.on_end_own = lambda self, span: kept.append(bytes(kept_bytes))  # type: ignore[method-assign]
+            elif mode == "drop":
+                _processor.CarrotSpanProcessor.on_end_own = lambda self, span: None  # type: ignore[method-assign]
+            make = bench.stream_call if stream else bench.create_call
+            running = [""]  # which configuration is running: the collector's time is charged to it
+            collected: collections.Counter[str] = collections.Counter()
+            started = [0]
+            main = threading.get_ident()
 
-        def on_collect(phase: str, info: dict[str, Any]) -> None:
-            if threading.get_ident() != main or not running[0]:
-                return
-            if phase == "start":
-                started[0] = time.thread_time_ns()
-            else:
-                collected[running[0]] += time.thread_time_ns() - started[0]
+            def on_collect(phase: str, info: dict[str, Any]) -> None:
+                if threading.get_ident() != main or not running[0]:
+                    return
+                if phase == "start":
+                    started[0] = time.thread_time_ns()
+                else:
+                    collected[running[0]] += time.thread_time_ns() - started[0]
 
-        def labelled(name: str, call: Any) -> Any:
-            def run() -> None:  # (the same extra frame for both configurations)
-                running[0] = name
-                call()
-                running[0] = ""
+            def labelled(name: str, call: Any) -> Any:
+                def run() -> None:  # (the same extra frame for both configurations)
+                    running[0] = name
+                    call()
+                    running[0] = ""
 
-            return run
+                return run
 
-        configs = {
-            "bare": labelled("bare", make(bench.make_client())),
-            "carrot": labelled("carrot", make(carrot_ai.wrap(bench.make_client()))),
-        }
-        gc.callbacks.append(on_collect)
-        samples = bench.measure(configs, rounds, calls)
-        counted = rounds * calls * 1000
-        overhead = statistics.median(c - b for c, b in zip(samples["carrot"], samples["bare"], strict=True))
-        return overhead, collected["carrot"] / counted, collected["bare"] / counted
-    finally:
-        carrot_ai.shutdown()
-        sink.terminate()
-        sink.wait(5)
+            configs = {
+                "bare": labelled("bare", make(bench.make_client())),
+                "carrot": labelled("carrot", make(carrot_ai.wrap(bench.make_client()))),
+            }
+            gc.callbacks.append(on_collect)
+            samples = bench.measure(configs, rounds, calls)
+            counted = rounds * calls * 1000
+            overhead = statistics.median(c - b for c, b in zip(samples["carrot"], samples["bare"], strict=True))
+            return overhead, collected["carrot"] / counted, collected["bare"] / counted
+        finally:
+            carrot_ai.shutdown()
 
 
 def held_per_call(calls: int, stream: bool) -> tuple[float, float]:

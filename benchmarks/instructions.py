@@ -55,17 +55,16 @@ def child(scenario: str, mode: str, warm: int, calls: int) -> None:
     sys.path.insert(0, HERE)
     module_name, maker, _, _ = SCENARIOS[scenario]
     bench = importlib.import_module(module_name)
+    from _harness import sink_process
+
     import carrot_ai
 
-    sink = subprocess.Popen([sys.executable, "-c", bench.SINK], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(sink.stdout.readline())  # type: ignore[union-attr]
+    with sink_process() as url:
         client = bench.make_client()
         if mode == "carrot":
             # The export worker sleeps through the counted calls (it wakes on flush() only): when it runs beside them,
             # what it frees changes the allocator's work on the calling thread, by ~100 k instructions a stream from
             # one run to the next. Its effect on the calling thread is the timed benchmarks' to measure.
-            url = f"http://127.0.0.1:{port}"
             carrot_ai.init(api_key="ck-bench", base_url=url, batch_size=10**6, flush_interval=1e6)
             client = carrot_ai.wrap(client)
         call = getattr(bench, maker)(client)
@@ -79,9 +78,6 @@ def child(scenario: str, mode: str, warm: int, calls: int) -> None:
         for _ in range(calls):
             call()
         _handshake("done")  # ... and off
-    finally:
-        sink.terminate()
-        sink.wait(5)
     os._exit(0)  # no exit-time flush: its work is not per call
 
 

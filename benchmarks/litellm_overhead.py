@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from openai_overhead import COMPLETION, SINK, measure, report
+from _harness import sink_process
+from openai_overhead import COMPLETION, measure, report
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network: LiteLLM's bundled price map
 
@@ -62,10 +62,8 @@ def main() -> int:
         print("litellm is not installed here: run `.venv-litellm/bin/python benchmarks/litellm_overhead.py`")
         return 0
     rounds, calls = (3, 10) if args.quick else (args.rounds, args.calls)
-    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(sink.stdout.readline())  # type: ignore[union-attr]
-        carrot_ai.init(api_key="ck-bench", base_url=f"http://127.0.0.1:{port}")
+    with sink_process() as url:
+        carrot_ai.init(api_key="ck-bench", base_url=url)
         bare = litellm.completion
         carrot_ai.patch_litellm()
         client = make_client()
@@ -83,9 +81,6 @@ def main() -> int:
         carrot_ai.flush()
         stats = carrot_ai.stats()
         print(f"exporter: delivered {stats['delivered']}, dropped {stats['dropped']}")
-    finally:
-        sink.terminate()
-        sink.wait()
     return 0
 
 

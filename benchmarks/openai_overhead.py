@@ -27,15 +27,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import openai
-from _harness import drain, keep_up, settle_before_timing
+from _harness import drain, keep_up, settle_before_timing, sink_process
 
 import carrot_ai
 
@@ -63,19 +61,6 @@ COMPLETION = {
     "system_fingerprint": "fp_bench",
 }
 STREAM_CHUNKS = 50
-SINK = """
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # as production servers do: else delayed ACKs stall every response by ~40 ms
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.send_response(200); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"{}")
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"""
 
 
 def sse_body(include_usage: bool) -> bytes:
@@ -198,10 +183,13 @@ def main() -> None:
     args = parser.parse_args()
     rounds, calls = (3, 20) if args.quick else (args.rounds, args.calls)
 
-    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    with sink_process() as url:
+        run(url, rounds, calls)
+
+
+def run(url: str, rounds: int, calls: int) -> None:
     try:
-        port = int(sink.stdout.readline())  # type: ignore[union-attr]
-        carrot_ai.init(api_key="ck-bench", base_url=f"http://127.0.0.1:{port}")
+        carrot_ai.init(api_key="ck-bench", base_url=url)
         bare = make_client()
         wrapped = carrot_ai.wrap(make_client())
 
@@ -243,8 +231,6 @@ def main() -> None:
         print(f"exporter: delivered {stats.get('delivered')}, dropped {stats.get('dropped')}")
     finally:
         carrot_ai.shutdown()
-        sink.terminate()
-        sink.wait(5)
 
 
 if __name__ == "__main__":

@@ -216,15 +216,14 @@ def main() -> int:
         setup_reference()
 
     sys.path.insert(0, HERE)
-    from openai_overhead import SINK
+    from _harness import sink_process
 
     names = [f"{p}:{c}" for p, cs in CONTENDERS.items() for c in cs]
     if args.only:
         names = [n for n in names if n in args.only]
-    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
     failed = []
-    try:
-        port = int(sink.stdout.readline())  # type: ignore[union-attr]
+    with sink_process() as url:
+        port = int(url.rsplit(":", 1)[1])
         print(
             f"{rounds} rounds x {calls} calls per contender, content capture on; overhead = traced - bare, thread CPU"
         )
@@ -251,9 +250,6 @@ def main() -> int:
                 f" {('~' + str(said)) if said else '':>11}  {result['checked']}",
                 flush=True,
             )
-    finally:
-        sink.terminate()
-        sink.wait(5)
     return 1 if failed else 0
 
 
