@@ -421,6 +421,43 @@ def test_with_the_export_queue_backlogged_calls_are_read_at_once_and_recorded_th
         carrot_ai.shutdown()
 
 
+def test_with_the_export_queue_backlogged_a_stream_is_folded_in_at_its_end_and_recorded_the_same(
+    fake: FakeOpenAI, ingest: IngestServer, tracer_provider: Any
+) -> None:
+    # A stream's events are kept where the SDK decodes them and folded into its record when it ends: on the export
+    # worker while the queue has room, on the calling thread past a quarter of its byte budget. Where the output is
+    # read shows in the thread that runs the redaction function on it.
+    read_on: dict[str, str] = {}
+
+    def redact(text: str) -> str:
+        read_on.setdefault(text, threading.current_thread().name)
+        return text
+
+    carrot_ai.init(
+        api_key="ck-test-key",
+        base_url=ingest.base_url,
+        flush_interval=60,
+        max_queue_bytes=6_000,
+        redact_fn=redact,
+        tracer_provider=tracer_provider,
+    )
+    try:
+        client = carrot_ai.wrap(make_client(fake))
+        for text in ("first question", "second question"):
+            chunks = list(client.chat.completions.create(model=MODEL, messages=user(text), stream=True))
+            assert chunks and all(chunk.choices for chunk in chunks)  # the usage chunk carrot asked for stays hidden
+        assert carrot_ai.stats()["queued_bytes"] > 6_000 // 4
+
+        got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
+        assert [r["output"]["message"]["content"] for r in got] == ["Echo: first question", "Echo: second question"]
+        assert all(r["metadata"]["output_tokens"] > 0 and r["metadata"]["finish_reasons"] == ["stop"] for r in got)
+        main = threading.current_thread().name
+        assert read_on["Echo: first question"] != main  # the queue was empty: folded in on the export worker
+        assert read_on["Echo: second question"] == main  # the queue was past a quarter: folded in at the stream's end
+    finally:
+        carrot_ai.shutdown()
+
+
 def test_a_call_from_another_thread_started_inside_a_call_is_a_call_of_its_own(
     fake: FakeOpenAI, carrot: IngestServer
 ) -> None:

@@ -125,6 +125,37 @@ def test_usage_chunk_is_hidden_only_when_we_asked_for_it() -> None:
     assert ChatStreamAccumulator(True, hide_usage=False).process(usage_chunk) is True
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"choices":[],"usage":{"prompt_tokens":1}}',
+        '{"choices": [], "usage": {"prompt_tokens": 1}}\r\n ',  # trailing JSON whitespace
+        ' \t{"choices":[],"usage":{"prompt_tokens":1}}',  # leading whitespace
+        '{"choices":[],"usage":{"prompt_tokens":1}}\x0b',  # not JSON whitespace: json.loads refuses it
+        '{"choices":[],"usage":{"prompt_tokens":1}}{"choices":[]}',  # two values
+        '{"choices":[],"usage":{"prompt_tokens":1}} x',
+        '{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}',
+        '{"choices":[],"usage":null}',
+        '{"usage":{"prompt_tokens":1}}',  # no choices at all: still the usage-only chunk
+        '{"choices":[],"usage":{"prompt_tokens":1}',  # cut short
+        '["choices","usage"]',
+        "[DONE]",
+        "",
+        "{",
+    ],
+)
+def test_the_usage_chunk_is_recognised_as_json_loads_would_read_it(data: str) -> None:
+    from carrot_ai.instrumentation.openai._accumulate import is_usage_chunk, usage_chunk
+
+    try:
+        decoded = json.loads(data)
+    except ValueError:
+        decoded = None
+    usage = isinstance(decoded, dict) and not decoded.get("choices") and isinstance(decoded.get("usage"), dict)
+    assert usage_chunk(data) == (decoded if usage else None)
+    assert is_usage_chunk(data) is usage
+
+
 def test_span_carries_genai_attributes(fake: FakeOpenAI, ingest: IngestServer) -> None:
     provider = TracerProvider(shutdown_on_exit=False)
     spans = InMemorySpanExporter()

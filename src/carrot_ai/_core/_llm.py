@@ -55,18 +55,20 @@ Request = Callable[..., "tuple[dict[str, AttributeValue], Mapping[str, Any] | No
 class LLMCall:
     """One model call's span; :meth:`stop` or :meth:`fail` ends it exactly once."""
 
-    __slots__ = ("span", "capture", "content_attributes", "start_ns", "first_chunk_ns", "_error_attributes")
+    __slots__ = ("span", "capture", "fast", "content_attributes", "start_ns", "first_chunk_ns")
 
     def __init__(self, span: SpanCall, capture: bool) -> None:
         self.span = span
         self.capture = capture
+        #: Whether the span is a fast span: carrot's processor is its only observer, so what the call leaves to the
+        #: export worker (:meth:`stop_later`, :meth:`stop_with_body`) is seen by nobody before then.
+        self.fast = fast = type(span.span) is FastSpan
         # GenAI content attributes (gen_ai.input.messages, gen_ai.output.messages, ...) are worth extracting only when
-        # someone else sees the span: a fast span has carrot's processor as its only observer, and the record's input
-        # and output come from carrot.input / carrot.output.
-        self.content_attributes = capture and not isinstance(span.span, FastSpan)
+        # someone else sees the span: on a fast span the record's input and output come from carrot.input /
+        # carrot.output.
+        self.content_attributes = capture and not fast
         self.start_ns = time.perf_counter_ns()
         self.first_chunk_ns: int | None = None
-        self._error_attributes: dict[str, AttributeValue] | None = None
 
     @classmethod
     def start(
@@ -183,8 +185,9 @@ class LLMCall:
 
     def stop_with_body(self, body: bytes, extract: Extract, request_id: Any) -> None:
         """:meth:`stop` with what ``extract`` reads of ``body`` (the response's JSON, as the SDK received it), on the
-        export worker when the span is :meth:`deferrable`. The bytes cannot change after the call, unlike the SDK's
-        response object, which the caller owns. ``request_id``: what the SDK put in the response's ``_request_id``."""
+        export worker when the span is deferrable (:meth:`_open_fast_span`). The bytes cannot change after the call,
+        unlike the SDK's response object, which the caller owns. ``request_id``: what the SDK put in the response's
+        ``_request_id``."""
         size = len(body) + BODY_OVERHEAD_BYTES
         # The common case: the call's request is pending on the worker; one object then reads both.
         if (pending := self._free_pending()) is not None:
@@ -197,8 +200,8 @@ class LLMCall:
             self.stop(*_body_result(extract, body, request_id, self.capture))
 
     def _free_pending(self) -> _Pending | None:
-        """The :class:`_Pending` object the call's open, :meth:`deferrable` span leaves to the worker, when nothing of
-        the response has been added to it yet (the common case); else None."""
+        """The :class:`_Pending` object the call's deferrable span (:meth:`_open_fast_span`) leaves to the worker, when
+        nothing of the response has been added to it yet (the common case); else None."""
         span = self._open_fast_span()
         if span is None or type(pending := span._later) is not _Pending:
             return None
@@ -214,16 +217,10 @@ class LLMCall:
         self.span._ended = True
         span.end()
 
-    def deferrable(self) -> bool:
-        """Whether :meth:`stop_later` / :meth:`fail_later` leave the result to the export worker: only for a fast
-        span, which nobody but carrot's exporter reads (any other span gets its result at once), while the export
-        queue has room (:meth:`FastPath.roomy`)."""
-        span = self.span.span
-        return type(span) is FastSpan and span._fast.roomy()
-
     def stop_later(self, result: Result, extra_size: int) -> None:
         """:meth:`stop`, with ``result()`` (the response attributes and the record's output) run on the export worker
-        when the span is :meth:`deferrable`, else now. ``extra_size``: the memory ``result`` holds until then."""
+        when the span is deferrable (:meth:`_open_fast_span`), else now. ``extra_size``: the memory ``result`` holds
+        until then."""
         if (pending := self._free_pending()) is not None:  # the common case, as in stop_with_body
             pending.result = result
             self._end_pending(extra_size)
@@ -232,8 +229,8 @@ class LLMCall:
             self.stop(*result())
 
     def _stop_fast(self, settle: Callable[[dict[str, AttributeValue]], None], extra_size: int) -> bool:
-        """End the span now, leaving ``settle(attributes)`` to the export worker, when it is :meth:`deferrable`
-        (and still open); False, doing nothing, otherwise. Every call on a fast span ends here or in
+        """End the span now, leaving ``settle(attributes)`` to the export worker, when it is deferrable
+        (:meth:`_open_fast_span`); False, doing nothing, otherwise. Every call on a fast span ends here or in
         :meth:`stop_with_body`."""
         span = self._open_fast_span()
         if span is None:
@@ -244,7 +241,8 @@ class LLMCall:
         return True
 
     def _open_fast_span(self) -> FastSpan | None:
-        """The call's span when it is :meth:`deferrable` and still open, else None."""
+        """The call's span when what is left of the call may go to the export worker (the span is *deferrable*): a
+        fast span, still open, while the export queue has room (:meth:`FastPath.roomy`); else None."""
         call = self.span
         span = call.span
         if type(span) is not FastSpan or call._ended or span._end_time is not None or not span._fast.roomy():

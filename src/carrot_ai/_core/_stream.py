@@ -130,12 +130,14 @@ class StreamState:
         if self.done:
             return
         self.done = True
-        with guard("stream finish"):
+        try:  # (not ``guard``: this runs at the end of every stream)
             if self.tapped:
                 self.call.stop_later(*self._later())
                 return
             attributes, output = self.accumulator.result()
             self.call.stop(attributes, output)
+        except Exception as exc:
+            report_internal_error("stream finish", exc)
 
     def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
         """What a provider adds about an error that ends the stream (HTTP status, error type, request id)."""
@@ -347,8 +349,10 @@ class EventTap:
         mark = self._mark
         if mark is not None:
             self._mark = None
-            with guard("stream event"):
+            try:
                 mark()
+            except Exception as exc:
+                report_internal_error("stream event", exc)
         return True
 
     def _diverted(self, data: Any) -> bool:
@@ -369,25 +373,26 @@ def _ignore(event: Any) -> None:
 
 
 _data = operator.attrgetter("data")
-_SDK_EVENTS: dict[type, bool] = {}  # per event class: whether it is the SDKs' ServerSentEvent
+_READERS: dict[type, Callable[[Any], Any]] = {}  # per event class: how to read an event's data (_reader)
 
 
 def _reader(event: Any) -> Callable[[Any], Any]:
     """How to read the data of the events that follow ``event`` (the stream's first): the SDKs' ``ServerSentEvent``
     (openai's and anthropic's alike) keeps it in ``_data`` behind a ``data`` property, which costs a Python call per
-    event; read directly when ``event`` is one and holds it there, else through ``data``."""
-    kind = type(event)
-    sdk = _SDK_EVENTS.get(kind)
-    if sdk is None:
+    event; read directly when ``event`` is one and holds it there, else through ``data``. Decided once per event
+    class, from its first event."""
+    reader = _READERS.get(type(event))
+    if reader is None:
+        kind = type(event)
         getter = getattr(getattr(kind, "data", None), "fget", None)
-        sdk = _SDK_EVENTS[kind] = (
+        sdk = (
             kind.__name__ == "ServerSentEvent"
             and kind.__module__.endswith("._streaming")
             and getattr(getter, "__qualname__", None) == "ServerSentEvent.data"
         )
-    if sdk and getattr(event, "__dict__", {}).get("_data", _data) is event.data:
-        return _direct_data
-    return _data
+        direct = sdk and getattr(event, "__dict__", {}).get("_data", _data) is event.data
+        reader = _READERS[kind] = _direct_data if direct else _data
+    return reader
 
 
 _direct_data = operator.attrgetter("_data")

@@ -104,11 +104,17 @@ class ResponseFailedError(Exception):
 
 
 class OpenAIStreamState(StreamState):
-    """The shared stream state, plus the HTTP status / error code / request id of an error that ends the stream.
+    """The shared stream state, plus the HTTP status / error code / request id of an error that ends the stream."""
 
-    A Responses stream that reported a failure (an ``error`` event, ``response.failed``) ends as an error even
-    though the SDK yields those events rather than raising.
-    """
+    __slots__ = ()
+
+    def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
+        return _extract.error_attributes(exc)
+
+
+class ResponsesStreamState(OpenAIStreamState):
+    """A Responses stream's state: a stream that reported a failure (an ``error`` event, ``response.failed``) ends as
+    an error even though the SDK yields those events rather than raising."""
 
     __slots__ = ()
 
@@ -125,9 +131,6 @@ class OpenAIStreamState(StreamState):
             if error[0]:
                 attributes[semconv.CARROT_ERROR_CODE] = error[0]
             self.call.fail(ResponseFailedError(error[1]), attributes, output)
-
-    def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
-        return _extract.error_attributes(exc)
 
 
 # --- starting and ending a call ------------------------------------------------------------------------------
@@ -217,13 +220,14 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     accumulator: StreamAccumulator = (endpoint.accumulator or ChatStreamAccumulator)(
         call.capture, request_id, hide_usage, call.content_attributes
     )
-    state = OpenAIStreamState(call, accumulator)
+    state = (ResponsesStreamState if endpoint is RESPONSES else OpenAIStreamState)(call, accumulator)
     divert = getattr(accumulator, "divert", None) if hide_usage else None
-    # Chat streams are read where the SDK decodes their events and folded in on the export worker, when the span is
-    # carrot's alone; otherwise (and for other streams) each chunk is folded in as the caller reads it.
-    # The usage chunk's data is then kept with the others: the divert only decides (is_usage_chunk).
+    # Chat streams are read where the SDK decodes their events, and folded in when the stream ends (on the export
+    # worker while its queue has room), when the span is carrot's alone; otherwise (and for other streams) each chunk
+    # is folded in as the caller reads it. The usage chunk's data is then kept with the others: the divert only
+    # decides (is_usage_chunk).
     kept_divert = is_usage_chunk if divert is not None else None
-    if endpoint is CHAT and call.deferrable() and state.tap(stream, kept_divert, USAGE_HINTS):
+    if endpoint is CHAT and call.fast and state.tap(stream, kept_divert, USAGE_HINTS):
         return state
     if divert is not None:
         install_tap(stream, None, None, divert, USAGE_HINTS)
