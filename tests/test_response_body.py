@@ -54,6 +54,44 @@ def test_the_cassettes_with_a_response_body_are_most_of_them() -> None:
     assert len(BODIES) >= 25
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id":"msg_1","content":[{"type":"text","text":"h\\u00e9 \\ud83d\\ude00"}],"usage":{"input_tokens":3}}',
+        '{"text":"h\u00e9 \u6f22"}'.encode(),
+        b'{"a":1}\r\n \t',  # trailing JSON whitespace
+        b'{"a":1}\x0b',  # not JSON whitespace
+        b'{"a":1}{"b":2}',  # two values
+        b'{"a":1} x',
+        b'{"a":',  # cut short
+        b"{",
+        b'{"a":1,}',
+        b'{"lone":"\\ud800"}',
+        b'{"a":"\xff"}',  # not UTF-8
+        '{"a":1}'.encode("utf-16-le"),
+        '{"a":1}'.encode("utf-16"),  # with its byte order mark
+        '{"a":1}'.encode("utf-32-le"),
+        b'\xef\xbb\xbf{"a":1}',  # a UTF-8 byte order mark
+        b' {"a":1}',
+        b'["a",1]',
+        b"null",
+        b"",
+    ],
+)
+def test_a_response_body_is_decoded_as_json_loads_decodes_it(body: bytes) -> None:
+    import json
+
+    from carrot_ai._core._serialize import loads
+
+    try:
+        expected: Any = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        with pytest.raises(type(exc)):
+            loads(body)
+        return
+    assert loads(body) == expected
+
+
 @pytest.mark.parametrize("name", BODIES)
 def test_a_response_read_from_its_bytes_on_the_worker_is_recorded_as_when_read_at_once(
     name: str, carrot: IngestServer, tracer_provider: TracerProvider

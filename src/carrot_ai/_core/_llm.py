@@ -20,7 +20,6 @@ Call sites read::
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -34,7 +33,7 @@ from carrot_ai import semconv
 from carrot_ai._core import _content, _fastspan
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
-from carrot_ai._core._serialize import dumps
+from carrot_ai._core._serialize import dumps, loads
 from carrot_ai._core._snapshot import snapshot_kwargs
 from carrot_ai._core._tracing import EXPORTED_PARENT_KEY, LLM_CALL_KEY, SpanCall, current_context, running_here
 
@@ -422,7 +421,7 @@ def _start_deferred(
 def _body_result(
     extract: Extract, body: bytes, request_id: Any, capture: bool
 ) -> tuple[dict[str, AttributeValue], Mapping[str, Any] | None]:
-    data = json.loads(body)
+    data = loads(body)
     attributes, output = extract(data if type(data) is dict else {}, capture, False)
     if isinstance(request_id, str) and request_id:
         attributes.setdefault(semconv.CARROT_REQUEST_ID, request_id)

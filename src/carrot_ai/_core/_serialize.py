@@ -24,7 +24,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 CYCLIC = "<cyclic>"
@@ -73,6 +73,27 @@ def _make_encoder() -> Any:
 
 
 fast_encode = _make_encoder()
+
+
+def loads(data: bytes) -> Any:
+    """``json.loads(data)``, the same value or the same error. A UTF-8 JSON object (what the providers send, read on
+    the export worker for every response body) goes to json's scanner directly, without the Python steps
+    ``json.loads`` takes around it (encoding detection, the decoder's methods, two whitespace matches): ~1.3 µs less
+    a body. Anything else, or an object followed by more than whitespace, takes ``json.loads`` itself."""
+    if data[:1] == b"{" and data[1:2] != b"\x00":  # (a NUL second byte: UTF-16 or UTF-32, which json.loads detects)
+        text = data.decode("utf-8", "surrogatepass")  # as json.loads decodes UTF-8
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:  # the scanner's "no value here" (an object cut short): json.loads says where
+            return json.loads(data)
+        if end == len(text) or not text[end:].strip(" \t\n\r"):  # json's whitespace, not str.isspace()'s
+            return value
+    return json.loads(data)
+
+
+# The scanner json.loads runs, shared the same way (every decoder has one; typeshed does not declare it): the value
+# at an index, and where it ends.
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def dumps(value: Any) -> str:
