@@ -8,9 +8,9 @@ in-process transport, content capture on, records exported to a sink in another 
    queued, the stream freed). Reported: the median over calls of each part's extra over the bare client.
 2. **The same ``create``, hot and cold.** The non-streaming ``create`` timed back to back (as ``*_overhead.py``
    time it), and timed with an untimed bare 50-item stream of the same SDK before every call. carrot's code is the
-   same in both; only what the stream's ~3.5 ms of SDK work left in the CPU's caches differs. Its added time
-   roughly triples cold (benchmarks/README.md, twelfth pass): a stream's own set-up and end run in that state on
-   every call, which is why a stream costs several times a ``create`` of the same code.
+   same in both; only what the stream's SDK work (~3.5 ms for OpenAI's, ~0.8 ms for Anthropic's) left in the CPU's
+   caches differs. OpenAI's added time roughly triples cold (benchmarks/README.md, twelfth pass): a stream's own
+   set-up and end run in that state on every call, which is why a stream costs several times a ``create``.
 
 Run: ``python benchmarks/stream_phases.py`` (``--quick`` for a smoke run). Reports, asserts nothing.
 """
