@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -41,6 +43,45 @@ def carrot(ingest: IngestServer, tracer_provider: TracerProvider) -> Iterator[In
     yield ingest
     carrot_ai.shutdown()
     assert _setup._state is None
+
+
+# The export queue of the ``backlogged`` fixture: a call or two fill a quarter of it, past which calls are read on the
+# calling thread rather than on the export worker.
+BACKLOG_QUEUE_BYTES = 6_000
+
+
+@pytest.fixture
+def backlogged(ingest: IngestServer, tracer_provider: TracerProvider) -> Iterator[dict[str, str]]:
+    """carrot_ai set up with a small export queue (``BACKLOG_QUEUE_BYTES``) that is sent only on flush; yields where
+    each captured text was read: the name of the thread that ran the redaction function on it."""
+    read_on: dict[str, str] = {}
+
+    def redact(text: str) -> str:
+        read_on.setdefault(text, threading.current_thread().name)
+        return text
+
+    carrot_ai.init(
+        api_key="ck-test-key",
+        base_url=ingest.base_url,
+        flush_interval=60,
+        max_queue_bytes=BACKLOG_QUEUE_BYTES,
+        redact_fn=redact,
+        tracer_provider=tracer_provider,
+    )
+    yield read_on
+    carrot_ai.shutdown()
+
+
+def check_backlogged_streams(got: list[dict[str, Any]], read_on: dict[str, str], finish_reason: str) -> None:
+    """The records of two streams made on the ``backlogged`` fixture, asking "first question" then "second question"
+    of a fake that echoes: both recorded whole; the first folded in on the export worker (the queue was empty), the
+    second at its end on the calling thread (the queue was past a quarter of its budget)."""
+    got = sorted(got, key=lambda r: str(r["input"]["messages"][0]["content"]))
+    assert [r["output"]["message"]["content"] for r in got] == ["Echo: first question", "Echo: second question"]
+    assert all(r["metadata"]["output_tokens"] > 0 and r["metadata"]["finish_reasons"] == [finish_reason] for r in got)
+    main = threading.current_thread().name
+    assert read_on["Echo: first question"] != main
+    assert read_on["Echo: second question"] == main
 
 
 @pytest.fixture

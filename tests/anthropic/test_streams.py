@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import threading
 from typing import Any
 
 import anthropic
@@ -13,6 +12,7 @@ import pytest
 
 import carrot_ai
 from tests.anthropic.conftest import MODEL, client_for, make_client, no_more_records, records, takes, user
+from tests.conftest import BACKLOG_QUEUE_BYTES, check_backlogged_streams
 from tests.fakes import SSEEvent, SSEReply
 from tests.fakes.anthropic_server import FakeAnthropic, error_event, stream_failing_with
 from tests.ingest_server import IngestServer
@@ -57,40 +57,17 @@ def test_stream_yields_the_sdks_events_unchanged_and_records_the_whole_answer(
 
 
 def test_with_the_export_queue_backlogged_a_stream_is_folded_in_at_its_end_and_recorded_the_same(
-    fake: FakeAnthropic, ingest: IngestServer, tracer_provider: Any
+    fake: FakeAnthropic, ingest: IngestServer, backlogged: dict[str, str]
 ) -> None:
     # A stream's events are kept where the SDK decodes them and folded into its record when it ends: on the export
-    # worker while the queue has room, on the calling thread past a quarter of its byte budget. Where the output is
-    # read shows in the thread that runs the redaction function on it.
-    read_on: dict[str, str] = {}
+    # worker while the queue has room, on the calling thread past a quarter of its byte budget.
+    client = carrot_ai.wrap(make_client(fake))
+    for text in ("first question", "second question"):
+        events = list(client.messages.create(**body(text), stream=True))
+        assert events[-1].type == "message_stop"
+    assert carrot_ai.stats()["queued_bytes"] > BACKLOG_QUEUE_BYTES // 4
 
-    def redact(text: str) -> str:
-        read_on.setdefault(text, threading.current_thread().name)
-        return text
-
-    carrot_ai.init(
-        api_key="ck-test-key",
-        base_url=ingest.base_url,
-        flush_interval=60,
-        max_queue_bytes=6_000,
-        redact_fn=redact,
-        tracer_provider=tracer_provider,
-    )
-    try:
-        client = carrot_ai.wrap(make_client(fake))
-        for text in ("first question", "second question"):
-            events = list(client.messages.create(**body(text), stream=True))
-            assert events[-1].type == "message_stop"
-        assert carrot_ai.stats()["queued_bytes"] > 6_000 // 4
-
-        got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
-        assert [r["output"]["message"]["content"] for r in got] == ["Echo: first question", "Echo: second question"]
-        assert all(r["metadata"]["output_tokens"] > 0 and r["metadata"]["finish_reasons"] == ["end_turn"] for r in got)
-        main = threading.current_thread().name
-        assert read_on["Echo: first question"] != main  # the queue was empty: folded in on the export worker
-        assert read_on["Echo: second question"] == main  # the queue was past a quarter: folded in at the stream's end
-    finally:
-        carrot_ai.shutdown()
+    check_backlogged_streams(records(ingest, 2), backlogged, "end_turn")
 
 
 def test_async_stream_records_the_whole_answer(way: str, fake: FakeAnthropic, carrot: IngestServer) -> None:

@@ -13,6 +13,7 @@ import pytest
 from dirty_equals import IsFloat, IsStr
 
 import carrot_ai
+from tests.conftest import BACKLOG_QUEUE_BYTES, check_backlogged_streams
 from tests.fakes import Reset
 from tests.fakes.openai_server import FakeOpenAI, model_not_found, rate_limit, server_error
 from tests.ingest_server import IngestServer
@@ -384,78 +385,38 @@ def test_the_record_keeps_the_messages_as_sent_when_the_caller_changes_them_afte
 
 
 def test_with_the_export_queue_backlogged_calls_are_read_at_once_and_recorded_the_same(
-    fake: FakeOpenAI, ingest: IngestServer, tracer_provider: Any
+    fake: FakeOpenAI, ingest: IngestServer, backlogged: dict[str, str]
 ) -> None:
     # A deferred call's request is read on the export worker; past a quarter of the queue's byte budget, calls are read
     # on the calling thread, so a backlog keeps the queue's capacity in records. Where the input is read shows in the
     # thread that runs the redaction function on it.
-    read_on: dict[str, str] = {}
+    client = carrot_ai.wrap(make_client(fake))
+    for text in ("first question", "second question"):
+        messages: list[Any] = user(text)
+        client.chat.completions.create(model=MODEL, messages=messages)
+        messages[0]["content"] = "changed"
+    assert carrot_ai.stats()["queued_bytes"] > BACKLOG_QUEUE_BYTES // 4
 
-    def redact(text: str) -> str:
-        read_on.setdefault(text, threading.current_thread().name)
-        return text
-
-    carrot_ai.init(
-        api_key="ck-test-key",
-        base_url=ingest.base_url,
-        flush_interval=60,
-        max_queue_bytes=6_000,
-        redact_fn=redact,
-        tracer_provider=tracer_provider,
-    )
-    try:
-        client = carrot_ai.wrap(make_client(fake))
-        for text in ("first question", "second question"):
-            messages: list[Any] = user(text)
-            client.chat.completions.create(model=MODEL, messages=messages)
-            messages[0]["content"] = "changed"
-        assert carrot_ai.stats()["queued_bytes"] > 6_000 // 4
-
-        got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
-        assert [r["input"]["messages"] for r in got] == [user("first question"), user("second question")]
-        assert got[1]["output"] == {"message": {"role": "assistant", "content": "Echo: second question"}}
-        main = threading.current_thread().name
-        assert read_on["first question"] != main  # the queue was empty: read on the export worker
-        assert read_on["second question"] == main  # the queue was past a quarter: read at once
-    finally:
-        carrot_ai.shutdown()
+    got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
+    assert [r["input"]["messages"] for r in got] == [user("first question"), user("second question")]
+    assert got[1]["output"] == {"message": {"role": "assistant", "content": "Echo: second question"}}
+    main = threading.current_thread().name
+    assert backlogged["first question"] != main  # the queue was empty: read on the export worker
+    assert backlogged["second question"] == main  # the queue was past a quarter: read at once
 
 
 def test_with_the_export_queue_backlogged_a_stream_is_folded_in_at_its_end_and_recorded_the_same(
-    fake: FakeOpenAI, ingest: IngestServer, tracer_provider: Any
+    fake: FakeOpenAI, ingest: IngestServer, backlogged: dict[str, str]
 ) -> None:
     # A stream's events are kept where the SDK decodes them and folded into its record when it ends: on the export
-    # worker while the queue has room, on the calling thread past a quarter of its byte budget. Where the output is
-    # read shows in the thread that runs the redaction function on it.
-    read_on: dict[str, str] = {}
+    # worker while the queue has room, on the calling thread past a quarter of its byte budget.
+    client = carrot_ai.wrap(make_client(fake))
+    for text in ("first question", "second question"):
+        chunks = list(client.chat.completions.create(model=MODEL, messages=user(text), stream=True))
+        assert chunks and all(chunk.choices for chunk in chunks)  # the usage chunk carrot asked for stays hidden
+    assert carrot_ai.stats()["queued_bytes"] > BACKLOG_QUEUE_BYTES // 4
 
-    def redact(text: str) -> str:
-        read_on.setdefault(text, threading.current_thread().name)
-        return text
-
-    carrot_ai.init(
-        api_key="ck-test-key",
-        base_url=ingest.base_url,
-        flush_interval=60,
-        max_queue_bytes=6_000,
-        redact_fn=redact,
-        tracer_provider=tracer_provider,
-    )
-    try:
-        client = carrot_ai.wrap(make_client(fake))
-        for text in ("first question", "second question"):
-            chunks = list(client.chat.completions.create(model=MODEL, messages=user(text), stream=True))
-            assert chunks and all(chunk.choices for chunk in chunks)  # the usage chunk carrot asked for stays hidden
-        assert carrot_ai.stats()["queued_bytes"] > 6_000 // 4
-
-        got = sorted(records(ingest, 2), key=lambda r: str(r["input"]["messages"][0]["content"]))
-        assert [r["output"]["message"]["content"] for r in got] == ["Echo: first question", "Echo: second question"]
-        assert all(r["metadata"]["output_tokens"] > 0 and r["metadata"]["finish_reasons"] == ["stop"] for r in got)
-        main = threading.current_thread().name
-        assert read_on["Echo: first question"] != main  # the queue was empty: folded in on the export worker
-        assert read_on["Echo: second question"] == main  # the queue was past a quarter: folded in at the stream's end
-    finally:
-        carrot_ai.shutdown()
+    check_backlogged_streams(records(ingest, 2), backlogged, "stop")
 
 
 def test_a_call_from_another_thread_started_inside_a_call_is_a_call_of_its_own(
