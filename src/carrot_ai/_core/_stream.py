@@ -75,13 +75,15 @@ class StreamState:
     def tap(
         self, stream: Any, divert: Callable[[str], bool] | None = None, hints: tuple[str, str, str] | None = None
     ) -> bool:
-        """Read ``stream``'s events where the SDK decodes them (an :class:`EventTap`), if it can; True when it did.
+        """Read ``stream``'s events where the SDK decodes them (an :class:`EventTap`), if it can and the call's span
+        is carrot's alone (a fast span: nobody reads it before it ends); True when it did.
 
         The chunks the caller gets are then not looked at: the accumulator folds the events' data in when the stream
-        ends, on the export worker when the call's span allows it (:meth:`LLMCall.stop_later`), so nothing of carrot
-        runs per chunk on the caller's thread. Never raises.
+        ends, on the export worker while its queue has room (:meth:`LLMCall.stop_later`), else on the calling thread,
+        so nothing of carrot runs per chunk on the caller's thread. Never raises.
         """
-        if install_tap(stream, self._texts, self.call.mark_first_chunk, divert, hints) is None:
+        call = self.call
+        if not call.fast or install_tap(stream, self._texts, call.mark_first_chunk, divert, hints) is None:
             return False
         self.tapped = True
         self._first = False  # the tap marks the first event

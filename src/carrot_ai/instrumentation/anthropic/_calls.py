@@ -118,10 +118,7 @@ def stream_state(call: LLMCall, stream: Any) -> AnthropicStreamState:
     headers = getattr(getattr(stream, "response", None), "headers", None)
     request_id = headers.get("request-id") if headers is not None else None
     state = AnthropicStreamState(call, MessageStreamAccumulator(call.capture, request_id, call.content_attributes))
-    # Read where the SDK decodes the events, and folded in when the stream ends (on the export worker while its queue
-    # has room), when the span is carrot's alone; otherwise each event is folded in as the caller reads it.
-    if call.fast:
-        state.tap(stream)
+    state.tap(stream)  # else each event is folded in as the caller reads it
     return state
 
 

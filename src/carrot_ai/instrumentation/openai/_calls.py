@@ -222,12 +222,10 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     )
     state = (ResponsesStreamState if endpoint is RESPONSES else OpenAIStreamState)(call, accumulator)
     divert = getattr(accumulator, "divert", None) if hide_usage else None
-    # Chat streams are read where the SDK decodes their events, and folded in when the stream ends (on the export
-    # worker while its queue has room), when the span is carrot's alone; otherwise (and for other streams) each chunk
-    # is folded in as the caller reads it. The usage chunk's data is then kept with the others: the divert only
-    # decides (is_usage_chunk).
+    # Chat streams are tapped (StreamState.tap); otherwise (and for other streams) each chunk is folded in as the
+    # caller reads it. A tapped stream's usage chunk is kept with the other events: the divert only decides.
     kept_divert = is_usage_chunk if divert is not None else None
-    if endpoint is CHAT and call.fast and state.tap(stream, kept_divert, USAGE_HINTS):
+    if endpoint is CHAT and state.tap(stream, kept_divert, USAGE_HINTS):
         return state
     if divert is not None:
         install_tap(stream, None, None, divert, USAGE_HINTS)
