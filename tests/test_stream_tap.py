@@ -210,9 +210,6 @@ def test_the_tap_reads_the_sdks_events_directly_and_any_other_event_through_its_
                 yield from self.events
 
         kept: list[str] = []
-        assert list(EventTap(Decoder(events), kept, None, None, None).iter_bytes(iter(()))) == events
-        assert kept == [f'{{"n":{n}}}' for n in range(4)]  # the data: the events themselves are not kept
-        kept = []
         taken = EventTap(Decoder(events), kept, None, lambda data: False, ('"n"', "x", "y")).iter_bytes(iter(()))
         assert list(taken) == events and kept == [f'{{"n":{n}}}' for n in range(4)]
 

@@ -17,6 +17,7 @@ import itertools
 import json
 import opcode
 import operator
+import re
 import sys
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -59,14 +60,31 @@ def _report_chunk_error(exc: Exception) -> None:
 class StreamState:
     """The span side of a stream: accumulates and finalizes exactly once."""
 
-    __slots__ = ("call", "accumulator", "done", "tapped", "_texts", "_process", "_first", "_inline")
+    __slots__ = (
+        "call",
+        "accumulator",
+        "done",
+        "tapped",
+        "ended",
+        "pulled",
+        "counters",
+        "_texts",
+        "_process",
+        "_first",
+        "_inline",
+    )
 
     def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
         self.call = call
         self.accumulator = accumulator
         self.done = False
         self.tapped = False
-        self._texts: list[Any] = []  # a tapped stream's event data, as read
+        #: A tapped stream's reading: whether the caller read it to its end, and how many items it was handed
+        #: (``pulled`` one by one, plus what each loop's counter counted at C speed: :func:`_iterate`).
+        self.ended = False
+        self.pulled = 0
+        self.counters: list[itertools.count[int]] = []
+        self._texts: list[Any] = []  # a tapped stream's bytes as read (or, with a divert, its events' data)
         self._process = accumulator.process  # bound once: this runs for every chunk
         self._first = True
         # The proxies inline chunk() for every chunk after the first, unless a subclass overrides it.
@@ -89,14 +107,35 @@ class StreamState:
         self._first = False  # the tap marks the first event
         return True
 
-    def _later(self) -> tuple[Callable[[], tuple[dict[str, AttributeValue], dict[str, Any] | None]], int]:
-        """A tapped stream's result as a function of the events read so far, and the bytes their data holds.
+    def handed(self) -> int:
+        """How many items the caller was handed of a tapped stream so far."""
+        return self.pulled + sum(map(_counted, self.counters))
 
-        The events' data is kept as one string, joined with ``\\r`` (which the SDKs' decoders split lines on, so no
-        event's data holds one), until the export worker splits it again: one block for the queue to hold instead of
-        one per event, and the events' own strings go back to the allocator while they are still warm for the next
-        call's (measured: ~15-25 µs less per queued 50-chunk stream). Data that does hold one is kept as it is."""
+    @staticmethod
+    def sdk_texts(events: list[tuple[str | None, str]], limit: int | None) -> list[str]:
+        """The data of the events of a stream (:func:`sse_events`) that its SDK read, in order, up to the ``limit``-th
+        it made an item of (None: all it read). By default every event makes one; a provider's state says how its
+        SDK reads its streams."""
+        texts = [data for _, data in events]
+        return texts if limit is None else texts[:limit]
+
+    def _later(self) -> tuple[Callable[[], tuple[dict[str, AttributeValue], dict[str, Any] | None]], int]:
+        """A tapped stream's result as a function of what was read so far, and the bytes it holds.
+
+        A stream tapped below its SDK's decoder (the bytes it read: :meth:`EventTap.iter_bytes`) is kept as one
+        ``bytes``, decoded on the export worker; when the caller did not read it to its end, only the events of the
+        items it was handed are folded in (the last read may hold more). A stream whose events are offered to a
+        divert keeps their data instead: as one string joined with ``\r`` (which the SDKs' decoders split lines on,
+        so no event's data holds one), until the export worker splits it again: one block for the queue to hold
+        instead of one per event, and the events' own strings go back to the allocator while they are still warm for
+        the next call's (measured: ~15-25 µs less per queued 50-chunk stream). Data that does hold one is kept as it
+        is."""
         texts = self._texts
+        if texts and type(texts[0]) is bytes:
+            raw = b"".join(texts)
+            texts.clear()  # bytes read after the end (a stream read on) are not this call's to fold in
+            limit = None if self.ended else self.handed()
+            return _Fold(self.accumulator, raw, self.sdk_texts, limit), TEXT_BYTES + len(raw)
         kept: str | list[Any]
         try:
             # (Each text searched for the separator: a memchr each, where counting them in the joined string reads
@@ -107,7 +146,7 @@ class StreamState:
                 kept = _SEPARATOR.join(texts)
         except TypeError:  # data that is no str (another decoder's)
             kept = texts[:]
-        texts.clear()  # events read after the end (a stream read on) are not this call's to fold in
+        texts.clear()
         if type(kept) is str:
             size = TEXT_BYTES + len(kept)
         else:
@@ -161,24 +200,88 @@ class StreamState:
 
 
 class _Fold:
-    """A tapped stream's result, made on the export worker: its events' data (one string joined with ``\\r``, or
-    a list) decoded and folded into the accumulator. (One object: what a queued call holds is also what the garbage
-    collector has to track.)"""
+    """A tapped stream's result, made on the export worker: the bytes it read, decoded into events the way its SDK
+    reads them (``read``: :meth:`StreamState.sdk_texts`, up to ``limit`` items), or its events' data (one string
+    joined with ``\\r``, or a list); their JSON decoded and folded into the accumulator. (One object: what a queued
+    call holds is also what the garbage collector has to track.)"""
 
-    __slots__ = ("accumulator", "kept")
+    __slots__ = ("accumulator", "kept", "read", "limit")
 
-    def __init__(self, accumulator: StreamAccumulator, kept: str | list[Any]) -> None:
+    def __init__(
+        self,
+        accumulator: StreamAccumulator,
+        kept: bytes | str | list[Any],
+        read: Callable[[list[tuple[str | None, str]], int | None], list[str]] | None = None,
+        limit: int | None = None,
+    ) -> None:
         self.accumulator = accumulator
         self.kept = kept
+        self.read = read
+        self.limit = limit
 
     def __call__(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         kept = self.kept
+        texts: list[Any]
+        if type(kept) is bytes:
+            texts = self.read(sse_events(kept), self.limit) if self.read is not None else []
+        elif isinstance(kept, str):
+            texts = kept.split(_SEPARATOR)
+        else:
+            texts = kept  # type: ignore[assignment]
         accumulator = self.accumulator
         process = accumulator.process
-        view = getattr(accumulator, "view", View)
-        for chunk in decode_events(kept.split(_SEPARATOR) if isinstance(kept, str) else kept, view):
+        for chunk in decode_events(texts, getattr(accumulator, "view", View)):
             process(chunk)
         return accumulator.result()
+
+
+def _counted(counter: itertools.count[int]) -> int:
+    """How far ``counter`` (an ``itertools.count()`` from 0) has counted: its next value, read from its ``repr``
+    (``count(5)``) without advancing it."""
+    return int(repr(counter)[6:-1])
+
+
+_LINE_ENDS = re.compile("\r\n|\r|\n")
+
+
+def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
+    """The server-sent events in ``raw`` (a stream's bytes), as ``(event, data)``, in order: what the openai and
+    anthropic SDKs' decoders make of the same bytes (lines end at CR, LF or CRLF; an empty line dispatches the event
+    when it has an event name, data, a last event id or a retry time; ``data`` lines are joined with LF; comments
+    and unknown fields are skipped; a last line with no end dispatches nothing). Bytes that are not UTF-8 (on which
+    the SDK's stream failed) are read with replacement characters."""
+    text = raw.decode("utf-8", "replace")
+    lines = _LINE_ENDS.split(text) if "\r" in text else text.split("\n")
+    lines.pop()  # what follows the last line end: no line end, so nothing it holds is dispatched
+    events: list[tuple[str | None, str]] = []
+    event: str | None = None
+    data: list[str] = []
+    last_id: str | None = None
+    retry: int | None = None
+    for line in lines:
+        if not line:
+            if event or data or last_id or retry is not None:
+                events.append((event or None, "\n".join(data)))
+                event = None
+                data = []
+                retry = None
+            continue
+        name, _, value = line.partition(":")
+        if value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name == "id":
+            if "\0" not in value:
+                last_id = value
+        elif name == "retry":
+            try:
+                retry = int(value)
+            except ValueError:
+                pass
+    return events
 
 
 class View:
@@ -284,21 +387,49 @@ class EventTap:
         return getattr(self._decoder, name)
 
     def iter_bytes(self, iterator: Any) -> Iterator[Any]:
-        events = self._decoder.iter_bytes(iterator)
-        return self._kept(events) if self._hints is None else self._tapped(events)
+        if self._hints is None:
+            # Nothing to offer a divert: the bytes are kept as they are read, and the SDK's own decoder reads them.
+            return self._decoder.iter_bytes(self._reads(iterator))  # type: ignore[no-any-return]
+        return self._tapped(self._decoder.iter_bytes(iterator))
 
-    def _kept(self, events: Iterator[Any]) -> Iterator[Any]:
-        """The events, the data of each kept, with no divert to offer them to: after the first (which marks the first
-        chunk), at C speed, with no Python call per event. ``compress`` takes an event from one copy of the stream,
-        then a selector from the other: that event's data appended (``list.append`` returns None, and ``not None``
-        passes the event on). Called where the SDK starts reading the stream, so the first event is read when it
-        would be anyway."""
-        for event in events:
-            self._take(event)  # True: nothing is diverted without hints
-            passed, kept = itertools.tee(events)
-            appended = map(operator.not_, map(self._append, map(self.read, kept)))
-            return itertools.chain((event,), itertools.compress(passed, appended))
-        return events
+    def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
+        if self._hints is None:
+            return self._decoder.aiter_bytes(self._areads(iterator))  # type: ignore[no-any-return]
+        return self._atapped(self._decoder.aiter_bytes(iterator))
+
+    def _reads(self, iterator: Iterator[Any]) -> Iterator[Any]:
+        """The stream's bytes, each read kept (in ``texts``) and passed on; ``mark`` called at the first. The SDK's
+        decoder reads from here when it needs bytes for its next event, so the bytes kept are those of the events it
+        has made, and at most the rest of the last read. One step a read, not an event: a read often holds several
+        events (a fast model, a proxy, a busy network)."""
+        append = self._append
+        for chunk in iterator:
+            append(chunk)
+            self._marked()
+            yield chunk
+            break
+        for chunk in iterator:
+            append(chunk)
+            yield chunk
+
+    async def _areads(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        append = self._append
+        first = True
+        async for chunk in iterator:
+            append(chunk)
+            if first:
+                first = False
+                self._marked()
+            yield chunk
+
+    def _marked(self) -> None:
+        mark = self._mark
+        if mark is not None:
+            self._mark = None
+            try:
+                mark()
+            except Exception as exc:
+                report_internal_error("stream event", exc)
 
     def _tapped(self, events: Iterator[Any]) -> Iterator[Any]:
         """The events, each offered to the divert when the hints point at it, the others kept."""
@@ -317,21 +448,14 @@ class EventTap:
                 continue
             yield event
 
-    async def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
-        events = self._decoder.aiter_bytes(iterator)
+    async def _atapped(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for event in events:
             if self._take(event):
                 yield event
                 break
         append = self._append
-        hints = self._hints
         read = self.read
-        if hints is None:
-            async for event in events:
-                append(read(event))
-                yield event
-            return
-        hint, plain, spaced = hints
+        hint, plain, spaced = self._hints  # type: ignore[misc]  # set: see aiter_bytes
         async for event in events:
             data = read(event)
             append(data)
@@ -348,13 +472,7 @@ class EventTap:
         if hints is not None and _offered(data, hints) and self._diverted(data):
             return False
         self.read = _reader(event)
-        mark = self._mark
-        if mark is not None:
-            self._mark = None
-            try:
-                mark()
-            except Exception as exc:
-                report_internal_error("stream event", exc)
+        self._marked()
         return True
 
     def _diverted(self, data: Any) -> bool:
@@ -398,6 +516,7 @@ def _reader(event: Any) -> Callable[[Any], Any]:
 
 
 _direct_data = operator.attrgetter("_data")
+_first_item = operator.itemgetter(0)
 
 
 def install_tap(
@@ -415,6 +534,8 @@ def install_tap(
         decoder = getattr(stream, "_decoder", None)
         if decoder is None or isinstance(decoder, EventTap) or not hasattr(decoder, "iter_bytes"):
             return None
+        if divert is None and not _standard_decoder(type(decoder)):
+            return None  # its bytes would be decoded on the export worker as the SDKs' own decoder reads them
         iterator = vars(stream).get("_iterator")
         if iterator is None:
             if not isinstance(getattr(type(stream), "_iterator", None), functools.cached_property):
@@ -428,6 +549,11 @@ def install_tap(
     except Exception as exc:
         report_internal_error("stream tap", exc)
         return None
+
+
+def _standard_decoder(kind: type) -> bool:
+    """Whether ``kind`` is the openai or anthropic SDK's own ``SSEDecoder`` (which :func:`sse_events` reads like)."""
+    return kind.__name__ == "SSEDecoder" and kind.__module__ in ("openai._streaming", "anthropic._streaming")
 
 
 def _not_started(frame: types.FrameType) -> bool:
@@ -550,12 +676,14 @@ class SyncStreamProxy(_StreamProxy):
             try:
                 chunk = next_()
             except StopIteration:
+                state.ended = True
                 state.finish()
                 raise
             except BaseException as exc:
                 state.fail(exc)
                 raise
             if state.tapped:
+                state.pulled += 1
                 return chunk
             # StreamState.chunk, inlined for the common case (this runs for every chunk).
             if state.done or state._first or not state._inline:
@@ -629,17 +757,22 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
     holds it, and its ``__del__`` would end the span as an abandoned stream.
     """
     if state.tapped:
-        # Nothing to do per chunk: the SDK's own generator hands them over (``yield from`` at C speed). Through an
-        # ``islice``, which has no ``close()``: a loop left early must leave the SDK's stream open, as a ``for`` loop
-        # does, so that ``next(stream)`` can go on reading it. (Not ``iter(next, sentinel)``: it compares every
-        # chunk with the sentinel, which runs pydantic's ``__eq__``.)
+        # Nothing to do per chunk but count it: the SDK's own generator hands them over (``yield from`` at C speed),
+        # each zipped with the next number of a counter the state reads at the end (:meth:`StreamState.handed`; the
+        # chunk is pulled first, so a failed pull counts nothing). Through ``map`` and ``zip``, which have no
+        # ``close()``: a loop left early must leave the SDK's stream open, as a ``for`` loop does, so that
+        # ``next(stream)`` can go on reading it. (Not ``iter(next, sentinel)``: it compares every chunk with the
+        # sentinel, which runs pydantic's ``__eq__``.)
+        counter = itertools.count()
+        state.counters.append(counter)
         try:
-            yield from itertools.islice(source, None)
+            yield from map(_first_item, zip(source, counter, strict=False))
         except GeneratorExit:
             raise
         except BaseException as exc:
             state.fail(exc)
             raise
+        state.ended = True
         state.finish()
         return
     process = state._process
@@ -662,6 +795,7 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
     except BaseException as exc:
         state.fail(exc)
         raise
+    state.ended = True
     state.finish()
 
 
@@ -679,12 +813,14 @@ class AsyncStreamProxy(_StreamProxy):
             try:
                 chunk = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
+                state.ended = True
                 state.finish()
                 raise
             except BaseException as exc:
                 state.fail(exc)
                 raise
             if state.tapped:
+                state.pulled += 1
                 return chunk
             if state.done or state._first or not state._inline:
                 if state.chunk(chunk):
@@ -715,6 +851,7 @@ async def _aiterate(proxy: AsyncStreamProxy, state: StreamState, stream: Any) ->
     try:
         if state.tapped:
             async for chunk in stream:
+                state.pulled += 1
                 yield chunk
         else:
             async for chunk in stream:
@@ -725,4 +862,5 @@ async def _aiterate(proxy: AsyncStreamProxy, state: StreamState, stream: Any) ->
     except BaseException as exc:
         state.fail(exc)
         raise
+    state.ended = True
     state.finish()

@@ -43,6 +43,18 @@ class AnthropicStreamState(StreamState):
     def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
         return _extract.error_attributes(exc)
 
+    @staticmethod
+    def sdk_texts(events: list[tuple[str | None, str]], limit: int | None) -> list[str]:
+        """anthropic's ``Stream`` skips ``ping`` events, events without a name and events without data, raises at an
+        ``error`` event, and makes an item of each other event (see :meth:`StreamState.sdk_texts`)."""
+        texts: list[str] = []
+        for event, data in events:
+            if event == "error" or (limit is not None and len(texts) >= limit):
+                break
+            if event is not None and event != "ping" and data:
+                texts.append(data)
+        return texts
+
 
 # --- starting and ending a call ------------------------------------------------------------------------------
 

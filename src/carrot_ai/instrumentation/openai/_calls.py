@@ -111,6 +111,17 @@ class OpenAIStreamState(StreamState):
     def error_attributes(self, exc: BaseException) -> dict[str, AttributeValue]:
         return _extract.error_attributes(exc)
 
+    @staticmethod
+    def sdk_texts(events: list[tuple[str | None, str]], limit: int | None) -> list[str]:
+        """openai's ``Stream`` makes an item of every event until one whose data starts with ``[DONE]``, where it
+        stops reading (see :meth:`StreamState.sdk_texts`)."""
+        texts: list[str] = []
+        for _, data in events:
+            if data.startswith("[DONE]") or (limit is not None and len(texts) >= limit):
+                break
+            texts.append(data)
+        return texts
+
 
 class ResponsesStreamState(OpenAIStreamState):
     """A Responses stream's state: a stream that reported a failure (an ``error`` event, ``response.failed``) ends as

@@ -1,0 +1,291 @@
+"""Streams kept as the bytes their SDK read, decoded on the export worker.
+
+A tapped stream with nothing to divert (an Anthropic ``messages`` stream; an OpenAI chat stream whose caller decided
+``include_usage`` itself) keeps each read of its bytes; the export worker decodes them as the SDK's own decoder does
+(:func:`carrot_ai._core._stream.sse_events`) and folds in the events of the items the caller was handed. A read may
+hold more events than the caller took: a stream left early records what the caller got, however it arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import anthropic._streaming
+import openai
+import openai._streaming
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import carrot_ai
+from carrot_ai._core._stream import sse_events
+from tests.anthropic import conftest as anthropic_conftest
+from tests.fakes import encode_sse_event
+from tests.fakes._http import Reply
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.openai_server import FakeOpenAI
+from tests.ingest_server import IngestServer
+from tests.openai import conftest as openai_conftest
+
+# --- the decoding, against the SDKs' own decoders --------------------------------------------------------------
+
+LINES = [
+    'data: {"a": 1}',
+    "data:x",
+    "data",
+    "data: ",
+    "data:  two spaces",
+    "data: [DONE]",
+    "data: é ü",
+    "event: ping",
+    "event: message_delta",
+    "event:",
+    "id: 7",
+    "id",
+    "id: a\0b",
+    "retry: 100",
+    "retry: soon",
+    ": a comment",
+    ":",
+    "foo: bar",
+    "",
+    "",
+    "",
+]
+
+
+def sdk_events(decoder: Any, reads: list[bytes]) -> list[tuple[str | None, str]]:
+    return [(event.event or None, event.data) for event in decoder.iter_bytes(iter(reads))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(st.sampled_from(LINES), max_size=30),
+    ends=st.lists(st.sampled_from(["\n", "\r", "\r\n"]), min_size=30, max_size=30),
+    tail=st.sampled_from(["", "data: cut", "event: x", "\r"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+)
+def test_the_bytes_are_read_as_the_sdks_decoders_read_them(
+    lines: list[str], ends: list[str], tail: str, cuts: list[int]
+) -> None:
+    """Any mix of fields, comments, blank lines and line ends (LF, CR, CRLF, a CRLF split between two reads), cut
+    into reads anywhere: the same events as openai's and anthropic's decoders, in the same order."""
+    raw = ("".join(line + end for line, end in zip(lines, ends, strict=False)) + tail).encode()
+    points = sorted({cut for cut in cuts if cut < len(raw)} | {0, len(raw)})
+    reads = [raw[a:b] for a, b in zip(points, points[1:], strict=False)]
+    expected = sse_events(raw)
+    assert sdk_events(openai._streaming.SSEDecoder(), reads) == expected
+    assert sdk_events(anthropic._streaming.SSEDecoder(), reads) == expected
+
+
+def test_the_bytes_of_recorded_streams_are_read_as_the_sdks_read_them() -> None:
+    """The cassettes' real streams (OpenAI and Anthropic, with their own line ends and event names)."""
+    from tests.fakes.cassettes import cassette_names, load_cassette
+
+    streams = 0
+    for interaction in (i for name in cassette_names() for i in load_cassette(name)):
+        if not interaction.is_sse:
+            continue
+        raw = interaction.response_body
+        streams += 1
+        expected = sse_events(raw)
+        assert expected and sdk_events(openai._streaming.SSEDecoder(), [raw]) == expected
+        assert sdk_events(anthropic._streaming.SSEDecoder(), [raw]) == expected
+    assert streams >= 20
+
+
+# --- a stream that arrives in one read ------------------------------------------------------------------------
+
+
+class OneWrite(Reply):
+    """An event stream written in one piece: the client reads all of it at once."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.body = b"".join(map(encode_sse_event, events))
+
+    def send(self, conn: Any, request: Any) -> None:
+        conn.start_response(200, {"content-type": "text/event-stream"}, chunked=True, length=None)
+        conn.write_chunk(self.body)
+        conn.end_chunks()
+
+
+WORDS = [f"w{n} " for n in range(8)]
+
+
+def openai_events() -> list[Any]:
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+    chunks = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}], "usage": None}]
+    chunks += [{**head, "choices": [{"index": 0, "delta": {"content": w}}], "usage": None} for w in WORDS]
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None})
+    usage = {"prompt_tokens": 5, "completion_tokens": 8, "total_tokens": 13}
+    return [*chunks, {**head, "choices": [], "usage": usage}, "[DONE]", {**head, "choices": [], "after": "done"}]
+
+
+def anthropic_events() -> list[Any]:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1},
+    }
+    events: list[Any] = [("message_start", {"type": "message_start", "message": message})]
+    events.append(
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
+    )
+    events.append(("ping", {"type": "ping"}))
+    for word in WORDS:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}
+        events += [("content_block_delta", delta), ("ping", {"type": "ping"})]
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events.append(
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 8}},
+        )
+    )
+    return [*events, ("message_stop", {"type": "message_stop"})]
+
+
+def text_of(provider: str, items: list[Any]) -> str:
+    if provider == "openai":
+        return "".join((item.choices[0].delta.content or "") for item in items if item.choices)
+    return "".join(item.delta.text for item in items if item.type == "content_block_delta")
+
+
+@pytest.fixture(params=["openai", "anthropic"])
+def provider(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def stream_of(provider: str, carrot: IngestServer) -> Iterator[Any]:
+    """Opens a wrapped stream (sync or async) on a fake server that sends it in one piece."""
+    server: Any = FakeOpenAI() if provider == "openai" else FakeAnthropic()
+    with server:
+
+        def open_stream(is_async: bool = False) -> Any:
+            events = openai_events() if provider == "openai" else anthropic_events()
+            server.enqueue(OneWrite(events))
+            if provider == "openai":
+                client = carrot_ai.wrap(openai_conftest.make_client(server, is_async=is_async))
+                return client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "hi"}],
+                    stream=True,
+                    stream_options={"include_usage": True},  # nothing to divert: the stream keeps its bytes
+                )
+            client = carrot_ai.wrap(anthropic_conftest.make_client(server, is_async=is_async))
+            return client.messages.create(
+                model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+
+        yield open_stream
+
+
+def read_whole_at_once(stream: Any) -> None:
+    """The stream's first read held all of its bytes (what these tests are about)."""
+    state = stream._self_state
+    assert state.tapped and len(state._texts) == 1 and state._texts[0].endswith(b"\n\n")
+
+
+def recorded(provider: str, ingest: IngestServer) -> dict[str, Any]:
+    [record] = (openai_conftest if provider == "openai" else anthropic_conftest).records(ingest, 1)
+    return record
+
+
+def recorded_text(provider: str, record: dict[str, Any]) -> str:
+    return record["output"]["message"]["content"] or "" if record["output"] else ""
+
+
+@pytest.mark.parametrize("how", ["break", "next", "loop then next", "abandoned"])
+def test_a_stream_left_early_records_what_the_caller_was_handed(
+    provider: str, stream_of: Any, carrot: IngestServer, how: str
+) -> None:
+    stream = stream_of()
+    handed = []
+    if how == "break":
+        for item in stream:
+            handed.append(item)
+            if len(handed) == 4:
+                break
+    elif how == "next":
+        handed += [next(stream) for _ in range(4)]
+    elif how == "loop then next":
+        for item in stream:
+            handed.append(item)
+            break
+        handed += [next(stream), next(stream)]
+        for item in stream:
+            handed.append(item)
+            break
+    if how == "abandoned":
+        handed += [next(stream), next(stream), next(stream)]
+        read_whole_at_once(stream)
+        del stream
+        gc.collect()
+    else:
+        read_whole_at_once(stream)
+        stream.close()
+    record = recorded(provider, carrot)
+    assert record["status"] == "success"
+    text = text_of(provider, handed)
+    assert text and recorded_text(provider, record) == text
+    assert "output_tokens" not in record["metadata"] or provider == "anthropic"  # openai's usage comes last
+    assert record["metadata"]["input_tokens" if provider == "anthropic" else "model"]
+
+
+def test_a_stream_read_to_its_end_records_all_of_it(provider: str, stream_of: Any, carrot: IngestServer) -> None:
+    stream = stream_of()
+    items = list(stream)
+    record = recorded(provider, carrot)
+    assert recorded_text(provider, record) == text_of(provider, items) == "".join(WORDS)
+    assert (record["metadata"]["input_tokens"], record["metadata"]["output_tokens"]) == (5, 8)
+    assert record["metadata"]["finish_reasons"] == ["stop" if provider == "openai" else "end_turn"]
+    if provider == "openai":
+        assert items[-1].choices == [] and items[-1].usage.total_tokens == 13  # the caller asked for it: theirs
+
+
+def test_an_async_stream_left_early_records_what_the_caller_was_handed(
+    provider: str, stream_of: Any, carrot: IngestServer
+) -> None:
+    handed: list[Any] = []
+
+    async def main() -> None:
+        stream = await stream_of(is_async=True)
+        async for item in stream:
+            handed.append(item)
+            if len(handed) == 3:
+                break
+        handed.append(await stream.__anext__())
+        read_whole_at_once(stream)
+        await stream.close()
+
+    asyncio.run(main())
+    record = recorded(provider, carrot)
+    assert recorded_text(provider, record) == text_of(provider, handed) != ""
+
+
+def test_the_bytes_are_kept_whole_not_as_events(provider: str, stream_of: Any, carrot: IngestServer) -> None:
+    """What the queue holds for a stream read to its end: its bytes, once (the SDK's events are not kept)."""
+    stream = stream_of()
+    first = next(stream)
+    assert first is not None
+    read_whole_at_once(stream)
+    body = stream._self_state._texts[0]
+    events = openai_events() if provider == "openai" else anthropic_events()
+    assert body == b"".join(map(encode_sse_event, events))
+    list(stream)
+    assert stream._self_state._texts == []  # handed to the export worker
+    record = recorded(provider, carrot)
+    assert json.dumps(record["output"]).count("w7") == 1
