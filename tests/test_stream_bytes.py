@@ -347,7 +347,7 @@ def datas_before_each_read(decoder_events: Any, reads: list[bytes]) -> tuple[lis
 @given(usage_streams())
 def test_the_usage_only_chunk_is_cut_out_of_the_bytes_and_nothing_else_changes(stream: tuple[bytes, list[int]]) -> None:
     """Whatever the line ends, extra fields and read boundaries: the SDK's decoder gets every event but the
-    usage-only chunk, each as early as without carrot (never held back past a read that completes it), in order; the
+    usage-only chunk, in order, each as early as without carrot (never held back past a read that completes it); the
     bytes kept for the export worker are the bytes read."""
     from carrot_ai._core._stream import EventTap
     from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS, is_usage_chunk
@@ -364,7 +364,17 @@ def test_the_usage_only_chunk_is_cut_out_of_the_bytes_and_nothing_else_changes(s
 
     assert len([data for data in got if data in USAGE_ONLY]) == 1
     assert tap_got == without_usage(got)
-    assert tap_before == [without_usage(datas) for datas in before]
+    if hasattr(openai._streaming, "_SSELineDecoder"):
+        # openai 3.x's decoder dispatches each event at its blank line, whatever the reads: nothing comes later (or
+        # earlier) than without carrot.
+        assert tap_before == [without_usage(datas) for datas in before]
+    else:
+        # openai 2.x's (like anthropic's) keeps a blank line that comes alone until the next blank line, which may be
+        # the cut event's: an event with no data (a blank line after an ``id`` line, on which the SDK fails) may then
+        # come a read later, or earlier. Every other event comes no later than without carrot.
+        for tap_seen, seen in zip(tap_before, before, strict=True):
+            expected = [data for data in without_usage(seen) if data]
+            assert [data for data in tap_seen if data][: len(expected)] == expected
     assert kept == reads
 
 

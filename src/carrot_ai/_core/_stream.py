@@ -483,11 +483,15 @@ class EventTap:
                 self._cut_cr = False
                 if data[:1] == b"\n":
                     data = data[1:]
+            elif after_cr and data[:1] == b"\n":
+                # The LF of a CRLF whose CR went on: it goes on at once (a decoder may wait for it to end an event).
+                passed, held = self._cut(data[1:])
+                return b"\n" + passed, held
             if data.endswith(b"\n\n"):
                 passed, held = data, b""
             else:
                 end = _last_blank_end(data, len(data))
-                if end == 0 and data[:1] in (b"\r", b"\n") and not (after_cr and data[:1] == b"\n"):
+                if end == 0 and data[:1] in (b"\r", b"\n"):
                     end = 2 if data[:2] == b"\r\n" else 1  # the first line is blank (data starts where a line does)
                 passed, held = data[:end], data[end:]
             cuts = self._cuts
@@ -523,7 +527,7 @@ class EventTap:
             events = sse_events(block)
             if len(events) == 1 and self._diverted(events[0][1]):
                 # Its ``id`` stays: the decoder keeps the last event id for the events that follow.
-                last_id = _last_event_id(block)
+                last_id = _last_event_id(block) if _ID_LINE.search(block) is not None else None
                 kept = b"" if last_id is None else b"id: " + last_id.encode() + b"\n"
                 if end == len(data) and data[end - 1] == 13:
                     self._cut_cr = True  # (searched from the end: only the first cut can end there)
@@ -600,6 +604,9 @@ class EventTap:
         except Exception as exc:
             report_internal_error("stream event", exc)
             return False
+
+
+_ID_LINE = re.compile(rb"(?:^|[\r\n])id")  # where an ``id`` field may begin a line
 
 
 def _last_event_id(block: bytes) -> str | None:
