@@ -388,7 +388,7 @@ class EventTap:
         # A kept stream with a divert is read as bytes too, the events the divert takes cut out of them (_cut), when
         # its decoder is one sse_events reads like; else event by event (_tapped).
         self._cuts = (
-            tuple(hint.encode() for hint in self._hints)
+            _hint_bytes(self._hints)
             if self._hints is not None and texts is not None and _standard_decoder(type(decoder))
             else None
         )
@@ -497,8 +497,8 @@ class EventTap:
             cuts = self._cuts
             if cuts is not None:
                 # (Counted at C speed: every event holds the hint when usage was asked for, spelled as null.)
-                hint, *others = cuts
-                offered = passed.count(hint) - sum(passed.count(other) for other in others)
+                hint, plain, spaced = cuts
+                offered = passed.count(hint) - passed.count(plain) - passed.count(spaced)
                 if offered > 0:
                     passed = self._without_diverted(passed, cuts, offered)
             return passed, held
@@ -506,17 +506,18 @@ class EventTap:
             report_internal_error("stream bytes", exc)
             return data, b""
 
-    def _without_diverted(self, data: bytes, cuts: tuple[bytes, ...], offered: int) -> bytes:
+    def _without_diverted(self, data: bytes, cuts: tuple[bytes, bytes, bytes], offered: int) -> bytes:
         """``data`` (whole events) without the events the divert takes among the ``offered`` the hints point at
         (searched from the end, where openai's usage-only chunk is)."""
-        hint, *others = cuts
+        hint, plain, spaced = cuts
+        spellings = (plain, spaced)  # the hint as the events that are not offered spell it
         stop = len(data)
         while offered > 0:
             at = data.rfind(hint, 0, stop)
             if at < 0:
                 break
             stop = at
-            if any(data.startswith(other, at) for other in others):
+            if data.startswith(spellings, at):
                 continue
             offered -= 1
             start = _last_blank_end(data, at)
@@ -524,7 +525,11 @@ class EventTap:
                 start += 1  # more blank lines (they may dispatch an event): not the event's
             end = _next_blank_end(data, at)
             block = data[start:end] if end > 0 else b""
-            events = sse_events(block)
+            if block[:5] == b"data:" and block.find(b"\n") == len(block) - 2 and b"\r" not in block:
+                value = block[6:-2] if block[5:6] == b" " else block[5:-2]  # (one data line, LF line ends)
+                events: list[tuple[str | None, str]] = [(None, value.decode("utf-8", "replace"))]
+            else:
+                events = sse_events(block)
             if len(events) == 1 and self._diverted(events[0][1]):
                 # Its ``id`` stays: the decoder keeps the last event id for the events that follow.
                 last_id = _last_event_id(block) if _ID_LINE.search(block) is not None else None
@@ -607,6 +612,18 @@ class EventTap:
 
 
 _ID_LINE = re.compile(rb"(?:^|[\r\n])id")  # where an ``id`` field may begin a line
+
+
+_HINT_BYTES: dict[tuple[str, str, str], tuple[bytes, bytes, bytes]] = {}
+
+
+def _hint_bytes(hints: tuple[str, str, str]) -> tuple[bytes, bytes, bytes]:
+    """``hints`` as the UTF-8 bytes they are in a stream's bytes (made once per hints)."""
+    encoded = _HINT_BYTES.get(hints)
+    if encoded is None:
+        hint, plain, spaced = hints
+        encoded = _HINT_BYTES[hints] = (hint.encode(), plain.encode(), spaced.encode())
+    return encoded
 
 
 def _last_event_id(block: bytes) -> str | None:
