@@ -4,8 +4,8 @@ The proxy (a ``wrapt.ObjectProxy``) hands the caller the SDK's own chunks, in or
 attributes such as ``.response``, helper methods and context-manager use behave as on the original. The
 provider's :class:`StreamAccumulator` sees each chunk (and may hide a chunk that only exists because we asked
 for it, such as OpenAI's usage-only chunk when the caller did not request usage): as the caller reads it, or, on
-a fast span, from the stream's bytes on the export worker (:class:`EventTap`). The call's span ends exactly once,
-on whichever exit comes first: exhaustion, an error, ``close()`` / ``aclose()`` / ``__exit__``, or garbage
+a fast span, from what an :class:`EventTap` kept, on the export worker. The call's span ends exactly once, on
+whichever exit comes first: exhaustion, an error, ``close()`` / ``aclose()`` / ``__exit__``, or garbage
 collection of an abandoned stream. Partial output and usage are kept on every path.
 """
 
@@ -94,8 +94,8 @@ class StreamState:
     def tap(
         self, stream: Any, divert: Callable[[str], bool] | None = None, hints: tuple[str, str, str] | None = None
     ) -> bool:
-        """Keep what ``stream``'s SDK reads below its decoder (an :class:`EventTap`), if it can and the call's span
-        is carrot's alone (a fast span: nobody reads it before it ends); True when it did.
+        """Keep what ``stream``'s SDK reads at its decoder (an :class:`EventTap`), if it can and the call's span is
+        carrot's alone (a fast span: nobody reads it before it ends); True when it did.
 
         The chunks the caller gets are then not looked at, only counted: the accumulator folds in the events of those
         the caller was handed when the stream ends, on the export worker while its queue has room
@@ -358,19 +358,22 @@ def decode_events(texts: list[Any], view: type[View] = View) -> list[View]:
 class EventTap:
     """Stands in for a ``Stream`` / ``AsyncStream``'s SSE decoder (the openai and anthropic SDKs share the layout).
 
-    A kept stream (``texts`` a list) keeps the bytes its SDK reads, read by read, in ``texts``, and the SDK's own
-    decoder reads them (:meth:`iter_bytes`): nothing of carrot runs per event, and the export worker decodes the
-    bytes as that decoder does (:func:`sse_events`). ``mark`` is called at the first read. An event that the
-    ``hints`` point at is offered to ``divert``, which may take it away from the SDK (True): openai's usage-only
-    chunk that exists only because carrot asked for it. A kept stream's is cut out of the bytes the decoder gets
-    (:meth:`_cut`) but stays in those kept: the accumulator folds it in with the others (and hides it), so the divert
-    of a kept stream only decides. A stream that is not kept (``texts`` None), or whose decoder is not one of the
-    SDKs' own, is read event by event instead, and an untapped stream's divert folds the event in itself. ``hints``
-    is ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``. Errors
-    pass through; anything unexpected is left to the SDK.
+    With no divert, the bytes the SDK reads are appended to ``texts`` read by read, and its own decoder reads them
+    (:meth:`iter_bytes`): nothing of carrot runs per event, and the export worker decodes the bytes as the SDKs'
+    decoders do (:func:`sse_events`). With a divert, every event's data (a ``str``) is appended to ``texts`` (when
+    kept), in order, and the event passes on to the SDK unchanged, unless its data is one the ``hints`` point at and
+    ``divert`` takes it away from the SDK (True): openai's usage-only chunk that exists only because carrot asked
+    for it. Its data is kept all the same: the accumulator folds it in with the others (and hides it), so the divert
+    of a kept stream only decides, while an untapped stream's (``texts`` None) folds it in itself. ``hints`` is
+    ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``. ``mark``
+    is called at the first read or event. Errors pass through; anything unexpected is left to the SDK.
+
+    (Cutting the usage-only event out of the bytes instead, so that a stream with a divert is kept as bytes too, was
+    built and measured: a stream whose body comes in one read gained ~5-20 µs, one read an event, as a model's
+    tokens come, lost ~20-40: the checks it takes a read cost more than the event tap's an event. Not kept.)
     """
 
-    __slots__ = ("_decoder", "_append", "_mark", "_divert", "_hints", "_cuts", "_cut_cr", "read")
+    __slots__ = ("_decoder", "_append", "_mark", "_divert", "_hints", "read")
 
     def __init__(
         self,
@@ -385,14 +388,6 @@ class EventTap:
         self._mark = mark
         self._divert = divert
         self._hints = hints if divert is not None else None
-        # A kept stream with a divert is read as bytes too, the events the divert takes cut out of them (_cut), when
-        # its decoder is one sse_events reads like; else event by event (_tapped).
-        self._cuts = (
-            _hint_bytes(self._hints)
-            if self._hints is not None and texts is not None and _standard_decoder(type(decoder))
-            else None
-        )
-        self._cut_cr = False  # whether the bytes cut last ended with a CR: a LF that comes next belongs to them
         #: How to read an event's data (``str``): set from the first event (:func:`_reader`).
         self.read: Callable[[Any], Any] = _data
 
@@ -403,15 +398,11 @@ class EventTap:
         if self._hints is None:
             # Nothing to offer a divert: the bytes are kept as they are read, and the SDK's own decoder reads them.
             return self._decoder.iter_bytes(self._reads(iterator))  # type: ignore[no-any-return]
-        if self._cuts is not None:
-            return self._decoder.iter_bytes(self._cut_reads(iterator))  # type: ignore[no-any-return]
         return self._tapped(self._decoder.iter_bytes(iterator))
 
     def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
         if self._hints is None:
             return self._decoder.aiter_bytes(self._areads(iterator))  # type: ignore[no-any-return]
-        if self._cuts is not None:
-            return self._decoder.aiter_bytes(self._acut_reads(iterator))  # type: ignore[no-any-return]
         return self._atapped(self._decoder.aiter_bytes(iterator))
 
     def _reads(self, iterator: Iterator[Any]) -> Iterator[Any]:
@@ -428,117 +419,6 @@ class EventTap:
         for chunk in iterator:
             append(chunk)
             yield chunk
-
-    def _cut_reads(self, iterator: Iterator[Any]) -> Iterator[Any]:
-        """The stream's bytes, each read kept as it came (in ``texts``), passed on to the SDK's decoder without the
-        events the divert takes (:meth:`_cut`); ``mark`` called at the first read."""
-        append = self._append
-        held = b""
-        first = True
-        after_cr = False  # whether the bytes passed on end with CR (the next read may begin with its CRLF's LF)
-        for chunk in iterator:
-            append(chunk)
-            if first:
-                first = False
-                self._marked()
-            passed, held = self._cut(held + chunk if held else chunk, after_cr)
-            if passed:
-                after_cr = passed[-1:] == b"\r"
-                yield passed
-        if held:
-            yield held
-
-    async def _acut_reads(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        append = self._append
-        held = b""
-        first = True
-        after_cr = False  # whether the bytes passed on end with CR (the next read may begin with its CRLF's LF)
-        async for chunk in iterator:
-            append(chunk)
-            if first:
-                first = False
-                self._marked()
-            passed, held = self._cut(held + chunk if held else chunk, after_cr)
-            if passed:
-                after_cr = passed[-1:] == b"\r"
-                yield passed
-        if held:
-            yield held
-
-    def _cut(self, data: Any, after_cr: bool = False) -> tuple[Any, bytes]:
-        """What of ``data`` (bytes read, after any held back) to pass on now, and what to hold back until the next
-        read: the SDK's decoder gets whole events, without those the divert takes.
-
-        An event is whole once its blank line has come; its bytes before that dispatch nothing, so holding them back
-        delays nothing the caller could get (a blank line ended by CR is whole at once: the decoder dispatches there;
-        ``after_cr``: the bytes passed on before ended with a CR, so a LF that begins ``data`` ends no line). An event
-        the hints point at (its data holds ``hint`` not spelled as one of the others) whose data the divert takes is
-        cut out, blank line and all (a LF that comes after a cut CR too), but for its event id, which the decoder
-        keeps for the events after it: its state after the cut is what it would be after the event. Never raises: on
-        an internal error the bytes pass on as they came."""
-        try:
-            if type(data) is not bytes:
-                return data, b""
-            if self._cut_cr:
-                self._cut_cr = False
-                if data[:1] == b"\n":
-                    data = data[1:]
-            elif after_cr and data[:1] == b"\n":
-                # The LF of a CRLF whose CR went on: it goes on at once (a decoder may wait for it to end an event).
-                passed, held = self._cut(data[1:])
-                return b"\n" + passed, held
-            if data.endswith(b"\n\n"):
-                passed, held = data, b""
-            else:
-                end = _last_blank_end(data, len(data))
-                if end == 0 and data[:1] in (b"\r", b"\n"):
-                    end = 2 if data[:2] == b"\r\n" else 1  # the first line is blank (data starts where a line does)
-                passed, held = data[:end], data[end:]
-            cuts = self._cuts
-            if cuts is not None:
-                # (Counted at C speed: every event holds the hint when usage was asked for, spelled as null.)
-                hint, plain, spaced = cuts
-                offered = passed.count(hint) - passed.count(plain) - passed.count(spaced)
-                if offered > 0:
-                    passed = self._without_diverted(passed, cuts, offered)
-            return passed, held
-        except Exception as exc:
-            report_internal_error("stream bytes", exc)
-            return data, b""
-
-    def _without_diverted(self, data: bytes, cuts: tuple[bytes, bytes, bytes], offered: int) -> bytes:
-        """``data`` (whole events) without the events the divert takes among the ``offered`` the hints point at
-        (searched from the end, where openai's usage-only chunk is)."""
-        hint, plain, spaced = cuts
-        spellings = (plain, spaced)  # the hint as the events that are not offered spell it
-        stop = len(data)
-        while offered > 0:
-            at = data.rfind(hint, 0, stop)
-            if at < 0:
-                break
-            stop = at
-            if data.startswith(spellings, at):
-                continue
-            offered -= 1
-            start = _last_blank_end(data, at)
-            while data[start] in b"\r\n":
-                start += 1  # more blank lines (they may dispatch an event): not the event's
-            end = _next_blank_end(data, at)
-            block = data[start:end] if end > 0 else b""
-            if block[:5] == b"data:" and block.find(b"\n") == len(block) - 2 and b"\r" not in block:
-                value = block[6:-2] if block[5:6] == b" " else block[5:-2]  # (one data line, LF line ends)
-                events: list[tuple[str | None, str]] = [(None, value.decode("utf-8", "replace"))]
-            else:
-                events = sse_events(block)
-            if len(events) == 1 and self._diverted(events[0][1]):
-                # Its ``id`` stays: the decoder keeps the last event id for the events that follow.
-                last_id = _last_event_id(block) if _ID_LINE.search(block) is not None else None
-                kept = b"" if last_id is None else b"id: " + last_id.encode() + b"\n"
-                if end == len(data) and data[end - 1] == 13:
-                    self._cut_cr = True  # (searched from the end: only the first cut can end there)
-                data = data[:start] + kept + data[end:]
-            stop = start  # (the rest of this event is not offered again)
-        return data
 
     async def _areads(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         append = self._append
@@ -609,64 +489,6 @@ class EventTap:
         except Exception as exc:
             report_internal_error("stream event", exc)
             return False
-
-
-_ID_LINE = re.compile(rb"(?:^|[\r\n])id")  # where an ``id`` field may begin a line
-
-
-_HINT_BYTES: dict[tuple[str, str, str], tuple[bytes, bytes, bytes]] = {}
-
-
-def _hint_bytes(hints: tuple[str, str, str]) -> tuple[bytes, bytes, bytes]:
-    """``hints`` as the UTF-8 bytes they are in a stream's bytes (made once per hints)."""
-    encoded = _HINT_BYTES.get(hints)
-    if encoded is None:
-        hint, plain, spaced = hints
-        encoded = _HINT_BYTES[hints] = (hint.encode(), plain.encode(), spaced.encode())
-    return encoded
-
-
-def _last_event_id(block: bytes) -> str | None:
-    """The event id the last valid ``id`` line of ``block`` (one event's bytes) sets, if any: see :func:`sse_events`."""
-    last_id = None
-    for line in _LINE_ENDS.split(block.decode("utf-8", "replace")):
-        name, _, value = line.partition(":")
-        if name == "id":
-            value = value[1:] if value[:1] == " " else value
-            if "\0" not in value:
-                last_id = value
-    return last_id
-
-
-def _last_blank_end(data: bytes, stop: int) -> int:
-    """Where the last blank line in ``data[:stop]`` ends (after a CRLF's LF when it has one), or 0: none there.
-
-    A blank line is two line ends in a row (LF LF, CR CR, LF CR; a CRLF is one line end)."""
-    at = data.rfind(b"\n\n", 0, stop)
-    if b"\r" in data:
-        after = max(at, 0)
-        at = max(at, data.rfind(b"\r\r", after, stop), data.rfind(b"\n\r", after, stop))
-    if at < 0:
-        return 0
-    end = at + 2
-    if data[at + 1] == 13 and end < stop and data[end] == 10:
-        end += 1
-    return end
-
-
-def _next_blank_end(data: bytes, start: int) -> int:
-    """Where the first blank line in ``data`` after ``start`` ends (see :func:`_last_blank_end`), or -1: none."""
-    at = data.find(b"\n\n", start)
-    if b"\r" in data:
-        stop = len(data) if at < 0 else at + 2
-        found = [i for i in (at, data.find(b"\r\r", start, stop), data.find(b"\n\r", start, stop)) if i >= 0]
-        at = min(found) if found else -1
-    if at < 0:
-        return -1
-    end = at + 2
-    if data[at + 1] == 13 and end < len(data) and data[end] == 10:
-        end += 1
-    return end
 
 
 def _offered(data: str, hints: tuple[str, str, str]) -> bool:
