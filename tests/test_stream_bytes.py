@@ -294,3 +294,26 @@ def test_the_bytes_are_kept_whole_not_as_events(provider: str, stream_of: Any, c
     assert stream._self_state._texts == []  # handed to the export worker
     record = recorded(provider, carrot)
     assert json.dumps(record["output"]).count("w7") == 1
+
+
+def test_a_stream_whose_decoder_is_not_the_sdks_own_is_folded_in_as_read(
+    fake_openai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    """Bytes are kept only for a decoder that ``sse_events`` reads like (the SDKs' own ``SSEDecoder``): a client that
+    makes another one has its stream's chunks folded in as the caller reads them, and recorded whole."""
+
+    class OwnDecoder(openai._streaming.SSEDecoder):
+        pass
+
+    client = openai_conftest.make_client(fake_openai)
+    client._make_sse_decoder = OwnDecoder  # type: ignore[method-assign]
+    stream = carrot_ai.wrap(client).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "a b c"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert isinstance(stream._decoder, OwnDecoder) and not stream._self_state.tapped
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    [record] = openai_conftest.records(carrot, 1)
+    assert text and record["output"]["message"]["content"] == text
