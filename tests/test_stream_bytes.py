@@ -209,7 +209,7 @@ def recorded(provider: str, ingest: IngestServer) -> dict[str, Any]:
     return record
 
 
-def recorded_text(provider: str, record: dict[str, Any]) -> str:
+def recorded_text(record: dict[str, Any]) -> str:
     return record["output"]["message"]["content"] or "" if record["output"] else ""
 
 
@@ -245,7 +245,7 @@ def test_a_stream_left_early_records_what_the_caller_was_handed(
     record = recorded(provider, carrot)
     assert record["status"] == "success"
     text = text_of(provider, handed)
-    assert text and recorded_text(provider, record) == text
+    assert text and recorded_text(record) == text
     assert "output_tokens" not in record["metadata"] or provider == "anthropic"  # openai's usage comes last
     assert record["metadata"]["input_tokens" if provider == "anthropic" else "model"]
 
@@ -254,7 +254,7 @@ def test_a_stream_read_to_its_end_records_all_of_it(provider: str, stream_of: An
     stream = stream_of()
     items = list(stream)
     record = recorded(provider, carrot)
-    assert recorded_text(provider, record) == text_of(provider, items) == "".join(WORDS)
+    assert recorded_text(record) == text_of(provider, items) == "".join(WORDS)
     assert (record["metadata"]["input_tokens"], record["metadata"]["output_tokens"]) == (5, 8)
     assert record["metadata"]["finish_reasons"] == ["stop" if provider == "openai" else "end_turn"]
     if provider == "openai":
@@ -278,7 +278,7 @@ def test_an_async_stream_left_early_records_what_the_caller_was_handed(
 
     asyncio.run(main())
     record = recorded(provider, carrot)
-    assert recorded_text(provider, record) == text_of(provider, handed) != ""
+    assert recorded_text(record) == text_of(provider, handed) != ""
 
 
 def test_the_bytes_are_kept_whole_not_as_events(provider: str, stream_of: Any, carrot: IngestServer) -> None:

@@ -114,12 +114,10 @@ class StreamState:
         return self.pulled + sum(map(_counted, self.counters))
 
     @staticmethod
-    def sdk_texts(events: list[tuple[str | None, str]], limit: int | None) -> list[str]:
-        """The data of the events of a stream (:func:`sse_events`) that its SDK read, in order, up to the ``limit``-th
-        it made an item of (None: all it read). By default every event makes one; a provider's state says how its
-        SDK reads its streams."""
-        texts = [data for _, data in events]
-        return texts if limit is None else texts[:limit]
+    def sdk_texts(events: list[tuple[str | None, str]]) -> list[str]:
+        """The data of the events of a stream (:func:`sse_events`) its SDK made an item of, in order, up to where it
+        stops reading. By default every event makes one; a provider's state says how its SDK reads its streams."""
+        return [data for _, data in events]
 
     def _later(self) -> tuple[Callable[[], tuple[dict[str, AttributeValue], dict[str, Any] | None]], int]:
         """A tapped stream's result as a function of what was read so far, and the bytes it holds.
@@ -127,7 +125,7 @@ class StreamState:
         A stream tapped below its SDK's decoder (the bytes it read: :meth:`EventTap.iter_bytes`) is kept as one
         ``bytes``, decoded on the export worker; when the caller did not read it to its end, only the events of the
         items it was handed are folded in (the last read may hold more). A stream whose events are offered to a
-        divert keeps their data instead: as one string joined with ``\r`` (which the SDKs' decoders split lines on,
+        divert keeps their data instead: as one string joined with ``\\r`` (which the SDKs' decoders split lines on,
         so no event's data holds one), until the export worker splits it again: one block for the queue to hold
         instead of one per event, and the events' own strings go back to the allocator while they are still warm for
         the next call's (measured: ~15-25 µs less per queued 50-chunk stream). Data that does hold one is kept as it
@@ -148,7 +146,7 @@ class StreamState:
                 kept = _SEPARATOR.join(texts)
         except TypeError:  # data that is no str (another decoder's)
             kept = texts[:]
-        texts.clear()
+        texts.clear()  # events read after the end (a stream read on) are not this call's to fold in
         if type(kept) is str:
             size = TEXT_BYTES + len(kept)
         else:
@@ -203,7 +201,7 @@ class StreamState:
 
 class _Fold:
     """A tapped stream's result, made on the export worker: the bytes it read, decoded into events the way its SDK
-    reads them (``read``: :meth:`StreamState.sdk_texts`, up to ``limit`` items), or its events' data (one string
+    reads them (``read``: :meth:`StreamState.sdk_texts`, the first ``limit`` items), or its events' data (one string
     joined with ``\\r``, or a list); their JSON decoded and folded into the accumulator. (One object: what a queued
     call holds is also what the garbage collector has to track.)"""
 
@@ -213,7 +211,7 @@ class _Fold:
         self,
         accumulator: StreamAccumulator,
         kept: bytes | str | list[Any],
-        read: Callable[[list[tuple[str | None, str]], int | None], list[str]] | None = None,
+        read: Callable[[list[tuple[str | None, str]]], list[str]] | None = None,
         limit: int | None = None,
     ) -> None:
         self.accumulator = accumulator
@@ -225,7 +223,9 @@ class _Fold:
         kept = self.kept
         texts: list[Any]
         if type(kept) is bytes:
-            texts = self.read(sse_events(kept), self.limit) if self.read is not None else []
+            texts = self.read(sse_events(kept)) if self.read is not None else []
+            if self.limit is not None:
+                del texts[self.limit :]  # the caller left early: the events of the items it was handed
         elif isinstance(kept, str):
             texts = kept.split(_SEPARATOR)
         else:

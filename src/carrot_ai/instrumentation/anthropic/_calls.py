@@ -44,12 +44,12 @@ class AnthropicStreamState(StreamState):
         return _extract.error_attributes(exc)
 
     @staticmethod
-    def sdk_texts(events: list[tuple[str | None, str]], limit: int | None) -> list[str]:
+    def sdk_texts(events: list[tuple[str | None, str]]) -> list[str]:
         """anthropic's ``Stream`` skips ``ping`` events, events without a name and events without data, raises at an
         ``error`` event, and makes an item of each other event (see :meth:`StreamState.sdk_texts`)."""
         texts: list[str] = []
         for event, data in events:
-            if event == "error" or (limit is not None and len(texts) >= limit):
+            if event == "error":
                 break
             if event is not None and event != "ping" and data:
                 texts.append(data)

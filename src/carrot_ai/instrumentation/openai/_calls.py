@@ -112,12 +112,12 @@ class OpenAIStreamState(StreamState):
         return _extract.error_attributes(exc)
 
     @staticmethod
-    def sdk_texts(events: list[tuple[str | None, str]], limit: int | None) -> list[str]:
+    def sdk_texts(events: list[tuple[str | None, str]]) -> list[str]:
         """openai's ``Stream`` makes an item of every event until one whose data starts with ``[DONE]``, where it
         stops reading (see :meth:`StreamState.sdk_texts`)."""
         texts: list[str] = []
         for _, data in events:
-            if data.startswith("[DONE]") or (limit is not None and len(texts) >= limit):
+            if data.startswith("[DONE]"):
                 break
             texts.append(data)
         return texts
