@@ -292,3 +292,49 @@ def test_explicit_cost_attribute_is_kept(ingest: IngestServer, tracer_provider: 
             )
         [record] = records_after_flush(ingest, 1)
         assert record["metadata"]["cost_usd"] == 0.5
+
+
+# --- the export worker's memo (costs remembered per second) ------------------------------------------------------
+
+
+def _record_cost(model: str, provider: str, start_ns: int, output_tokens: int = 1_000_000) -> Any:
+    from carrot_ai.export._convert import _add_cost
+
+    metadata: dict[str, Any] = {"provider": provider, "input_tokens": 0, "output_tokens": output_tokens}
+    _add_cost({semconv.GEN_AI_REQUEST_MODEL: model}, metadata, start_ns)
+    return metadata.get("cost_usd")
+
+
+def test_a_remembered_cost_is_the_one_of_the_calls_own_second_and_day() -> None:
+    model, provider = "deepseek/deepseek-v4.1-flash", "arcee"  # its price changes on 2026-11-01 (genai-prices)
+    change = datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc)
+    change_ns = int(change.timestamp()) * 1_000_000_000
+    expected = cost_usd(provider, (model,), TokenUsage(0, 1_000_000), change - datetime.timedelta(seconds=1))
+    if expected == cost_usd(provider, (model,), TokenUsage(0, 1_000_000), change):
+        pytest.skip("the installed genai-prices has no dated price for this model")
+    _cost.by_second.clear()
+    # The last nanosecond before the change, twice (the second time from memory), then the first one of the new day.
+    assert _record_cost(model, provider, change_ns - 1) == pytest.approx(expected)
+    assert _record_cost(model, provider, change_ns - 1) == pytest.approx(expected)
+    assert _record_cost(model, provider, change_ns) == pytest.approx(
+        cost_usd(provider, (model,), TokenUsage(0, 1_000_000), change)
+    )
+    assert _record_cost(model, provider, change_ns - 999_999_999) == pytest.approx(expected)
+
+
+def test_new_price_overrides_apply_to_calls_of_a_second_already_priced() -> None:
+    now_ns = time.time_ns()
+    assert _record_cost("gpt-4o", "openai", now_ns, output_tokens=100) == pytest.approx(0.001)
+    _cost.set_price_overrides({"gpt-4o": {"input": 1, "output": 1}})
+    assert _record_cost("gpt-4o", "openai", now_ns, output_tokens=100) == pytest.approx(0.0001)
+    _cost.set_price_overrides(None)
+    assert _record_cost("gpt-4o", "openai", now_ns, output_tokens=100) == pytest.approx(0.001)
+
+
+def test_a_model_attribute_no_key_can_hold_is_priced_by_the_other_model() -> None:
+    from carrot_ai.export._convert import _add_cost
+
+    metadata: dict[str, Any] = {"provider": "openai", "input_tokens": 0, "output_tokens": 100}
+    attributes = {semconv.GEN_AI_RESPONSE_MODEL: ([1],), semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}
+    _add_cost(attributes, metadata, time.time_ns())
+    assert metadata["cost_usd"] == pytest.approx(0.001)

@@ -12,7 +12,9 @@ Token convention (the trace record's): ``input`` includes cache reads and cache 
 This runs on the exporter's worker thread, never on the application's. genai-prices resolves a model in about a
 microsecond (it caches the lookup) but then spends ~80 µs decomposing the usage into priced units, so results are
 memoized per (provider, model, price in force, usage): the price object genai-prices selects for the call's time is
-part of the key, so a memoized cost is exactly the one genai-prices would compute.
+part of the key, so a memoized cost is exactly the one genai-prices would compute. In front of that, the worker
+remembers each priced call's cost per (provider, models, usage, second of the call) (:func:`call_cost`): a record
+of a call priced before in the same second costs one dictionary lookup (~3.5 µs less a record).
 """
 
 from __future__ import annotations
@@ -174,6 +176,9 @@ _unknown: set[tuple[str | None, str]] = set()
 # (provider id, model id, id(price in force), usage) -> cost; the price objects of the keys are kept in _prices.
 _memo: dict[tuple[Any, ...], Decimal | None] = {}
 _prices: dict[int, Any] = {}
+# The export worker's shortcut in front of cost_usd (see call_cost): (provider, response model, request model, the
+# five token counts, the call's second) -> cost, for calls that were priced.
+by_second: dict[tuple[Any, ...], float] = {}
 _lock = threading.Lock()
 _genai_missing_logged = False
 
@@ -182,6 +187,7 @@ def set_price_overrides(prices: Mapping[str, Mapping[str, Any]] | None) -> None:
     """Install the user's prices (validated; raises ``ValueError``)."""
     global _overrides
     _overrides = parse_prices(prices)
+    by_second.clear()
 
 
 def cost_usd(
@@ -206,6 +212,27 @@ def cost_usd(
         if total is not None:
             return float(total)
     return None
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def call_cost(
+    provider: str | None, models: tuple[str, ...], usage: TokenUsage, start_ns: int, key: tuple[Any, ...] | None
+) -> float | None:
+    """:func:`cost_usd` of a call that started at ``start_ns``, remembered under ``key`` when it has one: the
+    provider, the response and request models, the usage and ``start_ns``'s second, all that decides the answer (the
+    export worker looks ``key`` up in :data:`by_second` first; None: not remembered). The price in force changes on
+    a date or at a time of day (genai-prices' constraints, to the minute), never within a second, and ``when`` here
+    is ``start_ns`` to the microsecond, in that second, so a remembered cost is the one ``cost_usd`` gives for any
+    call of that second. New overrides forget them all."""
+    when = _EPOCH + datetime.timedelta(microseconds=start_ns // 1000)
+    cost = cost_usd(provider, models, usage, when)
+    if cost is not None and key is not None:
+        if len(by_second) >= _MAX_CACHED:
+            by_second.clear()
+        by_second[key] = cost
+    return cost
 
 
 def _override(provider: str | None, model: str) -> ModelPrice | None:
