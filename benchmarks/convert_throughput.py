@@ -2,18 +2,21 @@
 
 The spans are made the way applications make them: ``@carrot_ai.trace`` calls (a function record with captured
 input and output), ``carrot_ai.wrap(anthropic_client).messages.create`` calls over an in-process transport (an
-LLM record with request attributes, usage and cost), and 50-chunk ``chat.completions.create(stream=True)`` calls on
-``carrot_ai.wrap(openai_client)`` (the stream's events folded into the record on the worker). They are taken from
-the exporter's queue (its worker is kept asleep) and then run through exactly what the worker does per batch of
-50: ``encode_span`` (the span's deferred work -- reading the request, the response, a stream's events --, then
-span -> record JSON, cost included), ``split_by_bytes`` and gzip. Each pass runs on spans made for it (the deferred
-work runs once a span); thread CPU time, best of several passes.
+LLM record with request attributes, usage and cost; the usage differs from call to call, as real calls' does), and
+50-chunk ``chat.completions.create(stream=True)`` calls on ``carrot_ai.wrap(openai_client)`` (the stream's events
+folded into the record on the worker). They are taken from the exporter's queue (its worker is kept asleep) and
+then run through exactly what the worker does per batch of 50: ``encode_span`` (the span's deferred work --
+reading the request, the response, a stream's events --, then span -> record JSON, cost included),
+``split_by_bytes`` and gzip. Each pass runs on spans made for it (the deferred work runs once a span); thread CPU
+time, best of several passes.
 
 Run: ``python benchmarks/convert_throughput.py`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import sys
 import time
@@ -50,12 +53,31 @@ def make_function_spans(count: int, exporter: Any) -> list[Any]:
     return queued_spans(exporter)
 
 
-def make_llm_spans(count: int, exporter: Any) -> list[Any]:
-    warnings.simplefilter("ignore")
-    import anthropic_overhead
+_CALLS = itertools.count()
 
-    client = carrot_ai.wrap(anthropic_overhead.make_client())
-    call = anthropic_overhead.create_call(client)
+
+def make_llm_spans(count: int, exporter: Any) -> list[Any]:
+    """Anthropic ``create`` records whose usage differs from call to call, as real calls' does (a price computed
+    once for one usage and remembered would make a benchmark of repeated usage faster than production)."""
+    warnings.simplefilter("ignore")
+    import anthropic
+    import anthropic_overhead
+    import httpx2
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        n = next(_CALLS)  # (one count for all passes: no pass repeats an earlier one's usages)
+        usage = {"input_tokens": 40 + n % 100_003, "output_tokens": 5 + n * 13 % 901}
+        usage |= {"cache_read_input_tokens": n * 11 % 2_003, "cache_creation_input_tokens": 0}
+        body = json.dumps({**anthropic_overhead.MESSAGE, "usage": usage}).encode()
+        return httpx2.Response(200, headers={"content-type": "application/json", "request-id": "req_b"}, content=body)
+
+    client = anthropic.Anthropic(
+        api_key="sk-ant-bench",
+        base_url="http://bench.invalid",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+        max_retries=0,
+    )
+    call = anthropic_overhead.create_call(carrot_ai.wrap(client))
     for _ in range(count):
         call()
     return queued_spans(exporter)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -294,47 +295,90 @@ def test_explicit_cost_attribute_is_kept(ingest: IngestServer, tracer_provider: 
         assert record["metadata"]["cost_usd"] == 0.5
 
 
-# --- the export worker's memo (costs remembered per second) ------------------------------------------------------
+# --- rates read off genai-prices (costs of usages it has not priced before) --------------------------------------
 
 
-def _record_cost(model: str, provider: str, start_ns: int, output_tokens: int = 1_000_000) -> Any:
-    from carrot_ai.export._convert import _add_cost
+def _genai_prices_cost(provider: str, model: str, usage: TokenUsage, when: datetime.datetime) -> float | None:
+    """What genai-prices itself says, as cost_usd reports it."""
+    import genai_prices
 
-    metadata: dict[str, Any] = {"provider": provider, "input_tokens": 0, "output_tokens": output_tokens}
-    _add_cost({semconv.GEN_AI_REQUEST_MODEL: model}, metadata, start_ns)
-    return metadata.get("cost_usd")
+    try:
+        total = genai_prices.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cache_read_tokens=usage.cache_read,
+                cache_write_tokens=usage.cache_write,
+                output_reasoning_tokens=usage.reasoning,
+            ),
+            model,
+            provider_id=provider,
+            genai_request_timestamp=when,
+        ).total_price
+    except (LookupError, ValueError):
+        return None
+    return float(total) if total >= 0 else None
 
 
-def test_a_remembered_cost_is_the_one_of_the_calls_own_second_and_day() -> None:
-    model, provider = "deepseek/deepseek-v4.1-flash", "arcee"  # its price changes on 2026-11-01 (genai-prices)
-    change = datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc)
-    change_ns = int(change.timestamp()) * 1_000_000_000
-    expected = cost_usd(provider, (model,), TokenUsage(0, 1_000_000), change - datetime.timedelta(seconds=1))
-    if expected == cost_usd(provider, (model,), TokenUsage(0, 1_000_000), change):
-        pytest.skip("the installed genai-prices has no dated price for this model")
-    _cost.by_second.clear()
-    # The last nanosecond before the change, twice (the second time from memory), then the first one of the new day.
-    assert _record_cost(model, provider, change_ns - 1) == pytest.approx(expected)
-    assert _record_cost(model, provider, change_ns - 1) == pytest.approx(expected)
-    assert _record_cost(model, provider, change_ns) == pytest.approx(
-        cost_usd(provider, (model,), TokenUsage(0, 1_000_000), change)
+def _usages(thresholds: list[int], seed: int) -> list[TokenUsage]:
+    import random
+
+    rng = random.Random(seed)
+    inputs = [0, 1, 2, 17, rng.randint(3, 5_000), rng.randint(5_000, 150_000), rng.randint(1, 3_000_000)]
+    for threshold in thresholds:  # both sides of every tier threshold ("more than start" takes the tier)
+        inputs += [threshold - 1, threshold, threshold + 1, threshold + rng.randint(2, 50_000)]
+    usages = []
+    for total_input in inputs:
+        total_input = max(total_input, 0)
+        output = rng.choice([0, 1, rng.randint(2, 4_000)])
+        cache_read = rng.randint(0, total_input) if rng.random() < 0.6 else 0
+        cache_write = rng.randint(0, total_input - cache_read) if rng.random() < 0.4 else 0
+        reasoning = rng.randint(0, output) if rng.random() < 0.4 else 0
+        usages.append(TokenUsage(total_input, output, cache_read, cache_write, reasoning))
+    return usages
+
+
+def test_costs_of_new_usages_are_exactly_genai_prices_own_for_every_model_in_its_table() -> None:
+    """Every provider and model of the installed price table, at dates on both sides of price changes, with usages
+    on both sides of every tier threshold and with cache and reasoning parts: cost_usd (rates read off genai-prices
+    once per price and tier region) gives exactly the float genai-prices gives, or None where it gives none."""
+    genai_prices = _cost.load_genai_prices()
+    assert genai_prices is not None
+    tiered = getattr(genai_prices.types, "TieredPrices", None)
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    checked = priced = 0
+    for when in (WHEN, datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)):
+        for provider in snapshot.providers:
+            for index, model in enumerate(provider.models):
+                try:
+                    price = model.get_prices(when)
+                    fields = vars(price).values()
+                except Exception:
+                    continue
+                thresholds = sorted(
+                    {t.start for v in fields if tiered is not None and isinstance(v, tiered) for t in v.tiers}
+                )
+                for usage in _usages(thresholds, seed=index):
+                    expected = _genai_prices_cost(provider.id, model.id, usage, when)
+                    assert cost_usd(provider.id, (model.id,), usage, when) == expected, (provider.id, model.id, usage)
+                    checked += 1
+                    priced += expected is not None
+    assert checked > 10_000 and priced > checked // 2  # (the table was read, and most usages were priced)
+    assert _cost._rates and sum(r is not None for r in _cost._rates.values()) > len(_cost._rates) // 2
+
+
+def test_a_price_carrot_cannot_read_as_rates_is_left_to_genai_prices() -> None:
+    from types import SimpleNamespace
+
+    genai_prices = _cost.load_genai_prices()
+    tiered = genai_prices.types.TieredPrices
+    tier = genai_prices.types.Tier
+    plain = SimpleNamespace(input_mtok=Decimal(3), output_mtok=Decimal(15), cache_read_mtok=None)
+    assert _cost._tier_thresholds(genai_prices, plain) == ()
+    two_tiers = SimpleNamespace(
+        input_mtok=tiered(base=Decimal(3), tiers=[tier(start=200_000, price=Decimal(6))]),
+        output_mtok=tiered(base=Decimal(15), tiers=[tier(start=128_000, price=Decimal(20))]),
     )
-    assert _record_cost(model, provider, change_ns - 999_999_999) == pytest.approx(expected)
-
-
-def test_new_price_overrides_apply_to_calls_of_a_second_already_priced() -> None:
-    now_ns = time.time_ns()
-    assert _record_cost("gpt-4o", "openai", now_ns, output_tokens=100) == pytest.approx(0.001)
-    _cost.set_price_overrides({"gpt-4o": {"input": 1, "output": 1}})
-    assert _record_cost("gpt-4o", "openai", now_ns, output_tokens=100) == pytest.approx(0.0001)
-    _cost.set_price_overrides(None)
-    assert _record_cost("gpt-4o", "openai", now_ns, output_tokens=100) == pytest.approx(0.001)
-
-
-def test_a_model_attribute_no_key_can_hold_is_priced_by_the_other_model() -> None:
-    from carrot_ai.export._convert import _add_cost
-
-    metadata: dict[str, Any] = {"provider": "openai", "input_tokens": 0, "output_tokens": 100}
-    attributes = {semconv.GEN_AI_RESPONSE_MODEL: ([1],), semconv.GEN_AI_REQUEST_MODEL: "gpt-4o"}
-    _add_cost(attributes, metadata, time.time_ns())
-    assert metadata["cost_usd"] == pytest.approx(0.001)
+    assert _cost._tier_thresholds(genai_prices, two_tiers) == (128_000, 200_000)
+    assert _cost._tier_thresholds(genai_prices, SimpleNamespace(input_mtok=Decimal(1), other=object())) is None
+    assert _cost._tier_thresholds(genai_prices, object()) is None

@@ -343,38 +343,30 @@ def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns:
     """``metadata.cost_usd`` from the usage, provider and model, unless the span already carries a cost."""
     if "cost_usd" in metadata or ("input_tokens" not in metadata and "output_tokens" not in metadata):
         return
-    get = metadata.get
-    response_model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL)
-    request_model = attributes.get(semconv.GEN_AI_REQUEST_MODEL)
-    usage = (
-        get("input_tokens", 0),
-        get("output_tokens", 0),
-        get("cache_read_input_tokens", 0),
-        get("cache_write_input_tokens", 0),
-        get("reasoning_tokens", 0),
+    models = tuple(
+        dict.fromkeys(
+            m
+            for m in (attributes.get(semconv.GEN_AI_RESPONSE_MODEL), attributes.get(semconv.GEN_AI_REQUEST_MODEL))
+            if isinstance(m, str) and m
+        )
     )
-    provider = get("provider")
-    key = (provider, response_model, request_model, *usage, start_ns // 1_000_000_000)
+    if not models:
+        return
+    usage = _cost.TokenUsage(
+        metadata.get("input_tokens", 0),
+        metadata.get("output_tokens", 0),
+        metadata.get("cache_read_input_tokens", 0),
+        metadata.get("cache_write_input_tokens", 0),
+        metadata.get("reasoning_tokens", 0),
+    )
+    when = datetime.datetime.fromtimestamp(start_ns / 1e9, tz=datetime.timezone.utc)
     try:
-        cost = _COST_BY_SECOND.get(key)  # a cost genai-prices or an override gave for this call's second
-    except TypeError:  # a model attribute no key can hold (a sequence of lists): priced without remembering
-        cost, remember = None, False
-    else:
-        remember = True
-    if cost is None:
-        models = tuple(dict.fromkeys(m for m in (response_model, request_model) if isinstance(m, str) and m))
-        if not models:
-            return
-        try:
-            cost = _cost.call_cost(provider, models, _cost.TokenUsage(*usage), start_ns, key if remember else None)
-        except Exception as exc:  # a price-table problem must never cost the record
-            report_internal_error("cost", exc)
-            return
+        cost = _cost.cost_usd(metadata.get("provider"), models, usage, when)
+    except Exception as exc:  # a price-table problem must never cost the record
+        report_internal_error("cost", exc)
+        return
     if cost is not None:
         metadata["cost_usd"] = cost
-
-
-_COST_BY_SECOND = _cost.by_second
 
 
 def _tool_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> None:

@@ -10,15 +10,17 @@ Token convention (the trace record's): ``input`` includes cache reads and cache 
 ``output``. Each part is billed at its own rate where the model has one, else at the input / output rate.
 
 This runs on the exporter's worker thread, never on the application's. genai-prices resolves a model in about a
-microsecond (it caches the lookup) but then spends ~80 µs decomposing the usage into priced units, so results are
-memoized per (provider, model, price in force, usage): the price object genai-prices selects for the call's time is
-part of the key, so a memoized cost is exactly the one genai-prices would compute. In front of that, the worker
-remembers each priced call's cost per (provider, models, usage, second of the call) (:func:`call_cost`): a record
-of a call priced before in the same second costs one dictionary lookup (~3.5 µs less a record).
+microsecond (it caches the lookup) but then spends ~80-100 µs decomposing the usage into priced units, and calls'
+usages rarely repeat. Its result is exact and affine in the five token counts between two tier thresholds, so for
+each price in force (the object genai-prices selects for the call's time) and tier region carrot reads the rates off
+genai-prices' own results at a few usages, checks them at another, and computes ``base + Σ tokens x rate`` in
+``Decimal``: the value genai-prices would compute, in ~3 µs (:func:`_rates_in_force`). Prices it cannot read that
+way are computed by genai-prices and memoized per (provider, model, price in force, usage).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import logging
 import math
@@ -176,9 +178,6 @@ _unknown: set[tuple[str | None, str]] = set()
 # (provider id, model id, id(price in force), usage) -> cost; the price objects of the keys are kept in _prices.
 _memo: dict[tuple[Any, ...], Decimal | None] = {}
 _prices: dict[int, Any] = {}
-# The export worker's shortcut in front of cost_usd (see call_cost): (provider, response model, request model, the
-# five token counts, the call's second) -> cost, for calls that were priced.
-by_second: dict[tuple[Any, ...], float] = {}
 _lock = threading.Lock()
 _genai_missing_logged = False
 
@@ -187,7 +186,6 @@ def set_price_overrides(prices: Mapping[str, Mapping[str, Any]] | None) -> None:
     """Install the user's prices (validated; raises ``ValueError``)."""
     global _overrides
     _overrides = parse_prices(prices)
-    by_second.clear()
 
 
 def cost_usd(
@@ -212,27 +210,6 @@ def cost_usd(
         if total is not None:
             return float(total)
     return None
-
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def call_cost(
-    provider: str | None, models: tuple[str, ...], usage: TokenUsage, start_ns: int, key: tuple[Any, ...] | None
-) -> float | None:
-    """:func:`cost_usd` of a call that started at ``start_ns``, remembered under ``key`` when it has one: the
-    provider, the response and request models, the usage and ``start_ns``'s second, all that decides the answer (the
-    export worker looks ``key`` up in :data:`by_second` first; None: not remembered). The price in force changes on
-    a date or at a time of day (genai-prices' constraints, to the minute), never within a second, and ``when`` here
-    is ``start_ns`` to the microsecond, in that second, so a remembered cost is the one ``cost_usd`` gives for any
-    call of that second. New overrides forget them all."""
-    when = _EPOCH + datetime.timedelta(microseconds=start_ns // 1000)
-    cost = cost_usd(provider, models, usage, when)
-    if cost is not None and key is not None:
-        if len(by_second) >= _MAX_CACHED:
-            by_second.clear()
-        by_second[key] = cost
-    return cost
 
 
 def _override(provider: str | None, model: str) -> ModelPrice | None:
@@ -264,21 +241,14 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
         return None
     memo_key, price = _memo_key(genai_prices, provider_id, model, usage, when)
     if memo_key is not None:
+        rates = _rates_in_force(genai_prices, provider_id, model, when, price, usage.input)
+        if rates is not None:
+            total = rates.cost(usage)
+            return total if total >= 0 else None
         if memo_key in _memo:
             return _memo.get(memo_key)
     try:
-        result = genai_prices.calc_price(
-            genai_prices.Usage(
-                input_tokens=usage.input,
-                output_tokens=usage.output,
-                cache_read_tokens=usage.cache_read,
-                cache_write_tokens=usage.cache_write,
-                output_reasoning_tokens=usage.reasoning,
-            ),
-            model,
-            provider_id=provider_id,
-            genai_request_timestamp=when,
-        )
+        result = _calc(genai_prices, provider_id, model, when, usage)
     except LookupError:
         with _lock:
             if len(_unknown) >= _MAX_CACHED:
@@ -296,10 +266,155 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
         with _lock:
             if len(_memo) >= _MAX_CACHED:
                 _memo.clear()
-                _prices.clear()
             _memo[memo_key] = cost
-            _prices[id(price)] = price  # kept alive, so that its id stays its own while it is part of a key
+            _remember_price(price)  # kept alive, so that its id stays its own while it is part of a key
     return cost
+
+
+def _calc(genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, usage: TokenUsage) -> Any:
+    """genai-prices' price calculation for ``usage`` (raises what it raises)."""
+    return genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.input,
+            output_tokens=usage.output,
+            cache_read_tokens=usage.cache_read,
+            cache_write_tokens=usage.cache_write,
+            output_reasoning_tokens=usage.reasoning,
+        ),
+        model,
+        provider_id=provider_id,
+        genai_request_timestamp=when,
+    )
+
+
+class _Rates(NamedTuple):
+    """A call's cost as an affine function of its usage: ``base + Σ tokens x rate`` (exact, in ``Decimal``)."""
+
+    base: Decimal
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    reasoning: Decimal
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        return (
+            self.base
+            + usage.input * self.input
+            + usage.output * self.output
+            + usage.cache_read * self.cache_read
+            + usage.cache_write * self.cache_write
+            + usage.reasoning * self.reasoning
+        )
+
+
+# id(price in force) -> the input-token thresholds of its tiered prices (sorted), or None when its cost is not
+# piecewise affine in the usage as far as carrot can tell; (id(price), tier region) -> its rates there, or None.
+_thresholds: dict[int, tuple[int, ...] | None] = {}
+_rates: dict[tuple[int, int], _Rates | None] = {}
+
+
+def _rates_in_force(
+    genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, price: Any, input_tokens: int
+) -> _Rates | None:
+    """The rates of ``price`` (the price genai-prices has in force for ``model`` at ``when``) for a call with
+    ``input_tokens``, or None when its cost is to be computed by genai-prices itself.
+
+    genai-prices decomposes a usage into priced units (uncached input = input - cache reads - cache writes, text
+    output = output - reasoning, each unit at its price or its parent's, a per-request price once) and adds
+    ``price x count / per`` in ``Decimal``: exact, and affine in the five token counts, except that a tiered price
+    takes the rate of the highest tier whose threshold the call's input tokens pass. Between two thresholds it is
+    affine again, so its rates there are read off genai-prices' own results at a few usages in that region (a base
+    usage and one more token of each kind), checked at one more usage there, and kept per price object and region:
+    ``base + Σ tokens x rate`` is then exactly the value genai-prices computes (~80 µs a distinct usage; this ~1
+    µs). A price with fields of any other kind, or rates the check refutes, is left to genai-prices."""
+    key = id(price)
+    thresholds = _thresholds.get(key, ())
+    if thresholds == ():
+        thresholds = _tier_thresholds(genai_prices, price)
+        with _lock:
+            _remember_price(price)
+            _thresholds[key] = thresholds
+    if thresholds is None:
+        return None
+    region = bisect.bisect_left(thresholds, input_tokens)  # how many thresholds the input passes (input > start)
+    rates_key = (key, region)
+    try:
+        return _rates[rates_key]
+    except KeyError:
+        pass
+    low = thresholds[region - 1] if region else 0
+    high = thresholds[region] if region < len(thresholds) else None
+    rates = _fit_rates(genai_prices, provider_id, model, when, low, high)
+    with _lock:
+        _remember_price(price)
+        _rates[rates_key] = rates
+    return rates
+
+
+def _tier_thresholds(genai_prices: Any, price: Any) -> tuple[int, ...] | None:
+    """The sorted input-token thresholds of ``price``'s tiered fields; None if any field is neither a number, absent
+    nor tiered (nothing carrot can tell to be affine)."""
+    tiered = getattr(genai_prices.types, "TieredPrices", None)
+    starts: set[int] = set()
+    try:
+        fields = vars(price)
+    except TypeError:
+        return None
+    for name, value in fields.items():
+        if name.startswith("_") or value is None or isinstance(value, Decimal | int):
+            continue
+        if tiered is not None and isinstance(value, tiered):
+            starts.update(int(tier.start) for tier in value.tiers)
+            continue
+        return None
+    return tuple(sorted(starts))
+
+
+def _fit_rates(
+    genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, low: int, high: int | None
+) -> _Rates | None:
+    """Rates read off genai-prices' results for usages whose input tokens lie in ``(low, high]``; None when the
+    region is too narrow to read them, genai-prices refuses one of the usages, or the check at another usage fails."""
+    base_input = low + 1
+    if high is not None and base_input + 1 > high:
+        return None
+
+    def total(usage: TokenUsage) -> Decimal:
+        value = _calc(genai_prices, provider_id, model, when, usage).total_price
+        if not isinstance(value, Decimal):
+            raise TypeError(type(value).__name__)
+        return value
+
+    try:
+        at_base = total(TokenUsage(base_input, 1))
+        per_input = total(TokenUsage(base_input + 1, 1)) - at_base
+        per_output = total(TokenUsage(base_input, 2)) - at_base
+        rates = _Rates(
+            at_base - base_input * per_input - per_output,
+            per_input,
+            per_output,
+            total(TokenUsage(base_input, 1, cache_read=1)) - at_base,
+            total(TokenUsage(base_input, 1, cache_write=1)) - at_base,
+            total(TokenUsage(base_input, 1, reasoning=1)) - at_base,
+        )
+        probe_input = base_input + 1_234_567 if high is None else (base_input + high) // 2
+        probe = TokenUsage(probe_input, 777_777, probe_input // 3, probe_input // 5, 333_333)
+        if rates.cost(probe) != total(probe):
+            return None
+    except Exception:  # genai-prices could not price one of these usages: it prices every call itself
+        return None
+    return rates
+
+
+def _remember_price(price: Any) -> None:
+    """Keep ``price`` alive while its id is part of a key (called with ``_lock`` held)."""
+    if len(_prices) >= _MAX_CACHED:
+        _memo.clear()
+        _prices.clear()
+        _thresholds.clear()
+        _rates.clear()
+    _prices[id(price)] = price
 
 
 def _memo_key(
