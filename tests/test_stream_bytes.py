@@ -317,3 +317,65 @@ def test_a_stream_whose_decoder_is_not_the_sdks_own_is_folded_in_as_read(
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     [record] = openai_conftest.records(carrot, 1)
     assert text and record["output"]["message"]["content"] == text
+
+
+# --- time to first chunk -----------------------------------------------------------------------------------------
+
+WAIT = 0.3
+
+
+class CommentFirst(Reply):
+    """A keep-alive comment at once (as OpenRouter and other proxies send while the model works), the events WAIT
+    seconds later: the first read holds no event."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.body = b"".join(map(encode_sse_event, events))
+
+    def send(self, conn: Any, request: Any) -> None:
+        conn.start_response(200, {"content-type": "text/event-stream"}, chunked=True, length=None)
+        conn.write_chunk(b": keep-alive\n\n")
+        conn.wait(WAIT)
+        conn.write_chunk(self.body)
+        conn.end_chunks()
+
+
+@pytest.mark.parametrize("how", ["loop", "next", "async loop", "async next", "carrot asks for usage"])
+def test_time_to_first_chunk_is_when_the_first_item_comes_not_the_first_bytes(
+    provider: str, carrot: IngestServer, how: str
+) -> None:
+    """Found in review: a stream kept as bytes marked its first chunk at the first read, which may be a comment."""
+    if how == "carrot asks for usage" and provider == "anthropic":
+        pytest.skip("only openai's streams have a usage chunk carrot asks for")
+    is_async = how.startswith("async")
+    server: Any = FakeOpenAI() if provider == "openai" else FakeAnthropic()
+    with server:
+        if provider == "openai":
+            server.enqueue(CommentFirst(openai_events()))
+            client: Any = carrot_ai.wrap(openai_conftest.make_client(server, is_async=is_async))
+            usage = {} if how == "carrot asks for usage" else {"stream_options": {"include_usage": True}}
+            opened = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True, **usage
+            )
+        else:
+            server.enqueue(CommentFirst(anthropic_events()))
+            client = carrot_ai.wrap(anthropic_conftest.make_client(server, is_async=is_async))
+            opened = client.messages.create(
+                model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+
+        async def read_async() -> list[Any]:
+            stream = await opened
+            if how == "async next":
+                return [await stream.__anext__()] + [item async for item in stream]
+            return [item async for item in stream]
+
+        if is_async:
+            items = asyncio.run(read_async())
+        elif how == "next":
+            items = [next(opened)] + list(opened)
+        else:
+            items = list(opened)
+        assert text_of(provider, items) == "".join(WORDS)
+        record = recorded(provider, carrot)
+    assert record["metadata"]["time_to_first_token_ms"] >= WAIT * 1000 * 0.9
+    assert record["metadata"]["time_to_first_token_ms"] <= record["metadata"]["latency_ms"]

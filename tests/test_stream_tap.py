@@ -210,7 +210,7 @@ def test_the_tap_reads_the_sdks_events_directly_and_any_other_event_through_its_
                 yield from self.events
 
         kept: list[str] = []
-        taken = EventTap(Decoder(events), kept, None, lambda data: False, ('"n"', "x", "y")).iter_bytes(iter(()))
+        taken = EventTap(Decoder(events), kept, lambda data: False, ('"n"', "x", "y")).iter_bytes(iter(()))
         assert list(taken) == events and kept == [f'{{"n":{n}}}' for n in range(4)]
 
 

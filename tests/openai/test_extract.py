@@ -231,14 +231,12 @@ def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> N
 
     accumulator = ChatStreamAccumulator(True, hide_usage=True)
     kept: list[str] = []
-    marks: list[int] = []
-    tap = EventTap(Decoder(), kept, lambda: marks.append(len(kept)), is_usage_chunk, USAGE_HINTS)
+    tap = EventTap(Decoder(), kept, is_usage_chunk, USAGE_HINTS)
     passed = list(tap.iter_bytes(iter(())))
     assert passed == [events[0], events[1], events[2], events[4]]
     # Every event's data is kept, the diverted one's too: the accumulator folds it in (and hides it) later, on the
     # export worker; nothing decoded is held until then.
     assert kept == [event.data for event in events]
-    assert marks == [1]  # at the first event, once
     for chunk in decode_events(kept, ChatStreamAccumulator.view):
         accumulator.process(chunk)
     attributes, _ = accumulator.result()
@@ -246,7 +244,7 @@ def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> N
     assert attributes["gen_ai.response.id"] == "c1"
     # A stream whose chunks are folded in as the caller reads them: its divert folds the usage chunk in at once.
     accumulator = ChatStreamAccumulator(True, hide_usage=True)
-    passed = list(EventTap(Decoder(), None, None, accumulator.divert, USAGE_HINTS).iter_bytes(iter(())))
+    passed = list(EventTap(Decoder(), None, accumulator.divert, USAGE_HINTS).iter_bytes(iter(())))
     assert passed == [events[0], events[1], events[2], events[4]]
     attributes, _ = accumulator.result()
     assert attributes["gen_ai.usage.input_tokens"] == 3 and attributes["gen_ai.usage.output_tokens"] == 2
@@ -256,7 +254,7 @@ def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> N
 
     reads = [b'data: {"n":1}\n', b"\ndata: [DO", b"NE]\n\n"]
     kept.clear()
-    passed = list(EventTap(SSEDecoder(), kept, None, None, USAGE_HINTS).iter_bytes(iter(reads)))
+    passed = list(EventTap(SSEDecoder(), kept, None, USAGE_HINTS).iter_bytes(iter(reads)))
     assert [event.data for event in passed] == ['{"n":1}', "[DONE]"] and kept == reads
 
 
@@ -296,7 +294,7 @@ def test_the_event_tap_takes_only_the_usage_chunk_and_reads_no_event_before_the_
     kept: list[str] | None = [] if keep else None
     divert = is_usage_chunk if keep else ChatStreamAccumulator(True, hide_usage=True).divert
     passed = []
-    for event in EventTap(Decoder(), kept, None, divert, USAGE_HINTS).iter_bytes(iter(())):
+    for event in EventTap(Decoder(), kept, divert, USAGE_HINTS).iter_bytes(iter(())):
         passed.append(event)
         # Read so far: the events handed on, and the one taken away if it came before the last of them.
         assert len(pulled) == len(passed) + (events.index(event) > data.index(usage))

@@ -102,12 +102,19 @@ class StreamState:
         (:meth:`LLMCall.stop_later`), else on the calling thread, so nothing of carrot runs per chunk on the caller's
         thread. Never raises.
         """
-        call = self.call
-        if not call.fast or install_tap(stream, self._texts, call.mark_first_chunk, divert, hints) is None:
+        if not self.call.fast or install_tap(stream, self._texts, divert, hints) is None:
             return False
         self.tapped = True
-        self._first = False  # the tap marks the first event
         return True
+
+    def first_handed(self) -> None:
+        """A tapped stream's first item is in the caller's hands: its time to first chunk (not at the first bytes
+        read, which may hold no event yet: a proxy's keep-alive comment while the model works). Never raises."""
+        self._first = False
+        try:
+            self.call.mark_first_chunk()
+        except Exception as exc:
+            report_internal_error("stream first chunk", exc)
 
     def handed(self) -> int:
         """How many items the caller was handed of a tapped stream so far."""
@@ -365,27 +372,26 @@ class EventTap:
     ``divert`` takes it away from the SDK (True): openai's usage-only chunk that exists only because carrot asked
     for it. Its data is kept all the same: the accumulator folds it in with the others (and hides it), so the divert
     of a kept stream only decides, while an untapped stream's (``texts`` None) folds it in itself. ``hints`` is
-    ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``. ``mark``
-    is called at the first read or event. Errors pass through; anything unexpected is left to the SDK.
+    ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``. (The time
+    to first chunk is the stream proxy's to mark, when it hands the first item: :meth:`StreamState.first_handed`.)
+    Errors pass through; anything unexpected is left to the SDK.
 
     (Cutting the usage-only event out of the bytes instead, so that a stream with a divert is kept as bytes too, was
     built and measured: a stream whose body comes in one read gained ~5-20 µs, one read an event, as a model's
     tokens come, lost ~20-40: the checks it takes a read cost more than the event tap's an event. Not kept.)
     """
 
-    __slots__ = ("_decoder", "_append", "_mark", "_divert", "_hints", "read")
+    __slots__ = ("_decoder", "_append", "_divert", "_hints", "read")
 
     def __init__(
         self,
         decoder: Any,
         texts: list[Any] | None,
-        mark: Callable[[], None] | None,
         divert: Callable[[str], bool] | None,
         hints: tuple[str, str, str] | None,
     ) -> None:
         self._decoder = decoder
         self._append: Callable[[Any], None] = texts.append if texts is not None else _ignore
-        self._mark = mark
         self._divert = divert
         self._hints = hints if divert is not None else None
         #: How to read an event's data (``str``): set from the first event (:func:`_reader`).
@@ -406,42 +412,24 @@ class EventTap:
         return self._atapped(self._decoder.aiter_bytes(iterator))
 
     def _reads(self, iterator: Iterator[Any]) -> Iterator[Any]:
-        """The stream's bytes, each read kept (in ``texts``) and passed on; ``mark`` called at the first. The SDK's
-        decoder reads from here when it needs bytes for its next event, so the bytes kept are those of the events it
-        has made, and at most the rest of the last read. One step a read, not an event: a read often holds several
-        events (a fast model, a proxy, a busy network)."""
+        """The stream's bytes, each read kept (in ``texts``) and passed on. The SDK's decoder reads from here when it
+        needs bytes for its next event, so the bytes kept are those of the events it has made, and at most the rest
+        of the last read. One step a read, not an event: a read often holds several events (a fast model, a proxy, a
+        busy network)."""
         append = self._append
-        for chunk in iterator:
-            append(chunk)
-            self._marked()
-            yield chunk
-            break
         for chunk in iterator:
             append(chunk)
             yield chunk
 
     async def _areads(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         append = self._append
-        first = True
         async for chunk in iterator:
             append(chunk)
-            if first:
-                first = False
-                self._marked()
             yield chunk
-
-    def _marked(self) -> None:
-        mark = self._mark
-        if mark is not None:
-            self._mark = None
-            try:
-                mark()
-            except Exception as exc:
-                report_internal_error("stream event", exc)
 
     def _tapped(self, events: Iterator[Any]) -> Iterator[Any]:
         """The events, each offered to the divert when the hints point at it, the others kept."""
-        for event in events:  # up to the first event the SDK gets: the one that marks the first chunk
+        for event in events:  # up to the first event the SDK gets: the one the others' data is read like
             if self._take(event):
                 yield event
                 break
@@ -472,15 +460,14 @@ class EventTap:
             yield event
 
     def _take(self, event: Any) -> bool:
-        """Whether ``event`` goes on to the SDK (not diverted); if so, keep its data, mark the first chunk, and learn
-        from it how to read the data of the events that follow."""
+        """Whether ``event`` goes on to the SDK (not diverted); if so, keep its data and learn from it how to read the
+        data of the events that follow."""
         data = event.data
         self._append(data)
         hints = self._hints
         if hints is not None and _offered(data, hints) and self._diverted(data):
             return False
         self.read = _reader(event)
-        self._marked()
         return True
 
     def _diverted(self, data: Any) -> bool:
@@ -530,7 +517,6 @@ _first_item = operator.itemgetter(0)
 def install_tap(
     stream: Any,
     texts: list[Any] | None,
-    mark: Callable[[], None] | None = None,
     divert: Callable[[str], bool] | None = None,
     hints: tuple[str, str, str] | None = None,
 ) -> EventTap | None:
@@ -552,7 +538,7 @@ def install_tap(
             frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
             if frame is None or not _not_started(frame) or frame.f_locals.get("self") is not stream:
                 return None
-        tap = stream._decoder = EventTap(decoder, texts, mark, divert, hints)
+        tap = stream._decoder = EventTap(decoder, texts, divert, hints)
         return tap
     except Exception as exc:
         report_internal_error("stream tap", exc)
@@ -692,6 +678,8 @@ class SyncStreamProxy(_StreamProxy):
                 raise
             if state.tapped:
                 state.pulled += 1
+                if state._first:
+                    state.first_handed()
                 return chunk
             # StreamState.chunk, inlined for the common case (this runs for every chunk).
             if state.done or state._first or not state._inline:
@@ -773,8 +761,14 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
         # sentinel, which runs pydantic's ``__eq__``.)
         counter = itertools.count()
         state.counters.append(counter)
+        items = map(_first_item, zip(source, counter, strict=False))
         try:
-            yield from map(_first_item, zip(source, counter, strict=False))
+            if state._first:
+                for item in items:  # the first item: its time to first chunk
+                    state.first_handed()
+                    yield item
+                    break
+            yield from items
         except GeneratorExit:
             raise
         except BaseException as exc:
@@ -829,6 +823,8 @@ class AsyncStreamProxy(_StreamProxy):
                 raise
             if state.tapped:
                 state.pulled += 1
+                if state._first:
+                    state.first_handed()
                 return chunk
             if state.done or state._first or not state._inline:
                 if state.chunk(chunk):
@@ -860,6 +856,8 @@ async def _aiterate(proxy: AsyncStreamProxy, state: StreamState, stream: Any) ->
         if state.tapped:
             async for chunk in stream:
                 state.pulled += 1
+                if state._first:
+                    state.first_handed()
                 yield chunk
         else:
             async for chunk in stream:

@@ -239,7 +239,7 @@ def stream_state(endpoint: Endpoint, call: LLMCall, stream: Any, hide_usage: boo
     if endpoint is CHAT and state.tap(stream, kept_divert, USAGE_HINTS):
         return state
     if divert is not None:
-        install_tap(stream, None, None, divert, USAGE_HINTS)
+        install_tap(stream, None, divert, USAGE_HINTS)
     return state
 
 
