@@ -6,7 +6,8 @@ response's ``parse()`` and ``close()`` are observed on that one instance: ``pars
 call with it; giving a stream hands back the same stream proxy as ``create(stream=True)`` (cached, so a second
 ``parse()`` returns the same object); ``close()`` (the ``with`` block's exit) ends the call with the body if it was
 read (``.read()``, ``.json()``, ``.text()``) and without output otherwise (``iter_lines()`` and friends). A response
-that is dropped without any of this ends the call when it is garbage-collected.
+that is dropped without any of this ends the call when it is garbage-collected; a stream parsed from it lives on
+without it, and ends the call itself.
 
 A provider adapter describes itself with a :class:`RawAdapter`: how a decoded body or parsed model becomes
 attributes and output, its SDK's stream classes, its stream state, and its request-id header.
@@ -14,6 +15,7 @@ attributes and output, its SDK's stream classes, its stream state, and its reque
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import weakref
@@ -50,15 +52,36 @@ def track_raw_response(adapter: RawAdapter, call: LLMCall, response: Any) -> Any
             _stop_with_body(adapter, call, http, body)
             return response
     tracker = _RawTracker(adapter, call)
-    ref = weakref.ref(response)
-    parse = getattr(type(response), "parse", None)
-    if parse is not None:
-        response.parse = _observe_parse(parse, ref, tracker)
-    close = getattr(type(response), "close", None)
-    if close is not None:
-        response.close = _observe_close(close, ref, tracker)
+    _observe(type(response))
+    vars(response)[_TRACKER] = tracker
     weakref.finalize(response, tracker.abandoned)
     return response
+
+
+# Where a tracked response keeps its tracker. Its class's parse() and close() look for it there: observed on the class
+# (once per class), not by functions on the instance, which would have to hold the instance (a cycle: it would
+# outlive its last reference until a collection) or a weak reference to it (gone in ``raw.parse()`` on a temporary:
+# the instance is released before the call; found in review).
+_TRACKER = "_carrot_raw_tracker"
+_OBSERVED: set[type] = set()
+
+
+def _observe(kind: type) -> None:
+    """Have ``kind``'s ``parse()`` and ``close()`` tell a tracked instance's tracker what they did (once per class;
+    an instance without a tracker runs them as before)."""
+    if kind in _OBSERVED:
+        return
+    _OBSERVED.add(kind)
+    parse = getattr(kind, "parse", None)
+    if parse is not None:
+        kind.parse = _observe_parse(parse)  # type: ignore[attr-defined]
+    close = getattr(kind, "close", None)
+    if close is not None:
+        kind.close = _observe_close(close)  # type: ignore[attr-defined]
+
+
+def _tracker_of(response: Any) -> _RawTracker | None:
+    return getattr(response, "__dict__", {}).get(_TRACKER)
 
 
 class _RawTracker:
@@ -101,46 +124,55 @@ class _RawTracker:
                     self.call.stop(_headers_attributes(self.adapter, http), None)
 
     def abandoned(self) -> None:
+        """The response is gone, never parsed nor closed: the call ends without output. A stream parsed from it lives
+        on without it (the SDK's stream holds none of it): its proxy ends the call (read, closed or dropped)."""
         with guard(f"{self.adapter.label} raw abandoned"):
-            if self.state is not None:
-                self.state.finish()
-            elif not self.call.span.ended:
+            if self.state is None and not self.call.span.ended:
                 self.call.stop({}, None)
 
 
-def _observe_parse(parse: Any, ref: weakref.ref[Any], tracker: _RawTracker) -> Any:
-    # The closures hold a weak reference, so the response can still be collected (and `abandoned` run).
+def _observe_parse(parse: Any) -> Any:
     if inspect.iscoroutinefunction(parse):
 
-        async def async_parse(*args: Any, **kwargs: Any) -> Any:
-            return tracker.parsed(await parse(ref(), *args, **kwargs))
+        @functools.wraps(parse)
+        async def async_parse(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = await parse(self, *args, **kwargs)
+            tracker = _tracker_of(self)
+            return result if tracker is None else tracker.parsed(result)
 
         return async_parse
 
-    def sync_parse(*args: Any, **kwargs: Any) -> Any:
-        return tracker.parsed(parse(ref(), *args, **kwargs))
+    @functools.wraps(parse)
+    def sync_parse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = parse(self, *args, **kwargs)
+        tracker = _tracker_of(self)
+        return result if tracker is None else tracker.parsed(result)
 
     return sync_parse
 
 
-def _observe_close(close: Any, ref: weakref.ref[Any], tracker: _RawTracker) -> Any:
+def _observe_close(close: Any) -> Any:
     if inspect.iscoroutinefunction(close):
 
-        async def async_close(*args: Any, **kwargs: Any) -> Any:
-            response = ref()
+        @functools.wraps(close)
+        async def async_close(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
-                return await close(response, *args, **kwargs)
+                return await close(self, *args, **kwargs)
             finally:
-                tracker.closed(response)
+                tracker = _tracker_of(self)
+                if tracker is not None:
+                    tracker.closed(self)
 
         return async_close
 
-    def sync_close(*args: Any, **kwargs: Any) -> Any:
-        response = ref()
+    @functools.wraps(close)
+    def sync_close(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return close(response, *args, **kwargs)
+            return close(self, *args, **kwargs)
         finally:
-            tracker.closed(response)
+            tracker = _tracker_of(self)
+            if tracker is not None:
+                tracker.closed(self)
 
     return sync_close
 
