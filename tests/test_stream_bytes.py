@@ -379,3 +379,30 @@ def test_time_to_first_chunk_is_when_the_first_item_comes_not_the_first_bytes(
         record = recorded(provider, carrot)
     assert record["metadata"]["time_to_first_token_ms"] >= WAIT * 1000 * 0.9
     assert record["metadata"]["time_to_first_token_ms"] <= record["metadata"]["latency_ms"]
+
+
+def test_a_chunk_the_accumulator_fails_on_costs_that_chunk_only_when_folded_in_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: folding a tapped stream's events in (on the export worker, or at its end on the calling
+    thread when the queue is backlogged) let one chunk's error fail the whole result, where the stream folded in as
+    read skips that chunk (and the calling thread's end of the stream then never ended the span)."""
+    from carrot_ai._core._stream import _Fold
+
+    monkeypatch.delenv("CARROT_STRICT")  # as in production: the error is reported, not raised
+
+    class Words:
+        def __init__(self) -> None:
+            self.words: list[str] = []
+
+        def process(self, chunk: Any) -> bool:
+            if chunk.word == "bad":
+                raise KeyError("an odd chunk")
+            self.words.append(chunk.word)
+            return True
+
+        def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+            return {"n": len(self.words)}, {"text": " ".join(self.words)}
+
+    body = b"".join(b'data: {"word": "%s"}\n\n' % word.encode() for word in ("a", "bad", "c"))
+    assert _Fold(Words(), body, lambda events: [data for _, data in events])() == ({"n": 2}, {"text": "a c"})

@@ -240,7 +240,10 @@ class _Fold:
         accumulator = self.accumulator
         process = accumulator.process
         for chunk in decode_events(texts, getattr(accumulator, "view", View)):
-            process(chunk)
+            try:
+                process(chunk)
+            except Exception as exc:  # one odd chunk costs itself only, as on the path that folds chunks as read
+                _report_chunk_error(exc)
         return accumulator.result()
 
 
