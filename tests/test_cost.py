@@ -299,7 +299,8 @@ def test_explicit_cost_attribute_is_kept(ingest: IngestServer, tracer_provider: 
 
 
 def _genai_prices_cost(provider: str, model: str, usage: TokenUsage, when: datetime.datetime) -> float | None:
-    """What genai-prices itself says, as cost_usd reports it."""
+    """What genai-prices itself says, as cost_usd reports it (written out, not ``_cost._calc``: the oracle shares no
+    code with what it checks)."""
     import genai_prices
 
     try:
