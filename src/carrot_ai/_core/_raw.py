@@ -72,12 +72,12 @@ def _observe(kind: type) -> None:
     if kind in _OBSERVED:
         return
     _OBSERVED.add(kind)
-    parse = getattr(kind, "parse", None)
-    if parse is not None:
-        kind.parse = _observe_parse(parse)  # type: ignore[attr-defined]
-    close = getattr(kind, "close", None)
-    if close is not None:
-        kind.close = _observe_close(close)  # type: ignore[attr-defined]
+    for name, observe in (("parse", _observe_parse), ("close", _observe_close)):
+        method = getattr(kind, name, None)
+        if method is not None and not hasattr(method, _TRACKER):  # (not a base class's, observed already)
+            observed = observe(method)
+            setattr(observed, _TRACKER, True)
+            setattr(kind, name, observed)
 
 
 def _tracker_of(response: Any) -> _RawTracker | None:

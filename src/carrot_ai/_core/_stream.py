@@ -108,8 +108,8 @@ class StreamState:
         return True
 
     def first_handed(self) -> None:
-        """A tapped stream's first item is in the caller's hands: its time to first chunk (not at the first bytes
-        read, which may hold no event yet: a proxy's keep-alive comment while the model works). Never raises."""
+        """The stream's first item is in the caller's hands: its time to first chunk (for a tapped stream too: not at
+        the first bytes read, which may hold no event yet, e.g. a proxy's keep-alive comment). Never raises."""
         self._first = False
         try:
             self.call.mark_first_chunk()
@@ -164,10 +164,9 @@ class StreamState:
         """Process one chunk; return whether the caller should see it. Never raises."""
         if self.done or self.tapped:
             return True
+        if self._first:
+            self.first_handed()
         try:
-            if self._first:
-                self._first = False
-                self.call.mark_first_chunk()
             return self._process(chunk) is not False
         except Exception as exc:
             _report_chunk_error(exc)

@@ -329,8 +329,9 @@ def _rates_in_force(
     ``base + Σ tokens x rate`` is then exactly the value genai-prices computes (~80 µs a distinct usage; this ~1
     µs). A price with fields of any other kind, or rates the check refutes, is left to genai-prices."""
     key = id(price)
-    thresholds = _thresholds.get(key, ())
-    if thresholds == ():
+    try:
+        thresholds = _thresholds[key]
+    except KeyError:
         thresholds = _tier_thresholds(genai_prices, price)
         with _lock:
             _remember_price(price)
