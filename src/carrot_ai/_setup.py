@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -221,6 +222,7 @@ def shutdown() -> None:
         _auto_init_tried = False
     if state is None:
         return
+    _end_open_streams()
     _fastspan.disable()
     _tracing.set_tracer_provider(None)  # never keep recording on a provider that is being shut down
     try:
@@ -236,6 +238,16 @@ def shutdown() -> None:
             state.provider.shutdown()
     except Exception as exc:
         report_internal_error("shutdown", exc)
+
+
+def _end_open_streams() -> None:
+    """Streams still open end here, their records sent with the rest (none were made if the module is not loaded)."""
+    streams = sys.modules.get("carrot_ai._core._stream")
+    if streams is not None:
+        try:
+            streams.end_open_streams()
+        except Exception as exc:
+            report_internal_error("shutdown: open streams", exc)
 
 
 def stats() -> dict[str, Any]:

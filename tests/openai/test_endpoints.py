@@ -162,6 +162,22 @@ def test_responses_error(client: openai.OpenAI, fake: FakeOpenAI, carrot: Ingest
     assert record["metadata"]["http_status"] == 429
 
 
+def test_the_beta_twins_of_the_resources_are_recorded(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    # `beta.chat.completions` is another instance of the chat completions class; `beta.responses` another resource.
+    client = client_for(way, fake)
+    parsed = client.beta.chat.completions.parse(model=MODEL, messages=user("beta parse"), response_format=Weather)
+    with client.beta.chat.completions.stream(model=MODEL, messages=user("beta stream")) as stream:
+        final = stream.get_final_completion()
+    created = client.beta.responses.create(model=MODEL, input="beta responses")
+    first, second, third = records(carrot, 3)
+    assert first["name"] == "chat.completions"
+    assert json.loads(first["output"]["message"]["content"]) == parsed.choices[0].message.parsed.model_dump()
+    assert second["output"]["message"]["content"] == final.choices[0].message.content == "Echo: beta stream"
+    assert third["name"] == "responses"
+    assert third["output"]["message"]["content"] == created.output[0].content[0].text  # (no output_text: beta)
+    assert third["metadata"]["response_id"] == created.id
+
+
 # --- embeddings --------------------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+import threading
+import time
 from typing import Any
 
 import openai
@@ -335,16 +337,161 @@ def test_async_stream_helper(way: str, fake: FakeOpenAI, carrot: IngestServer) -
     assert record["output"]["message"]["content"] == "Echo: async helper"
 
 
-def test_stream_helper_left_early_records_once(client: openai.OpenAI, carrot: IngestServer) -> None:
-    with client.chat.completions.stream(**body(LONG)) as stream:
+@pytest.mark.parametrize("resource", ["chat.completions", "responses"])
+def test_stream_helper_left_early_ends_its_call_where_its_block_ends(
+    client: openai.OpenAI, carrot: IngestServer, resource: str
+) -> None:
+    # The helpers' close() closes the HTTP response, not the stream they read: the call ended only when the helper
+    # was collected (from a cycle, seconds later; never, for one still held at exit).
+    started = time.perf_counter()
+    if resource == "responses":
+        helper = client.responses.stream(model=MODEL, input=LONG)
+    else:
+        helper = client.chat.completions.stream(**body(LONG))
+    with helper as stream:
         for event in stream:
-            if event.type == "content.delta":
+            if event.type in ("content.delta", "response.output_text.delta"):
                 break
+    block_ms = (time.perf_counter() - started) * 1000
+    time.sleep(0.2)
+    [record] = records(carrot, 1)  # the helper still held
+    assert record["name"] == resource
+    assert record["status"] == "success"
+    assert record["metadata"]["latency_ms"] <= block_ms
+    assert stream is not None
+    del stream, helper
+    no_more_records(carrot, 1)
+
+
+def test_async_stream_helper_left_early_ends_its_call_where_its_block_ends(
+    fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    async def main() -> Any:
+        client = carrot_ai.wrap(make_client(fake, is_async=True))
+        async with client.chat.completions.stream(**body(LONG)) as stream:
+            async for event in stream:
+                if event.type == "content.delta":
+                    break
+        records(carrot, 1)  # before the helper is collected
+        await client.close()
+        return stream
+
+    stream = asyncio.run(main())
+    assert carrot.records[0]["status"] == "success"
     del stream
-    gc.collect()
+    no_more_records(carrot, 1)
+
+
+def test_a_stream_the_callers_code_leaves_by_an_exception_is_recorded_as_left_early(
+    client: openai.OpenAI, carrot: IngestServer
+) -> None:
+    # The same record with `with` as without: the call succeeded, the caller's code failed.
+    seen = []
+    with pytest.raises(KeyError):
+        with client.chat.completions.create(**body(LONG), stream=True) as stream:
+            for chunk in stream:
+                seen.append(chunk.choices[0].delta.content or "")
+                if len(seen) == 3:
+                    raise KeyError("the caller's own bug")
+    with pytest.raises(KeyError):
+        with client.chat.completions.stream(**body("helper")) as helper:
+            helper.get_final_completion()
+            raise KeyError("the caller's post-processing")
+    first, second = records(carrot, 2)
+    assert first["status"] == "success"
+    assert first["output"]["message"]["content"] == "".join(seen)
+    assert second["status"] == "success"
+    assert second["output"]["message"]["content"] == "Echo: helper"
+
+
+@pytest.mark.parametrize("shape", ["create", "helper"])
+def test_a_stream_cancelled_in_its_async_with_block_is_recorded_as_cancelled(
+    fake: FakeOpenAI, carrot: IngestServer, shape: str
+) -> None:
+    async def main() -> None:
+        client = carrot_ai.wrap(make_client(fake, is_async=True))
+
+        async def consume() -> None:
+            if shape == "create":
+                async with await client.chat.completions.create(**body(LONG), stream=True) as stream:
+                    async for _chunk in stream:
+                        await asyncio.sleep(30)  # cancelled here, in the caller's code, not in the SDK's read
+            else:
+                async with client.chat.completions.stream(**body(LONG)) as helper:
+                    async for _event in helper:
+                        await asyncio.sleep(30)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.close()
+
+    asyncio.run(main())
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["metadata"]["cancelled"] is True
+
+
+def test_a_stream_read_from_two_threads_at_once_is_recorded_whole(
+    client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    # The generator refuses the thread that comes while the other reads ("generator already executing"), as
+    # without carrot; the stream goes on, and is recorded whole, as a success.
+    words = " ".join(f"w{i}" for i in range(40))
+    fake.event_delay = 0.005
+    stream = client.chat.completions.create(**body(words), stream=True)
+    texts: list[str] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for chunk in iter(lambda: next(stream, None), None):
+                texts.append(chunk.choices[0].delta.content or "")
+        except ValueError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     [record] = records(carrot, 1)
     assert record["status"] == "success"
-    no_more_records(carrot, 1)
+    assert record["output"]["message"]["content"] == f"Echo: {words}"
+    assert "".join(texts) == f"Echo: {words}"
+    assert all(str(exc) == "generator already executing" for exc in errors)
+
+
+EXIT_PROGRAM = """
+import os, sys
+import openai, carrot_ai
+
+carrot_ai.init(flush_interval=600)
+client = carrot_ai.wrap(openai.OpenAI(base_url=os.environ["FAKE_URL"] + "/v1", api_key="sk-test", max_retries=0))
+messages = [{"role": "user", "content": "left open at exit"}]
+helper_manager = client.chat.completions.stream(model="gpt-4o-mini", messages=messages)
+helper = helper_manager.__enter__()
+next(iter(helper))  # a helper, entered and never left
+stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+next(stream)  # a stream read in part and never closed
+closed = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+next(closed)
+closed.response.close()  # what the SDK's Stream.close() does, called on the response
+"""
+
+
+def test_streams_still_open_at_exit_are_recorded(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    # Module-level variables outlive carrot's exit hook: their streams ended when collected, after it, unsent.
+    from tests.export_helpers import run_python
+
+    env = {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": carrot.base_url, "FAKE_URL": fake.base_url}
+    result = run_python(EXIT_PROGRAM, env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    got = carrot.wait_for(3)
+    assert [r["status"] for r in got] == ["success"] * 3, got
+    assert "not delivered" not in result.stderr
 
 
 def test_stream_helper_never_entered_records_nothing(client: openai.OpenAI, carrot: IngestServer) -> None:

@@ -177,6 +177,7 @@ class StreamState:
         if self.done:
             return
         self.done = True
+        _OPEN.pop(id(self), None)
         try:  # (not ``guard``: this runs at the end of every stream)
             if self.tapped:
                 self.call.stop_later(*self._later())
@@ -195,6 +196,7 @@ class StreamState:
         if self.done:
             return
         self.done = True
+        _OPEN.pop(id(self), None)
         with guard("stream fail"):
             if self.tapped:
                 result, size = self._later()
@@ -203,6 +205,89 @@ class StreamState:
             attributes, output = self.accumulator.result()
             attributes.update(self.error_attributes(exc))
             self.call.fail(exc, attributes, output)
+
+
+_OPEN: dict[int, StreamState] = {}  # the streams not yet ended, by id
+
+
+def end_open_streams() -> None:
+    """End every stream not yet ended, as if closed where it stands (at shutdown and exit: a stream left open in a
+    variable that outlives them, or held in a cycle, is otherwise ended by its collection, too late to be sent)."""
+    for state in list(_OPEN.values()):
+        state.finish()
+
+
+def close_ending(state: StreamState) -> None:
+    """End ``state``'s call where its stream is closed: a cancellation being handled there (an ``async with`` around
+    the stream left by one) cut it short; anything else, the caller's own exception included, left it early."""
+    exc = sys.exc_info()[1]
+    if exc is not None and _is_cancellation(exc):
+        state.fail(exc)
+    else:
+        state.finish()
+
+
+_HELPERS_OBSERVED: set[type] = set()
+
+
+def end_with_helper(kind: type) -> None:
+    """Make ``close()`` of a stream helper class (openai's ``ChatCompletionStream``, ``ResponseStream``: objects reading
+    a stream of ours as ``_raw_stream``) end that stream's call too. Their ``close()`` (and so their ``with`` block's
+    end) closes the HTTP response, not the stream, which would otherwise end only when collected. Instances reading a
+    stream that is not ours are unchanged. Once per class; never raises."""
+    if kind in _HELPERS_OBSERVED:
+        return
+    _HELPERS_OBSERVED.add(kind)
+    original = kind.__dict__.get("close")
+    if original is None or not callable(original):
+        return
+    if inspect.iscoroutinefunction(original):
+
+        async def close_async(self: Any) -> Any:
+            try:
+                return await original(self)
+            finally:
+                _helper_closed(self)
+
+        close: Callable[..., Any] = close_async
+    else:
+
+        def close_sync(self: Any) -> Any:
+            try:
+                return original(self)
+            finally:
+                _helper_closed(self)
+
+        close = close_sync
+    functools.update_wrapper(close, original)
+    try:
+        kind.close = close  # type: ignore[attr-defined]
+    except Exception as exc:
+        report_internal_error("stream helper close", exc)
+
+
+def _helper_closed(helper: Any) -> None:
+    try:
+        raw = vars(helper).get("_raw_stream")
+        if issubclass(type(raw), _StreamProxy):
+            close_ending(raw._self_state)
+    except Exception as exc:
+        report_internal_error("stream helper close", exc)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    import asyncio
+    import concurrent.futures
+
+    return isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError)
+
+
+def _misuse(exc: BaseException) -> bool:
+    """Whether ``exc`` is the error a generator raises when read by two callers at once: it says nothing of the
+    stream, which the other caller goes on reading."""
+    return (type(exc) is ValueError and exc.args == ("generator already executing",)) or (
+        type(exc) is RuntimeError and "already running" in str(exc)
+    )
 
 
 class _Fold:
@@ -582,6 +667,8 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
+        if not state.done:
+            _OPEN[id(state)] = state  # until it ends: a stream still open at exit is ended then (end_open_streams)
 
     def __copy__(self) -> Any:
         duplicate = copy.copy(self.__wrapped__)
@@ -622,7 +709,10 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             self._exited(exc)
 
     def _exited(self, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, GeneratorExit):
+        # The stream's own errors ended the call where they were raised, so an exception leaving the block is the
+        # caller's code's: the stream was left early, as by ``break`` and ``close()`` (the same record as without
+        # ``with``), unless a cancellation cut it short.
+        if exc is not None and _is_cancellation(exc):
             self._self_state.fail(exc)
         else:
             self._self_state.finish()
@@ -641,7 +731,7 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
                 try:
                     return await inner(*args, **kwargs)
                 finally:
-                    state.finish()
+                    close_ending(state)
 
             return ending_async
 
@@ -649,7 +739,7 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             try:
                 return inner(*args, **kwargs)
             finally:
-                state.finish()
+                close_ending(state)
 
         return ending
 
@@ -676,7 +766,8 @@ class SyncStreamProxy(_StreamProxy):
                 state.finish()
                 raise
             except BaseException as exc:
-                state.fail(exc)
+                if not _misuse(exc):
+                    state.fail(exc)
                 raise
             if state.tapped:
                 state.pulled += 1
@@ -774,7 +865,8 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
         except GeneratorExit:
             raise
         except BaseException as exc:
-            state.fail(exc)
+            if not _misuse(exc):
+                state.fail(exc)
             raise
         state.ended = True
         state.finish()
@@ -797,7 +889,8 @@ def _iterate(proxy: SyncStreamProxy, state: StreamState, source: Any) -> Iterato
     except GeneratorExit:  # the caller's loop is gone (break, then garbage collection): not an error
         raise
     except BaseException as exc:
-        state.fail(exc)
+        if not _misuse(exc):
+            state.fail(exc)
         raise
     state.ended = True
     state.finish()
@@ -821,7 +914,8 @@ class AsyncStreamProxy(_StreamProxy):
                 state.finish()
                 raise
             except BaseException as exc:
-                state.fail(exc)
+                if not _misuse(exc):
+                    state.fail(exc)
                 raise
             if state.tapped:
                 state.pulled += 1
@@ -868,7 +962,8 @@ async def _aiterate(proxy: AsyncStreamProxy, state: StreamState, stream: Any) ->
     except GeneratorExit:  # the caller's loop is gone (break, then finalization): not an error, the stream stays open
         raise
     except BaseException as exc:
-        state.fail(exc)
+        if not _misuse(exc):
+            state.fail(exc)
         raise
     state.ended = True
     state.finish()

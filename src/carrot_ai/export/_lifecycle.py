@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import sys
 import time
 import weakref
 from collections.abc import Iterable
@@ -68,6 +69,12 @@ def _after_fork_in_child(ref: weakref.ref[CarrotSpanExporter]) -> None:
 
 def _at_exit() -> None:
     """Deliver what every open exporter holds, within one shared exit deadline each."""
+    streams = sys.modules.get("carrot_ai._core._stream")  # streams still open end now, their records sent below
+    if streams is not None:
+        try:
+            streams.end_open_streams()
+        except Exception:
+            pass
     exporters = live_exporters()
     now = time.monotonic()
     for exporter in exporters:

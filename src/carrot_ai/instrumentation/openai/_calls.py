@@ -33,7 +33,14 @@ from carrot_ai import semconv
 from carrot_ai._core._content import capture_enabled
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
-from carrot_ai._core._stream import AsyncStreamProxy, StreamAccumulator, StreamState, SyncStreamProxy, install_tap
+from carrot_ai._core._stream import (
+    AsyncStreamProxy,
+    StreamAccumulator,
+    StreamState,
+    SyncStreamProxy,
+    end_with_helper,
+    install_tap,
+)
 from carrot_ai._core._tracing import in_llm_call
 from carrot_ai.instrumentation import _common
 from carrot_ai.instrumentation._common import DEFAULT_OPTIONS, CallOptions, server_address
@@ -439,3 +446,26 @@ def bind(
     create_sync, create_async = WRAPPERS[endpoint]
     wrapper = create_async if is_async else create_sync
     return _common.bind(wrapper, original, instance, options, is_async=is_async)
+
+
+_STREAM_HELPERS = (
+    ("openai.lib.streaming.chat._completions", ("ChatCompletionStream", "AsyncChatCompletionStream")),
+    ("openai.lib.streaming.responses._responses", ("ResponseStream", "AsyncResponseStream")),
+)
+
+
+def observe_stream_helpers() -> None:
+    """The ``stream()`` helpers' streams end our call when closed (their ``with`` block's end): see
+    :func:`end_with_helper`."""
+    import importlib
+
+    for module_name, names in _STREAM_HELPERS:
+        with guard("openai stream helpers"):
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            for name in names:
+                kind = getattr(module, name, None)
+                if isinstance(kind, type):
+                    end_with_helper(kind)

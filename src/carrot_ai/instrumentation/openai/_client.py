@@ -1,10 +1,10 @@
 """``carrot_ai.wrap(OpenAI())``: instrument one client instance, in place.
 
 The client keeps its type (``wrap(client) is client``). Its ``chat.completions``, ``responses``, ``embeddings`` and
-``completions`` resources get instance attributes ``create`` (and ``parse`` where the resource has it) that record
-each call; the ``stream()`` helpers send their request through that ``create``. Cached ``with_raw_response`` /
-``with_streaming_response`` objects are dropped so they are rebuilt around ours. ``copy()`` and ``with_options()``
-return clients that are wrapped the same way.
+``completions`` resources (and ``beta.chat.completions``, ``beta.responses``) get instance attributes ``create`` (and
+``parse`` where the resource has it) that record each call; the ``stream()`` helpers send their request through that
+``create``. Cached ``with_raw_response`` / ``with_streaming_response`` objects are dropped so they are rebuilt around
+ours. ``copy()`` and ``with_options()`` return clients that are wrapped the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from carrot_ai.instrumentation.openai._calls import (
     RESPONSES,
     Endpoint,
     bind,
+    observe_stream_helpers,
 )
 
 T = TypeVar("T")
@@ -37,7 +38,13 @@ _RESOURCES: tuple[tuple[tuple[str, ...], Endpoint], ...] = (
     (("responses",), RESPONSES),
     (("embeddings",), EMBEDDINGS),
     (("completions",), COMPLETIONS),
+    # Their beta twins: another instance of the chat completions class (``beta.chat.completions.parse``, the
+    # structured-output call of older releases' guides), and openai 2.5x / 3.x's beta Responses resource.
+    (("beta", "chat", "completions"), CHAT),
+    (("beta", "responses"), RESPONSES),
 )
+# The objects whose cached ``with_raw_response`` / ``with_streaming_response`` are built from the resources above.
+_HOLDERS: tuple[tuple[str, ...], ...] = ((), ("chat",), ("beta",), ("beta", "chat"))
 _CACHED = ("with_raw_response", "with_streaming_response")
 
 
@@ -50,6 +57,7 @@ def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ())
         existing.name, existing.tags = name, tuple(tags)
         return client
     _wrap_client(client, CallOptions(name, tags))
+    observe_stream_helpers()
     return client
 
 
@@ -61,10 +69,11 @@ def _wrap_client(client: Any, options: CallOptions) -> None:
             resource = resolve(client, path)
             if resource is not None:
                 _wrap_resource(resource, endpoint, options)
-    for holder in (client, client.__dict__.get("chat")):
+    for path in _HOLDERS:
+        holder = resolve(client, path)
         if holder is not None:
             for cached in _CACHED:
-                holder.__dict__.pop(cached, None)
+                vars(holder).pop(cached, None)
     wrap_derived_clients(client, options, _wrap_client)
 
 

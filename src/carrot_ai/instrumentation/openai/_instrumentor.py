@@ -16,7 +16,15 @@ from typing import Any
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from carrot_ai.instrumentation._common import BODY_HOOKS, body_hook_targets, patch_targets, unpatch_targets
-from carrot_ai.instrumentation.openai._calls import ALL_WRAPPERS, CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, WRAPPERS
+from carrot_ai.instrumentation.openai._calls import (
+    ALL_WRAPPERS,
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    RESPONSES,
+    WRAPPERS,
+    observe_stream_helpers,
+)
 
 SUPPORTED = "openai >= 1.92"
 
@@ -26,6 +34,7 @@ _TARGETS: tuple[tuple[str, str, str, tuple[str, ...], Any], ...] = (
     ("openai.resources.responses", "Responses", "AsyncResponses", ("create", "parse"), RESPONSES),
     ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", ("create",), EMBEDDINGS),
     ("openai.resources.completions", "Completions", "AsyncCompletions", ("create",), COMPLETIONS),
+    ("openai.resources.beta.responses", "Responses", "AsyncResponses", ("create", "parse"), RESPONSES),
 )
 
 
@@ -37,6 +46,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         patch_targets(_targets())
+        observe_stream_helpers()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         unpatch_targets(_targets(), ALL_WRAPPERS | BODY_HOOKS)
