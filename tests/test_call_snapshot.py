@@ -8,27 +8,59 @@ from typing import Any
 from carrot_ai._core._snapshot import SNAPSHOT_ITEM_BYTES, snapshot_kwargs
 
 
-def test_lists_and_dicts_are_copied_one_level_down() -> None:
+def test_lists_and_dicts_are_copied_one_level_down_and_message_contents_whole() -> None:
     message = {"role": "user", "content": "hello"}
-    parts = [{"type": "text", "text": "look"}]
+    block = {"type": "text", "text": "look", "cache_control": {"type": "ephemeral"}}
+    parts: list[Any] = [block, {"type": "tool_result", "content": [{"type": "text", "text": "42"}]}]
     multimodal = {"role": "user", "content": parts}
     messages: list[Any] = [message, multimodal]
     metadata = {"user": "u1"}
-    kwargs = {"model": "m", "messages": messages, "metadata": metadata, "temperature": 0.5}
+    schema = {"type": "object", "properties": {}}
+    tools = [{"name": "t", "input_schema": schema}]
+    kwargs = {"model": "m", "messages": messages, "metadata": metadata, "temperature": 0.5, "tools": tools}
 
     snapshot, _ = snapshot_kwargs(kwargs)
     messages.append({"role": "assistant", "content": "hi"})
     message["content"] = "changed"
     metadata["user"] = "u2"
     kwargs["model"] = "other"
+    # What a caller does to its last turn before the next call: the caching marker moved, a block edited and added.
+    del block["cache_control"]
+    block["text"] = "edited"
+    parts[1]["content"][0]["text"] = "changed"
+    parts.append({"type": "text", "text": "appended"})
 
     assert snapshot == {
         "model": "m",
-        "messages": [{"role": "user", "content": "hello"}, {"role": "user", "content": parts}],
+        "messages": [
+            {"role": "user", "content": "hello"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look", "cache_control": {"type": "ephemeral"}},
+                    {"type": "tool_result", "content": [{"type": "text", "text": "42"}]},
+                ],
+            },
+        ],
         "metadata": {"user": "u1"},
         "temperature": 0.5,
+        "tools": [{"name": "t", "input_schema": schema}],
     }
-    assert snapshot["messages"][1]["content"] is parts  # deeper structures are shared, not copied
+    assert snapshot["tools"][0]["input_schema"] is schema  # other deeper structures are shared, not copied
+
+
+def test_a_content_nested_beyond_json_depth_is_copied_down_to_the_limit_and_shared_below() -> None:
+    deep: Any = [{"type": "text", "text": "x"}]
+    innermost = deep
+    for _ in range(100):
+        deep = [deep]
+    snapshot, size = snapshot_kwargs({"messages": [{"role": "user", "content": deep}]})
+    copied = snapshot["messages"][0]["content"]
+    assert copied == deep and copied is not deep
+    while copied is not innermost and isinstance(copied, list) and copied:
+        copied = copied[0]
+    assert copied is innermost or copied == innermost
+    assert size > 0
 
 
 def test_a_tuple_of_messages_is_kept_as_a_list_and_other_values_as_they_are() -> None:

@@ -26,6 +26,26 @@ WEATHER_TOOL = {
 }
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_input_is_what_was_sent_when_the_caller_changes_its_messages_after_the_call(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer, stream: bool
+) -> None:
+    # The record's input is read on the export worker, after the call: a snapshot taken at the call must hold the
+    # blocks as they were, not as a chat loop leaves them (the caching marker moved, the last turn edited).
+    content: list[Any] = [{"type": "text", "text": "original question", "cache_control": {"type": "ephemeral"}}]
+    messages = [{"role": "user", "content": content}]
+    result = client.messages.create(model=MODEL, max_tokens=20, messages=messages, stream=stream)
+    if stream:
+        list(result)
+    sent = json.loads(fake.last_request.body)["messages"]
+    del content[0]["cache_control"]
+    content[0]["text"] = "edited after the call"
+    content.append({"type": "text", "text": "appended after the call"})
+    [record] = records(carrot, 1)
+    assert record["input"]["messages"] == sent
+    assert sent[0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
 def test_create_records_one_trace_with_input_output_and_usage(
     way: str, fake: FakeAnthropic, carrot: IngestServer
 ) -> None:
