@@ -8,6 +8,12 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+
+class UnsupportedClientError(TypeError, ValueError):
+    """``wrap()`` of an object that is not a supported client: a ``TypeError``, and a ``ValueError`` as carrot-ai 0.2.1
+    raised (a program catching either keeps working)."""
+
+
 # Top-level module of the client's class -> the instrumentation package that wraps it.
 _ADAPTERS = {
     "openai": "carrot_ai.instrumentation.openai",
@@ -20,8 +26,8 @@ def wrap(client: T, *, name: str | None = None, tags: Sequence[str] | None = Non
 
     The client keeps its type and behaviour; every call is recorded as a trace. ``name`` replaces the record name
     (by default the resource: ``chat.completions``, ``responses``, ``messages``, ...); ``tags`` go on every record.
-    Clients derived with ``with_options()`` / ``copy()`` are instrumented too. Raises ``TypeError`` for an object
-    that is not a supported client.
+    Clients derived with ``with_options()`` / ``copy()`` are instrumented too. Raises ``TypeError`` (also a
+    ``ValueError``, as carrot-ai 0.2.1 raised) for an object that is not a supported client.
     """
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise TypeError("tags must be a list of strings")
@@ -35,7 +41,7 @@ def wrap(client: T, *, name: str | None = None, tags: Sequence[str] | None = Non
         None,
     )
     if adapter is None:
-        raise TypeError(
+        raise UnsupportedClientError(
             f"carrot_ai.wrap() supports OpenAI, AsyncOpenAI, Anthropic and AsyncAnthropic clients, "
             f"not {type(client).__module__}.{type(client).__qualname__}"
         )

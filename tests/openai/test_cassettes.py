@@ -103,7 +103,8 @@ def expected_from_recording(interaction: Interaction) -> dict[str, Any]:
     route = interaction.route
     if route.endswith("/embeddings"):
         body = interaction.response_json
-        return {"status": "success", "model": body["model"], **_usage(body["usage"]), "embeddings": len(body["data"])}
+        usage = {**_usage(body["usage"]), "output_tokens": 0}  # none in an embedding's usage: recorded as 0
+        return {"status": "success", "model": body["model"], **usage, "embeddings": len(body["data"])}
     if route.endswith("/responses"):
         response = _response_from_sse(interaction) if interaction.is_sse else interaction.response_json
         texts, calls = [], []

@@ -150,6 +150,11 @@ def test_wrap_rejects_objects_that_are_not_clients() -> None:
         carrot_ai.wrap(object())
     with pytest.raises(TypeError, match="not an OpenAI client"):
         carrot_ai.wrap(openai.types.chat.ChatCompletionMessage(role="assistant", content="x"))
+    # carrot-ai 0.2.1 raised ValueError: a program catching that keeps working.
+    with pytest.raises(ValueError, match="OpenAI"):
+        carrot_ai.wrap(object())
+    with pytest.raises(ValueError, match="not an OpenAI client"):
+        carrot_ai.wrap(openai.types.chat.ChatCompletionMessage(role="assistant", content="x"))
 
 
 def test_wrap_takes_an_applications_subclass_of_a_client(fake: FakeOpenAI, carrot: IngestServer) -> None:

@@ -188,9 +188,11 @@ def test_embeddings_record_counts_not_vectors(way: str, fake: FakeOpenAI, carrot
     [record] = records(carrot, 1)
     assert record["name"] == "embeddings"
     assert record["input"] == {"model": EMBEDDING_MODEL, "input": ["first text", "second text"]}
-    assert record["output"] == {"embeddings": 2, "dimensions": 1536}
+    # (embeddings_count, and output_tokens 0: as carrot-ai 0.2.1's records had them)
+    assert record["output"] == {"embeddings": 2, "dimensions": 1536, "embeddings_count": 2}
     assert record["metadata"]["operation"] == "embeddings"
     assert record["metadata"]["input_tokens"] == result.usage.prompt_tokens
+    assert record["metadata"]["output_tokens"] == 0
 
 
 def test_async_embeddings(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
@@ -200,7 +202,7 @@ def test_async_embeddings(way: str, fake: FakeOpenAI, carrot: IngestServer) -> N
 
     assert len(asyncio.run(main()).data[0].embedding) == 64
     [record] = records(carrot, 1)
-    assert record["output"] == {"embeddings": 1, "dimensions": 64}
+    assert record["output"] == {"embeddings": 1, "dimensions": 64, "embeddings_count": 1}
 
 
 # --- legacy completions ------------------------------------------------------------------------------------------

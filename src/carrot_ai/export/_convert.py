@@ -317,6 +317,9 @@ def _llm_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> No
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 metadata[key] = value
                 break
+    operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
+    if operation == semconv.OP_EMBEDDINGS and "input_tokens" in metadata:
+        metadata.setdefault("output_tokens", 0)  # an embedding has none (carrot-ai 0.2.1's records said 0)
     if "input_tokens" in metadata or "output_tokens" in metadata:
         metadata["total_tokens"] = metadata.get("input_tokens", 0) + metadata.get("output_tokens", 0)
     cost = attributes.get(semconv.CARROT_COST_USD)
@@ -327,16 +330,30 @@ def _llm_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> No
         metadata["time_to_first_token_ms"] = round(ttft * 1000, 3)
     reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
     if reasons:
-        metadata["finish_reasons"] = [str(r) for r in reasons]
+        metadata["finish_reasons"] = _finish_reasons(reasons)
     elif isinstance(attributes.get(semconv.ANTHROPIC_MESSAGE_STOP_REASON), str):
         # anthropic 2.x's own spans name the stop reason this way.
         metadata["finish_reasons"] = [attributes[semconv.ANTHROPIC_MESSAGE_STOP_REASON]]
     response_id = attributes.get(semconv.GEN_AI_RESPONSE_ID)
     if isinstance(response_id, str) and response_id:
         metadata["response_id"] = response_id
-    operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
     if isinstance(operation, str):
         metadata["operation"] = operation
+
+
+def _finish_reasons(reasons: Any) -> list[str]:
+    """The finish reasons of a span: a sequence as the conventions have them, or one string (litellm's own spans
+    write the list as JSON text: ``'["stop"]'``), never split into characters."""
+    if isinstance(reasons, str):
+        if reasons.startswith("["):
+            try:
+                decoded = json.loads(reasons)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, list):
+                return [str(r) for r in decoded]
+        return [reasons]
+    return [str(r) for r in reasons]
 
 
 def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns: int) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from carrot_ai._core._guard import guard
+from carrot_ai._wrap import UnsupportedClientError
 from carrot_ai.instrumentation._common import (
     OPTIONS_KEY,
     CallOptions,
@@ -31,7 +32,9 @@ _RESOURCES = (("messages",), ("beta", "messages"))
 def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ()) -> T:
     """Instrument an ``Anthropic`` / ``AsyncAnthropic`` client (and the clients derived from it); return it."""
     if getattr(client, "messages", None) is None:
-        raise TypeError(f"carrot_ai.wrap(): {type(client).__qualname__} has no `messages` resource to instrument")
+        raise UnsupportedClientError(
+            f"carrot_ai.wrap(): {type(client).__qualname__} has no `messages` resource to instrument"
+        )
     existing = client.__dict__.get(OPTIONS_KEY)
     if isinstance(existing, CallOptions):
         existing.name, existing.tags = name, tuple(tags)

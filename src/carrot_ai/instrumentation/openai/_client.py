@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from carrot_ai._core._guard import guard
+from carrot_ai._wrap import UnsupportedClientError
 from carrot_ai.instrumentation._common import (
     OPTIONS_KEY,
     CallOptions,
@@ -51,7 +52,9 @@ _CACHED = ("with_raw_response", "with_streaming_response")
 def wrap_client(client: T, *, name: str | None = None, tags: Sequence[str] = ()) -> T:
     """Instrument an ``OpenAI`` / ``AsyncOpenAI`` client (and the clients derived from it); return it."""
     if getattr(client, "chat", None) is None or getattr(client, "base_url", None) is None:
-        raise TypeError(f"carrot_ai.wrap(): {type(client).__qualname__} is not an OpenAI client (no `chat` resource)")
+        raise UnsupportedClientError(
+            f"carrot_ai.wrap(): {type(client).__qualname__} is not an OpenAI client (no `chat` resource)"
+        )
     existing = client.__dict__.get(OPTIONS_KEY)
     if isinstance(existing, CallOptions):
         existing.name, existing.tags = name, tuple(tags)

@@ -627,7 +627,8 @@ def embeddings_result(
         attributes["gen_ai.embeddings.dimension.count"] = dimensions
     if not capture:
         return attributes, None
-    return attributes, {"embeddings": len(data), "dimensions": dimensions}
+    # ``embeddings_count``: the same count under carrot-ai 0.2.1's name, which its records had.
+    return attributes, {"embeddings": len(data), "dimensions": dimensions, "embeddings_count": len(data)}
 
 
 # --- legacy completions --------------------------------------------------------------------------------------
