@@ -218,6 +218,57 @@ def test_cancelled_async_stream_is_recorded_as_cancelled(
     fake.stop()
 
 
+@pytest.mark.parametrize("shape", ["create", "helper"])
+def test_a_stream_cancelled_in_its_async_with_block_is_recorded_as_cancelled_with_what_it_delivered(
+    aclient: anthropic.AsyncAnthropic, carrot: IngestServer, shape: str
+) -> None:
+    # Cancelled in the caller's code inside the block (not in the SDK's read): the block's end closes the stream
+    # while the cancellation is being handled. (A caller's own exception there leaves the stream early instead.)
+    texts: list[str] = []
+
+    async def main() -> None:
+        async def consume() -> None:
+            if shape == "create":
+                async with await aclient.messages.create(**body(LONG), stream=True) as stream:
+                    async for event in stream:
+                        if event.type == "content_block_delta":
+                            texts.append(event.delta.text)
+                            await asyncio.sleep(30)
+            else:
+                async with aclient.messages.stream(**body(LONG)) as helper:
+                    async for text in helper.text_stream:
+                        texts.append(text)
+                        await asyncio.sleep(30)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await aclient.close()
+
+    asyncio.run(main())
+    [record] = records(carrot, 1)
+    assert record["status"] == "error"
+    assert record["metadata"]["cancelled"] is True
+    assert texts and record["output"]["message"]["content"] == "".join(texts)
+
+
+def test_the_callers_exception_in_a_stream_helpers_block_leaves_the_stream_early(
+    client: anthropic.Anthropic, carrot: IngestServer
+) -> None:
+    with pytest.raises(KeyError):
+        with client.messages.stream(**body(LONG)) as helper:
+            for _text in helper.text_stream:
+                raise KeyError("the caller's own bug")
+    with pytest.raises(KeyError):
+        with client.messages.create(**body(LONG), stream=True) as stream:
+            for _event in stream:
+                raise KeyError("the caller's own bug")
+    first, second = records(carrot, 2)
+    assert first["status"] == second["status"] == "success"
+
+
 # --- messages.stream() ---------------------------------------------------------------------------------------
 
 

@@ -230,6 +230,9 @@ def test_error_mid_stream_is_an_error_with_partial_output(
     assert record["metadata"]["error_code"] == "server_error"
     assert record["metadata"]["response_id"] == seen[0].id
     assert record["output"]["error"] == "overloaded"
+    # What the stream delivered before it failed, beside the error.
+    delivered = "".join(chunk.choices[0].delta.content or "" for chunk in seen)
+    assert delivered and record["output"]["message"] == {"role": "assistant", "content": delivered}
 
 
 def test_connection_reset_mid_stream_is_an_error(client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer) -> None:

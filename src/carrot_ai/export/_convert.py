@@ -203,7 +203,7 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     if input_json is None:
         input_json = _dumps(_input(attributes, ours, content_withheld))
     if error:
-        output_json = _dumps(_error_output(span, attributes))
+        output_json = _dumps(_error_output(span, attributes, ours))
     else:
         output_json = (_own_json(attributes.get(semconv.CARROT_OUTPUT)) if ours else None) or _dumps(
             _output(attributes, ours, content_withheld)
@@ -488,11 +488,23 @@ def _output_from_semconv(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _error_output(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, Any]:
+def _error_output(span: ReadableSpan, attributes: Mapping[str, Any], ours: bool = False) -> dict[str, Any]:
     message = attributes.get(semconv.CARROT_ERROR_MESSAGE) or span.status.description or ""
     error_type = attributes.get(semconv.ERROR_TYPE) or "Error"
     # Error messages often quote the input: they are masked like any captured string.
-    return {"error": _content.prepare_text(str(message)), "error_type": str(error_type)}
+    output: dict[str, Any] = {"error": _content.prepare_text(str(message)), "error_type": str(error_type)}
+    partial = _own_json(attributes.get(semconv.CARROT_OUTPUT)) if ours else None
+    if partial is not None:
+        # What a stream delivered before it failed or was cancelled, beside the error.
+        try:
+            delivered = json.loads(partial)
+        except ValueError:
+            delivered = None
+        if isinstance(delivered, dict):
+            for key in ("message", "choices"):
+                if key in delivered:
+                    output[key] = delivered[key]
+    return output
 
 
 def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:
