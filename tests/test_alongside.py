@@ -250,13 +250,17 @@ def test_global_provider_app_with_init_and_exit(
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     [record] = ingest.wait_for(1)
-    spans = receiver.wait_for(2)
-    assert sorted(s.name for s in spans) == ["POST /invoice", "chat claude-opus-4-5"]
+    spans = receiver.wait_for(3)
+    # The application's collector keeps the SDK's own span (its pipeline gets what it got without carrot), a child of
+    # carrot's; one record reaches the ingest API.
+    assert sorted(s.name for s in spans) == ["POST /invoice", "anthropic.messages.create", "chat claude-opus-4-5"]
     assert record["name"] == "messages"
     assert record["metadata"]["service_name"] == "billing"
     assert "parent_trace_id" not in record["metadata"]
     [llm_span] = [s for s in spans if s.name == "chat claude-opus-4-5"]
+    [sdk_span] = [s for s in spans if s.name == "anthropic.messages.create"]
     assert record["id"] == record_of(llm_span)
+    assert sdk_span.parent_span_id == llm_span.span_id
 
 
 class _StartedSpans(SpanProcessor):

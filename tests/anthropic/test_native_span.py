@@ -58,19 +58,46 @@ def test_without_our_instrumentation_the_sdk_records_its_span(
     assert scopes(spans) == [semconv.SCOPE_ANTHROPIC_SDK]  # the premise: the SDK does emit its span
 
 
-def test_wrapped_call_has_one_span_and_one_record_and_still_propagates(
+def test_with_an_application_processor_the_sdks_span_is_kept_for_it_under_ours_and_one_record_is_sent(
     fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
 ) -> None:
+    # The application's pipeline gets the spans it got without carrot (the SDK's, now a child of carrot's call);
+    # carrot's processor drops the SDK's span as a duplicate of the call it records.
     client = carrot_ai.wrap(native_client(fake, tracer_provider))
     client.messages.create(**body("one record"))
-    [ours] = spans.get_finished_spans()
-    assert ours.instrumentation_scope.name == semconv.SCOPE_ANTHROPIC
-    # traceparent still goes to the API, naming our span (the call's span now).
-    traceparent = fake.last_request.headers["traceparent"]
-    assert traceparent.split("-")[1:3] == [f"{ours.context.trace_id:032x}", f"{ours.context.span_id:016x}"]
-    [record] = records(carrot, 1)
-    assert record["output"]["message"]["content"] == "Echo: one record"
-    no_more_records(carrot, 1)
+    for _event in client.messages.create(**body("stream"), stream=True):
+        pass
+    with client.messages.stream(**body("helper")) as stream:
+        stream.get_final_text()
+    finished = spans.get_finished_spans()
+    sdk = [s for s in finished if s.instrumentation_scope.name == semconv.SCOPE_ANTHROPIC_SDK]
+    ours = [s for s in finished if s.instrumentation_scope.name == semconv.SCOPE_ANTHROPIC]
+    assert len(sdk) == len(ours) == 3
+    for native, call, request in zip(sdk, ours, fake.requests, strict=True):
+        assert native.parent is not None and native.parent.span_id == call.context.span_id
+        # traceparent goes to the API as the SDK sends it: naming its own span.
+        _, span_id, _ = traceparent_ids(request.headers["traceparent"])
+        assert span_id == native.context.span_id
+    got = records(carrot, 3)
+    assert got[0]["output"]["message"]["content"] == "Echo: one record"
+    no_more_records(carrot, 3)
+
+
+def test_a_client_whose_spans_go_to_the_applications_own_provider_keeps_them(
+    fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    # open_telemetry={"tracer_provider": the app's}: carrot records on its own provider; the app's keeps the SDK's span.
+    app = TracerProvider(shutdown_on_exit=False)
+    app_spans = InMemorySpanExporter()
+    app.add_span_processor(SimpleSpanProcessor(app_spans))
+    try:
+        client = carrot_ai.wrap(native_client(fake, app))
+        client.messages.create(**body("app provider"))
+        assert scopes(app_spans) == [semconv.SCOPE_ANTHROPIC_SDK]
+        [record] = records(carrot, 1)
+        assert record["output"]["message"]["content"] == "Echo: app provider"
+    finally:
+        app.shutdown()
 
 
 def test_no_traceparent_when_the_sdk_would_send_none(fake: FakeAnthropic, carrot: IngestServer) -> None:
@@ -84,16 +111,6 @@ def test_no_traceparent_when_the_sdk_would_send_none(fake: FakeAnthropic, carrot
     assert "traceparent" not in fake.last_request.headers
 
 
-def test_stream_helper_still_propagates(
-    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
-) -> None:
-    client = carrot_ai.wrap(native_client(fake, tracer_provider))
-    with client.messages.stream(**body("helper")) as stream:
-        stream.get_final_text()
-    [ours] = spans.get_finished_spans()
-    assert fake.last_request.headers["traceparent"].split("-")[2] == f"{ours.context.span_id:016x}"
-
-
 def test_wrap_changes_no_setting_the_application_can_see(
     fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
 ) -> None:
@@ -104,10 +121,19 @@ def test_wrap_changes_no_setting_the_application_can_see(
     assert client.with_options(timeout=5).open_telemetry == before
 
 
-def test_streams_and_stream_helper_have_no_native_span(
-    fake: FakeAnthropic, tracer_provider: TracerProvider, spans: InMemorySpanExporter, carrot: IngestServer
+def assert_named_calls(fake: FakeAnthropic, got: list[dict[str, Any]]) -> None:
+    """The SDK made no span of its own: each request's ``traceparent`` names the span of a call carrot recorded (an
+    SDK span would have an id of its own, which no record has)."""
+    sent = [traceparent_ids(r.headers["traceparent"]) for r in fake.requests]
+    assert sorted(record_id(trace_id, span_id) for trace_id, span_id, _ in sent) == sorted(r["id"] for r in got)
+
+
+def test_with_only_carrot_on_the_provider_the_sdk_makes_no_span_for_any_call_shape(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
 ) -> None:
+    # Nobody but carrot would see the SDK's span: skipped (its cost saved), the same headers sent, naming our call.
     client = carrot_ai.wrap(native_client(fake, tracer_provider))
+    client.messages.create(**body("create"))
     for _event in client.messages.create(**body("stream"), stream=True):
         pass
     with client.messages.stream(**body("helper")) as stream:
@@ -118,20 +144,16 @@ def test_streams_and_stream_helper_have_no_native_span(
             await aclient.messages.create(**body("async"))
 
     asyncio.run(main())
-    assert scopes(spans) == [semconv.SCOPE_ANTHROPIC] * 3
-    records(carrot, 3)
+    got = records(carrot, 4)
+    assert_named_calls(fake, got)
+    assert all(r["metadata"]["source"] == "sdk" for r in got)
 
 
-def test_instrumentor_suppresses_the_native_span_too(
-    fake: FakeAnthropic,
-    tracer_provider: TracerProvider,
-    spans: InMemorySpanExporter,
-    carrot: IngestServer,
-    instrumentor: Any,
+def test_the_instrumentor_skips_the_sdks_span_too(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer, instrumentor: Any
 ) -> None:
     native_client(fake, tracer_provider).messages.create(**body("instrumented"))
-    assert scopes(spans) == [semconv.SCOPE_ANTHROPIC]
-    records(carrot, 1)
+    assert_named_calls(fake, records(carrot, 1))
 
 
 def test_propagation_off_means_no_span_work_and_no_traceparent(
@@ -140,7 +162,9 @@ def test_propagation_off_means_no_span_work_and_no_traceparent(
     client = carrot_ai.wrap(native_client(fake, tracer_provider, propagation=False))
     client.messages.create(**body("no propagation"))
     assert "traceparent" not in fake.last_request.headers
-    assert scopes(spans) == [semconv.SCOPE_ANTHROPIC]
+    # The application's processor gets the SDK's span (propagation is about headers, not spans), as without carrot.
+    assert sorted(scopes(spans)) == sorted([semconv.SCOPE_ANTHROPIC, semconv.SCOPE_ANTHROPIC_SDK])
+    records(carrot, 1)
 
 
 # --- the headers written in one step on carrot's fast span ---------------------------------------------------
@@ -198,11 +222,7 @@ class AsyncSigningAnthropic(_Signing, anthropic.AsyncAnthropic):
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_a_signing_clients_traceparent_is_set_after_signing_as_the_sdk_does(
-    fake: FakeAnthropic,
-    tracer_provider: TracerProvider,
-    spans: InMemorySpanExporter,
-    carrot: IngestServer,
-    is_async: bool,
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer, is_async: bool
 ) -> None:
     """anthropic removes its trace headers before ``_prepare_request`` (where AWS clients sign the request) and sets
     them after; carrot must not put ``traceparent`` where the signature covers it."""
@@ -220,12 +240,9 @@ def test_a_signing_clients_traceparent_is_set_after_signing_as_the_sdk_does(
     else:
         wrapped.messages.create(**body("signed"))
     assert len(client.signed) == 1 and "traceparent" not in client.signed[0]
-    [ours] = spans.get_finished_spans()  # the SDK's span: not recorded (the guard's non-recording span)
-    assert ours.instrumentation_scope.name == semconv.SCOPE_ANTHROPIC
-    traceparent = fake.last_request.headers["traceparent"]
-    assert traceparent.split("-")[1:3] == [f"{ours.context.trace_id:032x}", f"{ours.context.span_id:016x}"]
     assert "x-signature" in fake.last_request.headers
-    records(carrot, 1)
+    # Set by the SDK, after signing, through the guard's non-recording span: naming the recorded call.
+    assert_named_calls(fake, records(carrot, 1))
 
 
 def test_on_the_fast_path_headers_are_what_the_propagator_injects(carrot: IngestServer) -> None:

@@ -100,6 +100,8 @@ def install_native_span_guard() -> bool:
                 return None
             try:
                 options = client._open_telemetry
+                if observed_elsewhere(options):
+                    return tracer  # the application's pipeline gets the SDK's span, as without carrot
                 return _CURRENT_SPAN_TRACER if options.get("propagation", True) and _has_provider(options) else None
             except Exception as exc:
                 report_internal_error("anthropic native span guard", exc)
@@ -130,9 +132,11 @@ def propagation_headers(client: Any) -> dict[str, str] | None:
     options = client.__dict__.get("_open_telemetry")
     if not isinstance(options, dict):
         return None
-    if not options.get("propagation", True) or _original_tracer(client) is None:
-        return {}
-    if not _has_provider(options):
+    if _original_tracer(client) is None:
+        return {}  # the client's spans are off
+    if observed_elsewhere(options):
+        return None  # the SDK's span is kept for the application's pipeline: it sends its own headers
+    if not options.get("propagation", True) or not _has_provider(options):
         return {}
     if _signs_requests(type(client)):
         # A client that signs its requests (Bedrock, Vertex: ``_prepare_request``) must not sign these headers: the
@@ -147,6 +151,45 @@ def _has_provider(options: dict[str, Any]) -> bool:
     return options.get("tracer_provider") is not None or not isinstance(
         trace.get_tracer_provider(), trace.ProxyTracerProvider
     )
+
+
+def observed_elsewhere(options: dict[str, Any]) -> bool:
+    """Whether the span the SDK would make for a call on a client with ``open_telemetry`` ``options`` has an audience
+    besides carrot: a span processor of the application's on the tracer provider it goes to (the client's own, else
+    the global one). Such a span is left to the SDK, as without carrot (carrot's processor, where it sees it, drops
+    it as a duplicate of our call); only a span nobody else would see is skipped, to save its cost."""
+    provider = options.get("tracer_provider")
+    if provider is None:
+        provider = trace.get_tracer_provider()
+    processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", None)
+    if type(processors) is not tuple:
+        return not isinstance(provider, trace.ProxyTracerProvider)  # not the SDK's: its spans may go anywhere
+    seen = _AUDIENCES.get(id(provider))
+    if seen is not None and seen[0] is processors:
+        return seen[1]
+    answer = any(not _carrots(processor) for processor in processors)
+    if len(_AUDIENCES) > 64:
+        _AUDIENCES.clear()
+    _AUDIENCES[id(provider)] = (processors, answer, provider)
+    return answer
+
+
+# Per tracer provider (by id; the provider kept so that its id is not reused): its span processors when last seen
+# (the SDK replaces the tuple when one is added) and whether one of them is not carrot's.
+_AUDIENCES: dict[int, tuple[Any, bool, Any]] = {}
+
+
+def _carrots(processor: Any) -> bool:
+    """Whether a span processor is carrot's: its own processor, or an SDK one exporting to carrot's exporter only."""
+    from carrot_ai.export._exporter import CarrotSpanExporter
+    from carrot_ai.export._processor import CarrotSpanProcessor
+
+    if isinstance(processor, CarrotSpanProcessor):
+        return True
+    exporter = getattr(processor, "span_exporter", None) or getattr(processor, "_exporter", None)
+    if exporter is None:
+        exporter = getattr(getattr(processor, "_batch_processor", None), "_exporter", None)
+    return isinstance(exporter, CarrotSpanExporter)
 
 
 _SIGNING: dict[type, bool] = {}  # per client class: whether it overrides the SDK's _prepare_request
