@@ -6,7 +6,9 @@ the records, the raw requests and anything invalid.
 Faults, for the reliability tests (see :class:`Fault`): set ``server.fault`` for every request, or queue one-shot
 faults with ``server.script(Fault.status(503), Fault.reset())`` (consumed one per request, then ``fault`` again).
 ``ok``, ``slow``, ``hang``, ``reset`` (connection reset mid-request), any status (5xx, 429 with ``Retry-After``,
-413, 401, ...), ``redirect``; ``max_body_bytes`` answers 413 to larger bodies. ``IngestServer(tls=...)`` serves
+413, 401, ...), ``redirect``, and the slow-loris ones that keep a request alive a byte at a time: ``trickle``
+(the answer's headers), ``trickle_body`` (its body) and ``slow_read`` (taking in the request body);
+``max_body_bytes`` answers 413 to larger bodies. ``IngestServer(tls=...)`` serves
 HTTPS with a certificate from :func:`make_certificates`; :func:`refused_url` is an address nobody listens on.
 The server also answers as an HTTP proxy would (absolute-form targets, ``CONNECT``), recording the target.
 ``behaviour`` stays as a free-form hook that runs before the fault.
@@ -58,7 +60,7 @@ class ReceivedRequest:
 class Fault:
     """What the server does with one request."""
 
-    kind: str  # "ok", "slow", "hang", "reset", "status", "redirect"
+    kind: str  # "ok", "slow", "hang", "reset", "status", "redirect", "trickle", "trickle_body", "slow_read"
     seconds: float = 0.0
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
@@ -82,6 +84,21 @@ class Fault:
     def reset(cls) -> Fault:
         """Read part of the request, then reset the connection (RST)."""
         return cls("reset")
+
+    @classmethod
+    def trickle(cls, seconds: float) -> Fault:
+        """Read the request, then send the answer's status line and headers one byte every ``seconds``, forever."""
+        return cls("trickle", seconds=seconds)
+
+    @classmethod
+    def trickle_body(cls, seconds: float) -> Fault:
+        """Read the request, send the headers of a 200 at once, then its (long) body one byte every ``seconds``."""
+        return cls("trickle_body", seconds=seconds)
+
+    @classmethod
+    def slow_read(cls, seconds: float, chunk: int = 4096) -> Fault:
+        """Take in the request body ``chunk`` bytes every ``seconds`` (then answer as ``ok`` does)."""
+        return cls("slow_read", seconds=seconds, status=chunk)
 
     @classmethod
     def answer(cls, status: int, headers: dict[str, str] | None = None, body: bytes = b"{}") -> Fault:
@@ -189,8 +206,17 @@ class IngestServer:
                     self.connection.close()
                     self.close_connection = True
                     return
-                raw = self.rfile.read(length)
+                if fault.kind == "slow_read":
+                    raw = self._read_slowly(length, fault.seconds, fault.status)
+                    if raw is None:
+                        return
+                else:
+                    raw = self.rfile.read(length)
                 request = ReceivedRequest(self.path, headers, raw)
+                if fault.kind in ("trickle", "trickle_body"):
+                    server._record(request)
+                    self._trickle(fault)
+                    return
                 if fault.kind == "hang":
                     server._record(request)
                     server._release.wait()
@@ -200,6 +226,35 @@ class IngestServer:
                     server._stopping.wait(fault.seconds)
                 status, reply_headers, body = server._handle(request, fault)
                 self._respond(status, reply_headers, body)
+
+            def _read_slowly(self, length: int, seconds: float, chunk: int) -> bytes | None:
+                raw = b""
+                while len(raw) < length:
+                    if server._stopping.wait(seconds):
+                        self.close_connection = True
+                        return None
+                    data = self.rfile.read1(min(chunk, length - len(raw)))
+                    if not data:
+                        self.close_connection = True
+                        return None
+                    raw += data
+                return raw
+
+            def _trickle(self, fault: Fault) -> None:
+                self.close_connection = True
+                if fault.kind == "trickle":
+                    head, filler = b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"
+                else:
+                    head, filler = b"HTTP/1.1 200 OK\r\ncontent-length: 100000000\r\n\r\n", b"{"
+                try:
+                    self.wfile.write(head[:1])
+                    for index in range(1, 10**9):
+                        if server._stopping.wait(fault.seconds):
+                            return
+                        self.wfile.write(head[index : index + 1] or filler)
+                        self.wfile.flush()
+                except OSError:  # the client gave up
+                    pass
 
             def _headers(self) -> dict[str, str]:
                 return {k.lower(): v for k, v in self.headers.items()}

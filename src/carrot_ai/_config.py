@@ -16,7 +16,13 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything ``init()`` decides, in one immutable object."""
+    """Everything ``init()`` decides, in one immutable object.
+
+    ``request_timeout`` (seconds) bounds each step of one request to the ingest API: connecting, and every wait to
+    send or to receive more of it. ``export_deadline`` (seconds) bounds a whole batch: all its attempts, the time
+    spent inside each and the backoff between them; a batch not delivered by then is dropped (counted as
+    ``network``), however slowly the server talks.
+    """
 
     api_key: str | None = None
     base_url: str = DEFAULT_BASE_URL

@@ -6,6 +6,9 @@
   ignored). A ``Retry-After`` that points past the deadline ends the batch at once instead of sleeping in vain.
 * Everything else is final: 400, 401, 403, 404, 413, 422, other 4xx and 5xx, redirects (never followed), and a
   TLS certificate that does not verify.
+* The deadline bounds each attempt too, however the server behaves: every step of a request (connect, TLS handshake,
+  each read and write) waits at most ``timeout`` seconds and never past the deadline (:mod:`._deadline_io`), so a
+  server that trickles its answer, or takes in the request a few bytes at a time, costs the batch, not the worker.
 * :meth:`HttpTransport.interrupt` (shutdown) wakes a backoff sleep and ends the batch; :meth:`limit_deadline`
   pulls the deadline of the batch in flight forward (exit).
 
@@ -21,6 +24,7 @@ import datetime
 import encodings.idna  # noqa: F401  (see below)
 import enum
 import logging
+import math
 import random
 import re
 import ssl
@@ -28,10 +32,13 @@ import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carrot_ai._version import __version__
 from carrot_ai.export._urls import ingest_url, redact_url
+
+if TYPE_CHECKING:
+    from carrot_ai.export._deadline_io import DeadlineBackend
 
 # Nothing is imported lazily on the worker thread: a fork while another thread holds a module's import lock leaves
 # the child deadlocked on it. That is why encodings.idna (the first getaddrinfo() imports it) is imported above
@@ -146,6 +153,9 @@ logging.getLogger("httpx2").addFilter(_log_filter)
 class HttpTransport:
     """POSTs gzip JSON batches to ``{base_url}/v1/traces/ingest`` with httpx2.
 
+    ``timeout`` bounds each step of a request (connecting, each read, each write); the deadline given to
+    :meth:`send` bounds the whole batch, the time spent inside each attempt included.
+
     ``sleep(seconds) -> interrupted`` and ``clock()`` (monotonic) are injectable so tests of the backoff never
     sleep for real; ``wall_clock()`` (epoch seconds) resolves ``Retry-After`` dates.
     """
@@ -165,7 +175,10 @@ class HttpTransport:
     ) -> None:
         import httpx2
 
+        from carrot_ai.export._deadline_io import DeadlineBackend  # imports httpcore2, as httpx2 does
+
         self._httpx = httpx2
+        self._deadline_backend = DeadlineBackend  # here, not on the worker after a fork (see above)
         self.url, userinfo = ingest_url(base_url)
         if "?" in self.url:
             _log_filter.urls.add(self.url)
@@ -188,9 +201,12 @@ class HttpTransport:
         self._clock = clock
         self._wall_clock = wall_clock
         self._rand = rand
+        self._io_backends: list[DeadlineBackend] = []
         self._client = client
         self._setup_error: BaseException | None = None
-        if client is None:
+        if client is not None:
+            self._bound_by_deadline(client)
+        else:
             # Built now, on the thread that sets up tracing, not lazily in the worker: building it imports a
             # dozen modules (httpcore2, h11, anyio, truststore), and a fork in the middle of an import would
             # leave the child with half-initialized modules.
@@ -203,16 +219,27 @@ class HttpTransport:
         return f"HttpTransport(url={redact_url(self.url)!r})"
 
     def interrupt(self) -> None:
-        """End backoff sleeps now and make the batch in flight give up after its current attempt."""
+        """End backoff sleeps now and make the batch in flight give up (its request at its next network step)."""
         self._stop.set()
+        self._limit_io(time.monotonic())
 
     def limit_deadline(self, deadline: float) -> None:
         """Make every batch, including the one in flight, end by ``deadline`` (a ``clock()`` time)."""
         self._cap = min(self._cap, deadline)
+        self._limit_io(time.monotonic() + (deadline - self._clock()))
+
+    def _limit_io(self, deadline: float) -> None:
+        for backend in self._io_backends:
+            backend.deadline = min(backend.deadline, deadline)
+
+    def _set_io_deadline(self, deadline: float) -> None:
+        for backend in self._io_backends:
+            backend.deadline = deadline
 
     def reset_after_fork(self) -> None:
         """Forget the parent's connection pool, lock and stop state (the child's transport starts afresh)."""
         self._client = None
+        self._io_backends = []
         self._client_lock = threading.Lock()
         self._stop = threading.Event()
         self._cap = float("inf")
@@ -236,13 +263,37 @@ class HttpTransport:
         verify: ssl.SSLContext | bool = True
         if self._ca_bundle:
             verify = ssl.create_default_context(cafile=self._ca_bundle)
-        return httpx2.Client(
+        client = httpx2.Client(
             timeout=httpx2.Timeout(self._timeout),
             follow_redirects=False,
             verify=verify,
             trust_env=True,
             limits=httpx2.Limits(max_connections=4, max_keepalive_connections=2),
         )
+        self._bound_by_deadline(client)
+        return client
+
+    def _bound_by_deadline(self, client: Any) -> None:
+        """Put a :class:`~._deadline_io.DeadlineBackend` under each connection pool of ``client``.
+
+        httpx2 has no setting for it, hence the private attributes: the client's transport and its proxy mounts
+        (from ``HTTPS_PROXY`` and the like), each with an httpcore2 pool that opens its connections through
+        ``_network_backend``. A test checks that every pool got one; should a later httpx2 move them, requests
+        fall back to httpx2's per-step timeouts (cut to the time left when each attempt starts), with a warning.
+        """
+        transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+        pools: list[Any] = [getattr(transport, "_pool", None) for transport in transports if transport is not None]
+        if not pools or not all(hasattr(pool, "_network_backend") for pool in pools):
+            logging.getLogger("carrot_ai").warning(
+                "carrot_ai: cannot bound export requests by export_deadline with this httpx2 (%s): a server that "
+                "answers slowly may hold up the export for longer",
+                getattr(self._httpx, "__version__", "?"),
+            )
+            return
+        for pool in pools:
+            backend = self._deadline_backend(pool._network_backend)
+            pool._network_backend = backend
+            self._io_backends.append(backend)
 
     def _get_client(self) -> Any:
         client = self._client
@@ -278,9 +329,16 @@ class HttpTransport:
             attempt += 1
             retry_after: float | None = None
             try:
-                response = self._get_client().post(
-                    self.url, content=body, headers=headers, timeout=httpx2.Timeout(min(self._timeout, remaining))
-                )
+                client = self._get_client()
+                # The sockets wait on the real clock, whatever clock() is.
+                self._set_io_deadline(time.monotonic() + remaining)
+                self._limit_io(time.monotonic() + (self._cap - self._clock()))  # a limit_deadline() meanwhile
+                try:
+                    response = client.post(
+                        self.url, content=body, headers=headers, timeout=httpx2.Timeout(min(self._timeout, remaining))
+                    )
+                finally:
+                    self._set_io_deadline(math.inf)
                 status = response.status_code
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self._wall_clock())
                 location = response.headers.get("location")
