@@ -26,12 +26,22 @@ def test_embedding_records_usage_not_vectors(way: str, oai: FakeOpenAI, carrot: 
     [record] = records(carrot, 1)
     assert record["name"] == "litellm.embedding"
     assert record["input"] == {"model": EMBEDDING_MODEL, "input": ["a b c", "d e"]}
-    assert record["output"] == {"embeddings": 2, "dimensions": 1536}
+    assert record["output"] == {"embeddings": 2, "embeddings_count": 2, "dimensions": 1536}
     assert record["metadata"]["operation"] == "embeddings"
     assert record["metadata"]["provider"] == "openai"
     assert record["metadata"]["model"] == "text-embedding-3-small"
     assert record["metadata"]["input_tokens"] == 5
     assert record["metadata"]["cost_usd"] > 0
+
+
+def test_embedding_output_has_the_reference_sdks_embeddings_count(
+    way: str, oai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    """carrot-ai 0.2.1 recorded ``output: {"embeddings_count": N}``; its readers still find it."""
+    asyncio.run(litellm.aembedding(model=EMBEDDING_MODEL, input=["one", "two", "three"], **via_openai(oai)))
+    [record] = records(carrot, 1)
+    assert record["output"]["embeddings_count"] == 3
+    assert record["output"]["embeddings"] == 3
 
 
 def test_aembedding_is_one_record(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:

@@ -237,7 +237,8 @@ def embedding_result(response: Any, capture: bool) -> tuple[dict[str, AttributeV
     """Attributes and the record's ``output`` of an ``EmbeddingResponse``: counts, never the vectors."""
     attributes = response_attributes(response)
     data = list(get(response, "data") or ())
-    output: dict[str, Any] = {"embeddings": len(data)}
+    # ``embeddings_count``: the reference SDK's key, kept for its readers.
+    output: dict[str, Any] = {"embeddings": len(data), "embeddings_count": len(data)}
     if data:
         vector = get(data[0], "embedding")
         if isinstance(vector, list):
