@@ -165,7 +165,8 @@ def test_a_routers_call_records_the_request_not_the_routers_settings(
     asyncio.run(router.acompletion(model="primary", messages=user("routed async")))
     for record in records(carrot, 2):
         assert set(record["input"]) <= {"model", "messages", "stream"}, record["input"]
-        assert record["input"]["model"] == OPENAI_MODEL
+        assert record["input"]["model"] == "primary"  # the model group the application asked for
+        assert record["metadata"]["model"] == "gpt-4o-mini"  # the deployment that answered
 
 
 def test_a_request_that_got_no_answer_records_no_http_status(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:

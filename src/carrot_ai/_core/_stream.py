@@ -116,6 +116,18 @@ class StreamState:
         except Exception as exc:
             report_internal_error("stream first chunk", exc)
 
+    def hold(self) -> None:
+        """Leave the call alone until :meth:`release`: chunks pass unseen and no exit of the stream ends it (a stream
+        the caller may never get, such as a router's attempt the router may still discard for another)."""
+        self.done = True
+        _OPEN.pop(id(self), None)
+
+    def release(self) -> None:
+        """Undo :meth:`hold`: the stream now ends the call (when it was not ended meanwhile)."""
+        if self.done and not self.call.span.ended:
+            self.done = False
+            _OPEN[id(self)] = self
+
     def handed(self) -> int:
         """How many items the caller was handed of a tapped stream so far."""
         return self.pulled + sum(map(_counted, self.counters))

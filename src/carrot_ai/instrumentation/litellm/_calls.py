@@ -5,11 +5,19 @@ then the same call (``in_llm_call()``), so our own instrumentation of those SDKs
 instrumentation's span below ours is dropped by the span processor: one record per call. A streaming call returns
 LiteLLM's ``CustomStreamWrapper`` inside the shared stream proxy (``isinstance`` holds; chunks are unchanged); its
 span ends with the stream.
+
+A ``litellm.Router`` call is one record too, whatever it retries or falls back to: the Router's method is the call
+(:class:`RouterWrapper`), and each attempt it makes through ``litellm.completion`` / ``acompletion`` / ``embedding``
+/ ``aembedding`` is a part of it (:class:`_Routed`): the attempt names the model and provider the record shows (the
+last one is the one that answered, or the last that failed), and the stream of the attempt the Router hands back ends
+the call. That stream is the one we proxy, inside the Router's own stream wrapper, so the caller gets the Router's
+``SyncFallbackStreamWrapper`` / ``FallbackStreamWrapper`` itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from carrot_ai import semconv
@@ -17,7 +25,7 @@ from carrot_ai._core._content import pop_trace_header
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
-from carrot_ai._core._tracing import in_llm_call
+from carrot_ai._core._tracing import LLM_CALL_KEY, current_context, in_llm_call, running_here
 from carrot_ai.instrumentation._common import CallOptions
 from carrot_ai.instrumentation.litellm import _extract
 from carrot_ai.instrumentation.litellm._accumulate import ChunkAccumulator
@@ -66,12 +74,19 @@ def start_call(
     kwargs: dict[str, Any],
     options: CallOptions,
     metadata_only: bool = False,
+    routed: bool = True,
 ) -> LLMCall | None:
-    """Start the span of one LiteLLM call, or return None (tracing off, nested, or an internal error)."""
+    """Start the span of one LiteLLM call, or return None (tracing off, nested, or an internal error).
+
+    ``routed``: ask LiteLLM where the model goes (False for a Router's call: its model is a model group, and its
+    attempts say where they went)."""
     try:
         arguments = _extract.call_arguments(args, kwargs, "input" if operation == semconv.OP_EMBEDDINGS else "messages")
         params = _extract.request_params(arguments)
-        model, litellm_provider, api_base = _route(arguments)
+        if routed:
+            model, litellm_provider, api_base = _route(arguments)
+        else:
+            model, litellm_provider, api_base = arguments.get("model"), None, None
         provider = _extract.provider_name(litellm_provider)
         attributes = _extract.request_attributes(operation, model, provider, params, api_base)
         return LLMCall.start(
@@ -134,7 +149,11 @@ class Wrapper:
         if self.is_async:
             return self._call_async(wrapped, args, kwargs)
         if in_llm_call():
-            return wrapped(*args, **kwargs)
+            routed = _Routed.here()
+            if routed is None:
+                return wrapped(*args, **kwargs)
+            routed.attempt(args, kwargs)
+            return routed.adopt(wrapped(*args, **kwargs), False)
         # kwargs is this call's own dict (wrapt made it): X-Carrot-Trace: metadata-only is taken out of it.
         metadata_only = pop_trace_header(kwargs)
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
@@ -151,7 +170,11 @@ class Wrapper:
 
     async def _call_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if in_llm_call():
-            return await wrapped(*args, **kwargs)
+            routed = _Routed.here()
+            if routed is None:
+                return await wrapped(*args, **kwargs)
+            routed.attempt(args, kwargs)
+            return routed.adopt(await wrapped(*args, **kwargs), True)
         metadata_only = pop_trace_header(kwargs)
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
         if call is None:
@@ -164,3 +187,108 @@ class Wrapper:
         finally:
             LLMCall.leave(call)
         return finish(call, result, self.operation, True)
+
+
+class _Routed:
+    """A Router call under way (current in :data:`_ROUTED` while the Router runs): its attempts are parts of it."""
+
+    __slots__ = ("call", "stream")
+
+    def __init__(self, call: LLMCall) -> None:
+        self.call = call
+        self.stream: StreamState | None = None  # the last attempt's stream, held until the Router returns it
+
+    @staticmethod
+    def here() -> _Routed | None:
+        """The Router call this LiteLLM call is an attempt of: the LLM call running here is a Router's."""
+        routed = _ROUTED.get()
+        if routed is None:
+            return None
+        span = routed.call.span
+        return routed if current_context().get(LLM_CALL_KEY) is span and running_here(span) else None
+
+    def attempt(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """An attempt starts: the record's model, provider and server become the ones it goes to. Never raises."""
+        with guard("litellm router attempt"):
+            arguments = _extract.call_arguments(args, kwargs, "messages")
+            model, litellm_provider, api_base = _route(arguments)
+            provider = _extract.provider_name(litellm_provider)
+            self.call.span.set_attributes(_extract.route_attributes(model, provider, api_base))
+
+    def adopt(self, result: Any, is_async: bool) -> Any:
+        """An attempt's result: a stream comes back proxied for the Router call, held until the Router returns it
+        (the Router may still drop it for another attempt: :meth:`finish`). Never raises."""
+        if not _is_stream(result):
+            return result
+        try:
+            call = self.call
+            state = StreamState(call, ChunkAccumulator(call.capture))
+            state.hold()
+            proxy = AsyncStreamProxy(result, state) if is_async else SyncStreamProxy(result, state)
+            self.stream = state
+            return proxy
+        except Exception as exc:
+            report_internal_error("litellm router stream", exc)
+            return result
+
+    def finish(self, result: Any, operation: str, is_async: bool) -> Any:
+        """End the Router call with what the Router returned (its stream: when the attempt's stream inside ends)."""
+        stream = self.stream
+        if stream is not None and operation != semconv.OP_EMBEDDINGS and _is_stream(result):
+            with guard("litellm router stream release"):
+                stream.release()
+                return result
+        return finish(self.call, result, operation, is_async)
+
+
+_ROUTED: ContextVar[_Routed | None] = ContextVar("carrot_ai.litellm.router_call", default=None)
+
+
+class RouterWrapper(Wrapper):
+    """The wrapt wrapper of one ``litellm.Router`` method: one record for the call, however many attempts it makes.
+
+    The record's input is the Router call's own arguments (the model group and the messages, as the application
+    asked); its model and provider are those of the attempt that answered.
+    """
+
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if self.is_async:
+            return self._route_async(wrapped, args, kwargs)
+        if in_llm_call():
+            return wrapped(*args, **kwargs)
+        metadata_only = pop_trace_header(kwargs)
+        call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only, routed=False)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        routed = _Routed(call)
+        token = _ROUTED.set(routed)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail_call(call, exc)
+            raise
+        finally:
+            _ROUTED.reset(token)
+            LLMCall.leave(call)
+        return routed.finish(result, self.operation, False)
+
+    async def _route_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if in_llm_call():
+            return await wrapped(*args, **kwargs)
+        metadata_only = pop_trace_header(kwargs)
+        call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only, routed=False)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        routed = _Routed(call)
+        token = _ROUTED.set(routed)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail_call(call, exc)
+            raise
+        finally:
+            _ROUTED.reset(token)
+            LLMCall.leave(call)
+        return routed.finish(result, self.operation, True)

@@ -148,15 +148,32 @@ def request_attributes(
         attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
     if params.get("stream") is True:
         attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-    if api_base:
-        try:
-            url = urlsplit(api_base)
-            if url.hostname:
-                attributes[semconv.SERVER_ADDRESS] = url.hostname
-                attributes[semconv.SERVER_PORT] = url.port or (443 if url.scheme == "https" else 80)
-        except ValueError:
-            pass
+    server_attributes(api_base, attributes)
     return attributes
+
+
+def route_attributes(model: str | None, provider: str | None, api_base: str | None) -> dict[str, AttributeValue]:
+    """Where a call goes: the model, the provider and the server (a Router's attempt)."""
+    attributes: dict[str, AttributeValue] = {}
+    if provider:
+        attributes[semconv.GEN_AI_PROVIDER_NAME] = provider
+    if model:
+        attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    server_attributes(api_base, attributes)
+    return attributes
+
+
+def server_attributes(api_base: str | None, attributes: dict[str, AttributeValue]) -> None:
+    """``server.address`` / ``server.port`` of the API base a call goes to."""
+    if not api_base:
+        return
+    try:
+        url = urlsplit(api_base)
+        if url.hostname:
+            attributes[semconv.SERVER_ADDRESS] = url.hostname
+            attributes[semconv.SERVER_PORT] = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        pass
 
 
 def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:

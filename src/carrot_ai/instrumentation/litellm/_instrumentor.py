@@ -1,7 +1,8 @@
 """``LiteLLMInstrumentor``: record every ``litellm`` completion and embedding call.
 
 An OpenTelemetry ``BaseInstrumentor`` (entry point ``carrot_litellm``): ``instrument()`` wraps ``litellm.completion``,
-``acompletion``, ``embedding`` and ``aembedding`` with wrapt; ``uninstrument()`` removes exactly those wrappers.
+``acompletion``, ``embedding`` and ``aembedding`` and the same methods of ``litellm.Router`` with wrapt;
+``uninstrument()`` removes exactly those wrappers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``carrot_ai.patch_litellm()``: install (and remove) our wrappers on the ``litellm`` module.
+"""``carrot_ai.patch_litellm()``: install (and remove) our wrappers on the ``litellm`` module and ``litellm.Router``.
 
 ``patch_litellm(name=None, tags=None)`` is the reference SDK's name; :class:`LiteLLMInstrumentor` installs the same
 wrappers. Calling it again replaces the name and tags. Code that imported a function before patching (``from litellm
@@ -14,9 +14,9 @@ import wrapt
 from carrot_ai import semconv
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai.instrumentation._common import CallOptions
-from carrot_ai.instrumentation.litellm._calls import Wrapper
+from carrot_ai.instrumentation.litellm._calls import RouterWrapper, Wrapper
 
-# (function, GenAI operation, async)
+# (function, GenAI operation, async): on the litellm module, and the same methods of litellm.Router
 _TARGETS = (
     ("completion", semconv.OP_CHAT, False),
     ("acompletion", semconv.OP_CHAT, True),
@@ -26,7 +26,8 @@ _TARGETS = (
 
 
 def patch_litellm(name: str | None = None, tags: Sequence[str] | None = None) -> None:
-    """Record every ``litellm.completion`` / ``acompletion`` / ``embedding`` / ``aembedding`` call as a trace.
+    """Record every ``litellm.completion`` / ``acompletion`` / ``embedding`` / ``aembedding`` call as a trace, and
+    every call of those ``litellm.Router`` methods as one trace, however many attempts it makes.
 
     ``name`` replaces the record name (by default ``litellm.completion``, ``litellm.acompletion``, ...); ``tags`` go
     on every record. Calling it again replaces the name and tags. Raises ``ImportError`` when litellm is not
@@ -42,30 +43,46 @@ def patch_litellm(name: str | None = None, tags: Sequence[str] | None = None) ->
 
 
 def patch(options: CallOptions) -> None:
-    """Install our wrappers on the ``litellm`` module, or give the installed ones new options."""
+    """Install our wrappers on the ``litellm`` module and ``litellm.Router``, or give the installed ones new options."""
     import litellm
 
+    router = getattr(litellm, "Router", None)
     for function, operation, is_async in _TARGETS:
-        try:
-            current = getattr(litellm, function, None)
-            if current is None:
-                continue
-            wrapper = getattr(current, "_self_wrapper", None)
-            if isinstance(wrapper, Wrapper):
-                wrapper.options = options
-                continue
-            wrapt.wrap_function_wrapper(litellm, function, Wrapper(function, operation, is_async, options))
-        except Exception as exc:
-            report_internal_error(f"instrument litellm.{function}", exc)
+        _install(litellm, function, Wrapper(function, operation, is_async, options), f"litellm.{function}")
+        if isinstance(router, type):
+            wrapper = RouterWrapper(f"Router.{function}", operation, is_async, options)
+            _install(router, function, wrapper, f"litellm.Router.{function}")
+
+
+def _install(owner: object, function: str, wrapper: Wrapper, label: str) -> None:
+    try:
+        # A class's own attribute (not an inherited one, nor the function bound to an instance).
+        current = vars(owner).get(function) if isinstance(owner, type) else getattr(owner, function, None)
+        if current is None:
+            return
+        installed = getattr(current, "_self_wrapper", None)
+        if type(installed) is type(wrapper):
+            installed.options = wrapper.options
+            return
+        wrapt.wrap_function_wrapper(owner, function, wrapper)
+    except Exception as exc:
+        report_internal_error(f"instrument {label}", exc)
 
 
 def unpatch() -> None:
-    """Remove exactly our wrappers from the ``litellm`` module."""
+    """Remove exactly our wrappers from the ``litellm`` module and ``litellm.Router``."""
     try:
         import litellm
     except ImportError:
         return
+    router = getattr(litellm, "Router", None)
     for function, _, _ in _TARGETS:
-        current = getattr(litellm, function, None)
-        if isinstance(getattr(current, "_self_wrapper", None), Wrapper):
-            setattr(litellm, function, current.__wrapped__)  # type: ignore[union-attr]
+        _remove(litellm, function)
+        if isinstance(router, type):
+            _remove(router, function)
+
+
+def _remove(owner: object, function: str) -> None:
+    current = vars(owner).get(function) if isinstance(owner, type) else getattr(owner, function, None)
+    if isinstance(getattr(current, "_self_wrapper", None), Wrapper):
+        setattr(owner, function, current.__wrapped__)  # type: ignore[union-attr]
