@@ -49,6 +49,40 @@ def test_auto_init_from_environment_and_flush_at_exit(ingest: IngestServer) -> N
     assert ingest.requests[0].headers["content-encoding"] == "gzip"
 
 
+def test_set_up_on_first_use_carrot_leaves_the_global_provider_to_the_application(ingest: IngestServer) -> None:
+    # A traced call before the application sets up OpenTelemetry (at import, a warm-up): the application's
+    # set_tracer_provider() afterwards must still take effect (OpenTelemetry refuses a second global provider).
+    result = run_program(
+        """
+        import carrot_ai
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        @carrot_ai.trace
+        def warm_up():
+            return "ok"
+
+        warm_up()  # carrot sets itself up here, from CARROT_API_KEY
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        with trace.get_tracer("app").start_as_current_span("GET /orders"):
+            warm_up()  # still recorded, as a child of the application's span
+        print(trace.get_tracer_provider() is provider, [s.name for s in exporter.get_finished_spans()])
+        """,
+        {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": ingest.base_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True ['GET /orders']"
+    assert "Overriding" not in result.stderr
+    first, second = ingest.wait_for(2)
+    assert first["name"] == second["name"] == "warm_up"
+    assert first["metadata"]["trace_id"] != second["metadata"]["trace_id"]  # the second, in the application's trace
+
+
 def test_without_key_traced_code_runs_untraced_and_quietly() -> None:
     result = run_program(
         """

@@ -43,6 +43,7 @@ _lock = threading.RLock()
 _state: _State | None = None
 _auto_init_tried = False
 _atexit_registered = False
+_auto_initializing = False  # set while init() runs from the environment on first use (_auto_init)
 
 
 def init(
@@ -129,10 +130,12 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     if not isinstance(provider, TracerProvider):
         proxy = isinstance(provider, trace.ProxyTracerProvider)
         provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
-        if proxy:
+        if proxy and not _auto_initializing:
             trace.set_tracer_provider(provider)
-            owns = trace.get_tracer_provider() is provider
-        owns = True  # if someone installed a provider that is not the SDK's, ours stays private to our spans
+        # Ours stays private to our spans if someone installed a provider that is not the SDK's, and when set up
+        # implicitly on first use: the global provider is the application's to set, maybe later (OpenTelemetry
+        # refuses a second one).
+        owns = True
     existing = [e for e in live_exporters() if getattr(e, "_carrot_attached_by", None) is None]
     if existing and not owns:
         # An exporter from OTEL_TRACES_EXPORTER=carrot already feeds this provider: one delivery path only.
@@ -176,7 +179,7 @@ def ensure_started() -> bool:
 
 
 def _auto_init() -> bool:
-    global _auto_init_tried
+    global _auto_init_tried, _auto_initializing
     if sdk_disabled():
         return False
     if _auto_init_tried:
@@ -186,10 +189,13 @@ def _auto_init() -> bool:
             return True
         _auto_init_tried = True
         if os.environ.get("CARROT_API_KEY") or is_loopback_url(os.environ.get("CARROT_BASE_URL", "")):
+            _auto_initializing = True
             try:
                 init()
             except Exception as exc:
                 report_internal_error("auto-init", exc)
+            finally:
+                _auto_initializing = False
     return True
 
 
