@@ -173,7 +173,12 @@ def test_error_status_carries_code_http_status_and_message(
         carrot_ai.capture_llm_call(event)
         [record] = records_after_flush(ingest, 1)
     assert record["status"] == "error"
-    assert record["output"] == {"error": "Provider rate limit hit", "error_type": "rate_limit_exceeded"}
+    # The output the event gave is kept beside the error, as a failed stream's partial output is.
+    assert record["output"] == {
+        "error": "Provider rate limit hit",
+        "error_type": "rate_limit_exceeded",
+        "message": {"role": "assistant", "content": "7"},
+    }
     assert record["metadata"]["error_code"] == "rate_limit_exceeded"
     assert record["metadata"]["http_status"] == 429
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import threading
 import time
@@ -763,3 +764,41 @@ def test_a_wrapped_stream_has_the_context_manager_protocols_of_the_sdks(fake: Fa
     else:
         assert bare == ("AttributeError: __enter__", "AttributeError: __aenter__")
     assert len(records(carrot, 2)) == 2
+
+
+FORK_PROGRAM = """
+import multiprocessing, os
+import openai, carrot_ai
+
+carrot_ai.init(flush_interval=600)
+client = carrot_ai.wrap(openai.OpenAI(base_url=os.environ["FAKE_URL"] + "/v1", api_key="sk-test", max_retries=0))
+messages = [{"role": "user", "content": "open across a fork"}]
+stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+next(stream)
+
+def child():
+    carrot_ai.trace(name="child")(lambda: None)()
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    for _chunk in stream:
+        pass
+    assert carrot_ai.flush(10)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_send_its_parents_open_streams(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    # The child ends the streams still open when it exits: its own, never the ones it inherited from its parent.
+    from tests.export_helpers import run_python
+
+    env = {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": carrot.base_url, "FAKE_URL": fake.base_url}
+    result = run_python(FORK_PROGRAM, env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    time.sleep(0.5)
+    assert sorted(r["name"] for r in carrot.records) == ["chat.completions", "child"]
+    [stream_record] = [r for r in carrot.records if r["name"] == "chat.completions"]
+    assert stream_record["output"]["message"]["content"] == "Echo: open across a fork"

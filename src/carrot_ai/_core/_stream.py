@@ -18,6 +18,7 @@ import itertools
 import json
 import opcode
 import operator
+import os
 import re
 import sys
 import types
@@ -220,6 +221,9 @@ class StreamState:
 
 
 _OPEN: dict[int, StreamState] = {}  # the streams not yet ended, by id
+if hasattr(os, "register_at_fork"):
+    # A forked child's exit must not end (and send again) the streams its parent was reading.
+    os.register_at_fork(after_in_child=_OPEN.clear)
 
 
 def end_open_streams() -> None:
