@@ -320,3 +320,31 @@ def test_app_processor_on_the_same_provider_sees_our_spans_and_records_are_uncha
     assert set(app_spans) == {"child", "parent"}
     assert app_spans["child"].parent is not None
     assert app_spans["child"].parent.span_id == app_spans["parent"].context.span_id
+
+
+def test_call_that_fails_to_bind_keeps_secrets_redacted_and_self_out(carrot: IngestServer) -> None:
+    @carrot_ai.trace("login")
+    def login(user: str, password: str) -> str:
+        return "ok"
+
+    class Service:
+        def __repr__(self) -> str:
+            return "Service(db_password=hunter2-internal)"
+
+        @carrot_ai.trace("call")
+        def call(self, api_key: str) -> str:
+            return "ok"
+
+    with pytest.raises(TypeError):
+        login("bob", "hunter2", "surplus")
+    with pytest.raises(TypeError):
+        login("bob", password="hunter2", remember=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Service().call(api_key="sk-live-SECRET123", extra=1)  # type: ignore[call-arg]
+    records = records_after_flush(carrot, 3)
+    assert sorted(((r["name"], r["input"]) for r in records), key=repr) == [
+        ("call", {"api_key": "[REDACTED]", "extra": 1}),
+        ("login", {"user": "bob", "password": "[REDACTED]", "args": ["surplus"]}),
+        ("login", {"user": "bob", "password": "[REDACTED]", "remember": True}),
+    ]
+    assert all(r["status"] == "error" for r in records)

@@ -255,11 +255,11 @@ class _TracedFunction:
 
     def _bind_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.signature is None:
-            return {"args": list(args), **kwargs}
+            return self._bind_failed(args, kwargs)
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError:
-            return {"args": list(args), **kwargs}
+            return self._bind_failed(args, kwargs)
         bound.apply_defaults()
         captured = {}
         for index, (key, value) in enumerate(bound.arguments.items()):
@@ -272,6 +272,33 @@ class _TracedFunction:
             elif kind is inspect.Parameter.VAR_POSITIONAL:
                 captured[key] = list(value)
             else:
+                captured[key] = REDACTED if is_secret_name(key) else value
+        return captured
+
+    def _bind_failed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of a call that does not bind (it is about to fail), under the same rules as far as they go.
+
+        Positional arguments are named after the positional parameters they fill (``self`` / ``cls`` left out),
+        the rest go to ``"args"``; every value whose name says it is a secret is ``"[REDACTED]"``.
+        """
+        positional = [
+            p.name
+            for p in (self.signature.parameters.values() if self.signature is not None else ())
+            if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ]
+        captured: dict[str, Any] = {}
+        extra: list[Any] = []
+        for index, value in enumerate(args):
+            if index < len(positional):
+                if index or not self.skip_first:
+                    name = positional[index]
+                    captured[name] = REDACTED if is_secret_name(name) else value
+            else:
+                extra.append(value)
+        if extra:
+            captured["args"] = extra
+        for key, value in kwargs.items():
+            if not (self.skip_first and key == positional[0]):
                 captured[key] = REDACTED if is_secret_name(key) else value
         return captured
 
