@@ -6,8 +6,10 @@ base64 / URL-encoded, in every body the ingest server received, every captured l
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -122,6 +124,88 @@ def test_decorator_arguments_named_like_secrets_are_redacted(carrot: IngestServe
         assert_absent(value, {"request": everything_sent(carrot)})
 
 
+SECRET_HEADERS = {
+    "Authorization": "Bearer sk-proj-canary-HEADER",
+    "Proxy-Authorization": "Basic canary-PROXY",
+    "x-api-key": "sk-ant-canary-XAPI",
+    "api-key": "canary-AZURE",
+    "Cookie": "session=canary-COOKIE",
+}
+
+
+def test_secret_named_keys_nested_in_traced_inputs_and_outputs_are_redacted(carrot: IngestServer) -> None:
+    @dataclasses.dataclass
+    class Settings:
+        openai_api_key: str
+        model: str
+
+    @carrot_ai.trace("fetch")
+    def fetch(url: str, headers: dict[str, str], config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        return {"status": 200, "request": {"headers": headers}, "items": [{"token": "canary-OUT", "id": 7}]}
+
+    headers = {**SECRET_HEADERS, "Accept": "application/json"}
+    config = {"openai_api_key": "sk-proj-canary-CFG", "nested": [{"password": "canary-PW", "user": "ann"}]}
+    fetch("https://api.example.com/v1", headers, config, Settings("sk-proj-canary-DC", "gpt-4o"))
+    assert carrot_ai.flush(5)
+    [record] = carrot.wait_for(1)
+    masked_headers = {**dict.fromkeys(SECRET_HEADERS, "[REDACTED]"), "Accept": "application/json"}
+    assert record["input"] == {
+        "url": "https://api.example.com/v1",
+        "headers": masked_headers,
+        "config": {"openai_api_key": "[REDACTED]", "nested": [{"password": "[REDACTED]", "user": "ann"}]},
+        "settings": {"openai_api_key": "[REDACTED]", "model": "gpt-4o"},
+    }
+    assert record["output"] == {
+        "status": 200,
+        "request": {"headers": masked_headers},
+        "items": [{"token": "[REDACTED]", "id": 7}],
+    }
+    assert headers["Authorization"] == "Bearer sk-proj-canary-HEADER"  # the caller's data is never changed
+    for value in [*SECRET_HEADERS.values(), "sk-proj-canary-CFG", "canary-PW", "sk-proj-canary-DC", "canary-OUT"]:
+        assert_absent(value, {"request": everything_sent(carrot)})
+
+
+def test_secret_named_keys_in_tool_results_generator_items_and_manual_tool_events_are_redacted(
+    carrot: IngestServer,
+) -> None:
+    @carrot_ai.tool(name="call_api")
+    def call_api(request: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"set-cookie": "canary-SETCOOKIE", "body": "ok"}]
+
+    @carrot_ai.trace("pages")
+    def pages() -> Any:
+        yield {"page": 1, "auth": {"access_token": "canary-GEN"}}
+
+    call_api({"headers": {"Authorization": "Bearer canary-TOOL"}, "path": "/x"})
+    list(pages())
+    carrot_ai.capture_tool_call(
+        {
+            "start_time_ms": 1_700_000_000_000,
+            "end_time_ms": 1_700_000_000_050,
+            "status": {"state": "ok"},
+            "properties": {
+                "tool": {"name": "http", "input": {"headers": {"X-Api-Key": "canary-MANUAL"}}, "output": "done"}
+            },
+        }
+    )
+    assert carrot_ai.flush(5)
+    records = carrot.wait_for(3)
+    by_name = {r["name"]: r for r in records}
+    assert by_name["call_api"]["input"] == {"request": {"headers": {"Authorization": "[REDACTED]"}, "path": "/x"}}
+    assert by_name["call_api"]["output"] == {"result": [{"set-cookie": "[REDACTED]", "body": "ok"}]}
+    assert by_name["pages"]["output"] == {"result": [{"page": 1, "auth": "[REDACTED]"}]}
+    assert by_name["http"]["input"] == {"headers": {"X-Api-Key": "[REDACTED]"}}
+    for value in ("canary-SETCOOKIE", "canary-GEN", "canary-TOOL", "canary-MANUAL"):
+        assert_absent(value, {"request": everything_sent(carrot)})
+
+
+def test_llm_message_content_is_not_redacted_by_key_name() -> None:
+    from carrot_ai._core import _content
+
+    message = {"role": "user", "content": "my token is in the next message", "name": "password"}
+    assert _content.prepare({"messages": [message], "token": "kept"}) == {"messages": [message], "token": "kept"}
+
+
 def test_credentials_in_the_base_url_are_never_logged(
     ingest: IngestServer,
     tracer_provider: TracerProvider,
@@ -173,3 +257,27 @@ def test_settings_repr_masks_the_key_and_url_credentials() -> None:
     assert "base_url='https://***@ingest.example/?token=***'" in text
     for secret in (CARROT_KEY, "p4ssw0rd-x", "t0ken-y"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "password", "passwd", "secret", "token", "api_key", "apikey", "API-KEY", "authorization", "auth", "cookie",
+        "credential", "credentials", "private_key", "Proxy-Authorization", "x-api-key", "Set-Cookie", "db_password",
+        "openai_api_key", "X-Auth-Token", "client_secret", "api_\u212aey",
+    ],
+)  # fmt: skip
+def test_every_secret_name_is_seen_by_the_fast_path_hint(name: str) -> None:
+    from carrot_ai._core._secret_keys import is_secret_key, is_secret_name, may_name_secret
+    from carrot_ai._core._serialize import fast_encode
+
+    assert is_secret_name(name)
+    assert is_secret_key(name)
+    assert may_name_secret(fast_encode({name: 1}))
+
+
+def test_ordinary_keys_are_not_secret_names() -> None:
+    from carrot_ai._core._secret_keys import is_secret_key
+
+    for name in ("question", "top_k", "max_tokens", "tokens", "author", "oauth", "keyboard", "cache_key", 3, None):
+        assert not is_secret_key(name), name

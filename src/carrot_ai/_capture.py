@@ -138,9 +138,10 @@ def _emit(event: Event) -> None:
 
 
 def _content_attributes(event: Event, attributes: dict[str, AttributeValue]) -> None:
-    record_input = _content.prepare(event.input)
-    record_output = _content.prepare(event.output)
-    if event.kind == "tool":
+    tool = event.kind == "tool"
+    record_input = _content.prepare(event.input, mask_secrets=tool)
+    record_output = _content.prepare(event.output, mask_secrets=tool)
+    if tool:
         arguments = record_input
         record_input = record_input if isinstance(record_input, dict) else {"input": record_input}
         if event.input is not None:

@@ -5,7 +5,8 @@ Capture rules:
 * **input**: the call's arguments bound to the signature, by parameter name, defaults included. A method's
   ``self`` / ``cls`` (first positional parameter of that name) is never captured; ``*args`` is a list under its
   own name and ``**kwargs`` entries are merged into the input by key. Arguments named like secrets
-  (``password``, ``token``, ``api_key``, ``secret``, ``authorization``, ``cookie``, ...) are ``"[REDACTED]"``.
+  (``password``, ``token``, ``api_key``, ``secret``, ``authorization``, ``cookie``, ...) are ``"[REDACTED]"``, and
+  so is the value under a key so named at any depth of the input and output (:mod:`carrot_ai._core._secret_keys`).
 * **output**: the return value; a dict is the output as is, anything else is ``{"result": value}``. A generator's
   output is ``{"result": [yielded items]}`` (at most 1,000 items, then a count), plus ``"return_value"`` when it
   returns one.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
@@ -34,24 +34,16 @@ from carrot_ai import _setup, semconv
 from carrot_ai._context import pending_tool_call_id, scope_attributes
 from carrot_ai._core import _content
 from carrot_ai._core._guard import guard, report_internal_error
+from carrot_ai._core._secret_keys import REDACTED, is_secret_name
 from carrot_ai._core._serialize import dumps
 from carrot_ai._core._tracing import SpanCall
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-REDACTED = "[REDACTED]"
 _PLAIN_TYPES = frozenset({str, int, float, bool, list, tuple})
 MAX_GENERATOR_ITEMS = 1_000
-_SECRET_NAME = re.compile(
-    r"(?:^|_)(?:password|passwd|secret|token|api_?key|apikey|authorization|auth|cookie|credentials?|private_key)$"
-)
 _KINDS = ("function", "tool")
 _CALL_ID_PARAMETER = "tool_call_id"
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an argument or key called ``name`` holds a secret by its name alone."""
-    return bool(_SECRET_NAME.search(name.lower().replace("-", "_")))
 
 
 @overload
@@ -216,7 +208,7 @@ class _TracedFunction:
                 if call_id is not None:
                     attributes[semconv.GEN_AI_TOOL_CALL_ID] = call_id
             if _content.capture_enabled():
-                captured_input = _content.prepare_json(self.bind(args, kwargs))
+                captured_input = _content.prepare_json(self.bind(args, kwargs), mask_secrets=True)
                 attributes[semconv.CARROT_INPUT] = captured_input
                 if tool:
                     attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = captured_input
@@ -317,10 +309,11 @@ def _output_attributes(call: SpanCall, value: Any, prepared: bool = False) -> di
     tool = (getattr(call.span, "attributes", None) or {}).get(semconv.CARROT_KIND) == "tool"
     if not prepared and not tool:
         if type(value) is dict:
-            return {semconv.CARROT_OUTPUT: _content.prepare_json(value)}
+            return {semconv.CARROT_OUTPUT: _content.prepare_json(value, mask_secrets=True)}
         if value is None or type(value) in _PLAIN_TYPES:
-            return {semconv.CARROT_OUTPUT: _content.prepare_json({"result": value})}
-    data = value if prepared else _content.prepare(value)  # a model that becomes a dict is the output as is
+            return {semconv.CARROT_OUTPUT: _content.prepare_json({"result": value}, mask_secrets=True)}
+    # A model that becomes a dict is the output as is.
+    data = value if prepared else _content.prepare(value, mask_secrets=True)
     output = data if isinstance(data, dict) else {"result": data}
     attributes: dict[str, AttributeValue] = {semconv.CARROT_OUTPUT: dumps(output)}
     if tool:
@@ -401,7 +394,7 @@ class _Collected:
         self.count += 1
         if self.count <= MAX_GENERATOR_ITEMS and self.capture:
             with guard("@trace generator item"):
-                self.items.append(_content.prepare(item))
+                self.items.append(_content.prepare(item, mask_secrets=True))
 
     def output(self, return_value: Any) -> dict[str, Any]:
         result: list[Any] = list(self.items)
@@ -409,7 +402,7 @@ class _Collected:
             result.append(f"<truncated: {self.count - MAX_GENERATOR_ITEMS} more items>")
         output: dict[str, Any] = {"result": result}
         if return_value is not None and self.capture:
-            output["return_value"] = _content.prepare(return_value)
+            output["return_value"] = _content.prepare(return_value, mask_secrets=True)
         return output
 
 

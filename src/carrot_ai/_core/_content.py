@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._media import MIN_BARE_BASE64, MediaStripper
 from carrot_ai._core._redact import FAILED_MASK
+from carrot_ai._core._secret_keys import mask_secret_keys, may_name_secret
 from carrot_ai._core._serialize import DEFAULT_MAX_STRING, dumps, fast_encode, to_jsonable, truncate_string
 
 if TYPE_CHECKING:
@@ -234,15 +235,19 @@ def capture_for_call(kwargs: MutableMapping[str, Any]) -> bool:
     return not metadata_only and capture_enabled()
 
 
-def prepare(value: Any) -> Any:
+def prepare(value: Any, mask_secrets: bool = False) -> Any:
     """Return ``value`` as JSON-safe data: media replaced, long strings truncated, redacted; never raises.
 
-    Never returns a value unmasked when redaction is on: if cleaning fails, the whole value is replaced.
+    ``mask_secrets``: the value under a dict key named like a secret, at any depth, becomes ``"[REDACTED]"``
+    (``@trace`` inputs and outputs, manual tool events; never LLM request parameters, which are content). Never
+    returns a value unmasked when redaction is on: if cleaning fails, the whole value is replaced.
     """
     current = policy()
     try:
         # No truncation here: a media payload must be measured whole before it is replaced.
         data = to_jsonable(value, max_string=sys.maxsize)
+        if mask_secrets:
+            data = mask_secret_keys(data)
         return current.clean(data)
     except Exception as exc:
         report_internal_error("content.prepare", exc)
@@ -253,22 +258,25 @@ def prepare(value: Any) -> Any:
 _MEDIA_HINTS = ("data:", "base64", "b64_json", "blob", "audio", "inline")
 
 
-def prepare_json(value: Any) -> str:
+def prepare_json(value: Any, mask_secrets: bool = False) -> str:
     """:func:`prepare`, then encode as compact JSON."""
     current = _policy or policy()
     if current.redactor is None:
         # Fast path for small plain JSON data (a chat message, a function's arguments): when it encodes as is, fits
         # the string limit (so no string needs cutting), is shorter than the shortest bare-base64 payload and names
         # no media, cleaning would not change it. Anything else (objects, nan, cycles, media, long text) takes the
-        # full path.
+        # full path. Secret keys are looked for only in text that may name one (most has none of the hints).
         try:
             text: str = fast_encode(value)
+            if len(text) < MIN_BARE_BASE64 and len(text) <= current.max_string and not _has_media_hint(text):
+                if mask_secrets and may_name_secret(text):
+                    masked = mask_secret_keys(value)
+                    if masked is not value:
+                        text = fast_encode(masked)
+                return text
         except (TypeError, ValueError, RecursionError):
             pass
-        else:
-            if len(text) < MIN_BARE_BASE64 and len(text) <= current.max_string and not _has_media_hint(text):
-                return text
-    return dumps(prepare(value))
+    return dumps(prepare(value, mask_secrets))
 
 
 def _has_media_hint(text: str) -> bool:
