@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import logging
 import string
 import time
@@ -468,6 +469,20 @@ LLM_MUTATIONS: list[tuple[str, Mutation, str, str]] = [
         "additional_properties",
         "must be an object",
     ),
+    ("start beyond any float", _set("start_time_ms", 10**400), "start_time_ms", "out of range"),
+    ("end beyond any float", _set("end_time_ms", -(10**5000)), "end_time_ms", "out of range"),
+    ("duration beyond any float", _set("duration_ms", 10**400), "duration_ms", "out of range"),
+    ("tokens beyond 64 bits", _set(f"{USAGE}.input_tokens", 10**5000), f"{USAGE}.input_tokens", "out of range"),
+    ("tokens far below zero", _set(f"{USAGE}.input_tokens", -(10**5000)), f"{USAGE}.input_tokens", "negative"),
+    (
+        "tool call input nested too deeply",
+        _set(
+            "properties.llm.output.tool_calls",
+            [{"tool_name": "x", "input": functools.reduce(lambda x, _: [x], range(5000), [])}],
+        ),
+        "properties.llm.output.tool_calls[0].input",
+        "nested too deeply",
+    ),
 ]
 
 
@@ -498,6 +513,32 @@ def test_invalid_tool_event_names_the_field_path_and_reason(mutation: Mutation, 
     mutation(event)
     with pytest.raises(ValueError, match=rf"^event\.{path.replace('.', chr(92) + '.')}: .*{reason}"):
         carrot_ai.capture_tool_call(event)
+
+
+def test_end_or_duration_after_2100_is_rejected() -> None:
+    event = seed_llm_event()
+    del event["end_time_ms"]
+    event["duration_ms"] = 1e300
+    with pytest.raises(ValueError, match=r"^event\.duration_ms: ends after the year 2100"):
+        carrot_ai.capture_llm_call(event)
+    del event["duration_ms"]
+    event["end_time_ms"] = 1e300
+    with pytest.raises(ValueError, match=r"^event\.end_time_ms: .*years 2000-2100"):
+        carrot_ai.capture_llm_call(event)
+
+
+def test_tool_text_that_is_not_json_or_nested_too_deeply_is_kept_as_text(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    unbalanced = "[" * 100_000
+    deep = "[" * 5_000 + "]" * 5_000
+    with carrot_session(ingest, tracer_provider):
+        event = seed_tool_event()
+        event["properties"]["tool"].update(input=unbalanced, output=deep)
+        carrot_ai.capture_tool_call(event)
+        [record] = records_after_flush(ingest, 1)
+    assert record["input"] == {"input": unbalanced}
+    assert record["output"] == {"result": deep}
 
 
 @pytest.mark.parametrize("event", [None, [], "event", 3])

@@ -100,8 +100,13 @@ def _tokens(value: Any, path: str) -> int | None:
         else:
             raise invalid(path, f"must be a whole number of tokens, not {value!r}")
     if value < 0:
-        raise invalid(path, f"must not be negative, got {value}")
+        raise invalid(path, f"must not be negative, got {value if value > -_MAX_TOKENS else 'a huge negative number'}")
+    if value > _MAX_TOKENS:  # an OpenTelemetry attribute is a 64-bit integer
+        raise invalid(path, f"is out of range (an integer of {int(value).bit_length()} bits)")
     return int(value)
+
+
+_MAX_TOKENS = 2**63 - 1
 
 
 def _millis(value: Any, path: str) -> float | None:
@@ -109,9 +114,13 @@ def _millis(value: Any, path: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(path, f"must be a number (milliseconds), not {type_name(value)}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float (and maybe beyond the digits str() writes)
+        raise invalid(path, f"is out of range (an integer of {int(value).bit_length()} bits)") from None
+    if not math.isfinite(number):
         raise invalid(path, f"must be a finite number, not {value!r}")
-    return float(value)
+    return number
 
 
 def _uuid(value: Any, path: str) -> str | None:
@@ -230,11 +239,17 @@ def _times(data: Mapping[str, Any], path: str, parsed: Event) -> None:
         if duration is None:
             raise invalid(f"{path}.end_time_ms", "missing (give end_time_ms or duration_ms)")
         end = start + duration
+        if end > _MAX_TIME_MS:
+            raise invalid(f"{path}.duration_ms", f"ends after the year 2100 ({duration!r} ms)")
     elif end < start:
         raise invalid(f"{path}.end_time_ms", f"ends before start_time_ms ({end!r} < {start!r})")
     elif duration is not None and abs((end - start) - duration) > _DURATION_TOLERANCE_MS:
         raise invalid(
             f"{path}.duration_ms", f"{duration!r} disagrees with end_time_ms - start_time_ms ({end - start!r})"
+        )
+    elif end > _MAX_TIME_MS:
+        raise invalid(
+            f"{path}.end_time_ms", f"must be milliseconds since the Unix epoch (years 2000-2100), got {end!r}"
         )
     parsed.start_ns = _nanoseconds(start)
     parsed.end_ns = _nanoseconds(end)
@@ -399,6 +414,8 @@ def _json_text(value: Any, path: str) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):
         raise invalid(path, "must be JSON text or a JSON-serializable value") from None
+    except RecursionError:
+        raise invalid(path, "is nested too deeply to encode as JSON") from None
 
 
 def _usage(value: Any, path: str, attributes: dict[str, AttributeValue]) -> None:
@@ -482,6 +499,6 @@ def _decoded(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "[", '"'):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to decode: kept as the text it is
             return value
     return value
