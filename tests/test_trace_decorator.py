@@ -348,3 +348,22 @@ def test_call_that_fails_to_bind_keeps_secrets_redacted_and_self_out(carrot: Ing
         ("login", {"user": "bob", "password": "[REDACTED]", "remember": True}),
     ]
     assert all(r["status"] == "error" for r in records)
+
+
+def test_int_too_long_to_write_as_text_is_recorded_as_a_placeholder(carrot: IngestServer) -> None:
+    @carrot_ai.trace("big")
+    def big(n: int, small: int) -> dict[str, int]:
+        return {"n": -n, "small": small}
+
+    @carrot_ai.trace("returns_big")
+    def returns_big() -> int:
+        return 10**5000
+
+    big(10**5000, 10**30)
+    returns_big()
+    records = records_after_flush(carrot, 2)
+    by_name = {r["name"]: r for r in records}
+    assert by_name["big"]["input"] == {"n": "<int: 5001 digits>", "small": 10**30}
+    assert by_name["big"]["output"] == {"n": "<int: -5001 digits>", "small": 10**30}
+    assert by_name["returns_big"]["output"] == {"result": "<int: 5001 digits>"}
+    assert all(r["status"] == "success" for r in records)

@@ -324,11 +324,17 @@ def _output_attributes(call: SpanCall, value: Any, prepared: bool = False) -> di
 def _stop(call: SpanCall | None, value: Any, prepared: bool = False) -> None:
     if call is None:
         return
+    failure: Exception | None = None
+    attributes: dict[str, AttributeValue] = {}
     try:
         call.deactivate()
-        call.stop(_output_attributes(call, value, prepared))
+        attributes = _output_attributes(call, value, prepared)
     except Exception as exc:
-        report_internal_error("@trace stop", exc)
+        failure = exc  # the span still ends, without its output: an unended span would never be exported
+    with guard("@trace stop"):
+        call.stop(attributes)
+    if failure is not None:
+        report_internal_error("@trace output", failure)
 
 
 def _fail(call: SpanCall | None, exc: BaseException) -> None:

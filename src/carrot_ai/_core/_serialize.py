@@ -2,7 +2,8 @@
 
 Rules (the decorator's and the wrappers' capture rules):
 
-* ``None``, ``bool``, ``int``, ``str`` pass through; a ``float`` that JSON cannot carry (nan, inf) becomes its
+* ``None``, ``bool``, ``int``, ``str`` pass through (an int with more digits than the interpreter writes as text,
+  4,300 by default, becomes ``"<int: N digits>"``); a ``float`` that JSON cannot carry (nan, inf) becomes its
   ``repr``; a string longer than ``max_string`` is cut, with a marker that gives the original length.
 * ``dict`` keys become strings; ``list``, ``tuple``, ``set``, ``frozenset`` and other sequences become lists
   (at most ``max_items`` items, then a marker).
@@ -23,6 +24,7 @@ import enum
 import json
 import math
 import os
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -105,6 +107,25 @@ def dumps(value: Any) -> str:
     return text
 
 
+# Ints below this write as text whatever the interpreter's digit limit (``sys.set_int_max_str_digits`` takes at
+# least 640); larger ones are checked against the limit in force.
+_SMALL_INT = 10**600
+
+
+def _big_int(value: int) -> int | str:
+    """Return ``value``, or ``"<int: N digits>"`` when it has more digits than ``str()`` may write."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
+    if not limit or -_SMALL_INT < value < _SMALL_INT:
+        return value
+    magnitude = -value if value < 0 else value
+    digits = int((magnitude.bit_length() - 1) * math.log10(2)) + 1  # exact, or one short
+    if magnitude >= 10**digits:
+        digits += 1
+    if digits <= limit:
+        return value
+    return f"<int: {'-' if value < 0 else ''}{digits} digits>"
+
+
 def _safe_repr(value: Any, max_string: int) -> str:
     try:
         text = repr(value)
@@ -128,6 +149,8 @@ class _Converter:
         cls = type(value)
         if cls is str:
             return value if len(value) <= self.max_string else truncate_string(value, self.max_string)
+        if cls is int:
+            return value if -_SMALL_INT < value < _SMALL_INT else _big_int(value)
         if cls in _PRIMITIVES:
             return value
         if cls is float:
@@ -135,7 +158,7 @@ class _Converter:
         if isinstance(value, str):  # str subclasses (StrEnum, ...)
             return truncate_string(str.__str__(value), self.max_string)
         if isinstance(value, bool | int) and not isinstance(value, enum.Enum):
-            return int(value) if not isinstance(value, bool) else bool(value)
+            return _big_int(int(value)) if not isinstance(value, bool) else bool(value)
         if isinstance(value, float) and not isinstance(value, enum.Enum):
             return float(value) if math.isfinite(value) else repr(float(value))
         if depth >= self.max_depth:

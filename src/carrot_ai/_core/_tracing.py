@@ -236,9 +236,11 @@ class SpanCall:
         if self._ended:
             return
         self._ended = True
-        if attributes:
-            self.span.set_attributes(attributes)
-        self.span.end(end_time=end_time)
+        try:
+            if attributes:
+                self.span.set_attributes(attributes)
+        finally:
+            self.span.end(end_time=end_time)
 
     def fail(
         self,
@@ -250,17 +252,19 @@ class SpanCall:
         if self._ended:
             return
         self._ended = True
-        # Error messages often quote the input: they get the content policy's masking like any captured string.
-        message = _content.prepare_text(_exception_message(exc))
-        error: dict[str, AttributeValue] = {
-            semconv.ERROR_TYPE: type(exc).__name__,
-            semconv.CARROT_ERROR_MESSAGE: message,
-        }
-        if attributes:
-            error.update(attributes)
-        self.span.set_attributes(error)
-        self.span.set_status(Status(StatusCode.ERROR, message))
-        self.span.end(end_time=end_time)
+        try:
+            # Error messages often quote the input: they get the content policy's masking like any captured string.
+            message = _content.prepare_text(_exception_message(exc))
+            error: dict[str, AttributeValue] = {
+                semconv.ERROR_TYPE: type(exc).__name__,
+                semconv.CARROT_ERROR_MESSAGE: message,
+            }
+            if attributes:
+                error.update(attributes)
+            self.span.set_attributes(error)
+            self.span.set_status(Status(StatusCode.ERROR, message))
+        finally:
+            self.span.end(end_time=end_time)
 
 
 def _exception_message(exc: BaseException) -> str:
