@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 import carrot_ai
+from carrot_ai import _setup
 from tests.ingest_server import IngestServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -209,6 +210,48 @@ def test_get_client_submit_like_the_reference_sdk(carrot: IngestServer) -> None:
     [record] = carrot.wait_for(1)
     assert record["name"] == "my-agent"
     assert record["metadata"]["input_tokens"] == 10
+
+
+def test_trace_with_fn_by_keyword_like_the_reference_sdk(carrot: IngestServer) -> None:
+    def plain(x: int) -> int:
+        return x * 2
+
+    traced = carrot_ai.trace(fn=plain)
+    assert traced(3) == 6
+    assert carrot_ai.tool(fn=plain)(4) == 8
+    assert carrot_ai.flush(5)
+    records = carrot.wait_for(2)
+    assert sorted(r["input"]["x"] for r in records) == [3, 4]
+
+
+def test_carrot_client_built_with_settings_like_the_reference_sdk_sends_on_its_own() -> None:
+    with IngestServer(api_key="ck-own-key") as ingest:
+        _submit_through_own_client(ingest)
+        assert ingest.requests[0].headers["authorization"] == "Bearer ck-own-key"
+    assert _setup._state is None  # init() was not called: the client is its own
+
+
+def _submit_through_own_client(ingest: IngestServer) -> None:
+    client = carrot_ai.CarrotClient(
+        api_key="ck-own-key", base_url=ingest.base_url, flush_interval=0.5, batch_size=10, max_queue=100
+    )
+    try:
+        client.submit(
+            {
+                "name": "standalone",
+                "input": {"q": "x"},
+                "output": {"result": "y"},
+                "metadata": {},
+                "status": "success",
+                "started_at": "2026-11-23T10:00:00+00:00",
+                "ended_at": "2026-11-23T10:00:01+00:00",
+            }
+        )
+        client.flush()
+        [record] = ingest.wait_for(1)
+    finally:
+        client.shutdown()
+    assert record["name"] == "standalone"
 
 
 def test_init_with_new_settings_moves_to_the_new_exporter_without_waiting_for_the_old(

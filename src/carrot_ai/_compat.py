@@ -9,11 +9,35 @@ from carrot_ai import _setup
 
 
 class CarrotClient:
-    """The 0.2 client facade: ``submit(trace)`` queues a ready-made record, ``flush()`` and ``shutdown()``."""
+    """The 0.2 client: ``submit(trace)`` queues a ready-made record, ``flush()`` and ``shutdown()``.
+
+    ``CarrotClient()`` (what :func:`get_client` returns) sends through the exporter ``init()`` set up.
+    ``CarrotClient(api_key, base_url, flush_interval, batch_size, max_queue)``, as 0.2 was built, is a client of its
+    own with its own export queue and worker, sending to that ``base_url`` with that key, whatever ``init()`` did;
+    ``max_queue`` (a number of records in 0.2) is accepted, and the queue is bounded in bytes (``max_queue_bytes``)
+    as every carrot-ai queue is.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        flush_interval: float | None = None,
+        batch_size: int | None = None,
+        max_queue: int | None = None,
+    ) -> None:
+        self._exporter: Any = None
+        if api_key is not None or base_url is not None or flush_interval is not None or batch_size is not None:
+            from carrot_ai.export._exporter import CarrotSpanExporter
+
+            self._exporter = CarrotSpanExporter(api_key, base_url, flush_interval=flush_interval, batch_size=batch_size)
+
+    def _target(self) -> Any:
+        return self._exporter if self._exporter is not None else _setup.current_exporter()
 
     def submit(self, trace: dict[str, Any]) -> None:
         """Queue one trace record dict for background delivery (an ``id`` is added if missing)."""
-        exporter = _setup.current_exporter()
+        exporter = self._target()
         if exporter is None:
             return
         record = dict(trace)
@@ -22,11 +46,17 @@ class CarrotClient:
 
     def flush(self) -> None:
         """Deliver queued records now."""
-        _setup.flush()
+        if self._exporter is not None:
+            self._exporter.force_flush()
+        else:
+            _setup.flush()
 
     def shutdown(self) -> None:
         """Deliver queued records and stop."""
-        _setup.shutdown()
+        if self._exporter is not None:
+            self._exporter.shutdown()
+        else:
+            _setup.shutdown()
 
 
 def get_client() -> CarrotClient:

@@ -47,7 +47,7 @@ _CALL_ID_PARAMETER = "tool_call_id"
 
 
 @overload
-def trace(fn: F, /) -> F: ...
+def trace(fn: F) -> F: ...
 
 
 @overload
@@ -73,7 +73,6 @@ def trace(
 
 def trace(
     fn: Any = None,
-    /,
     *,
     name: str | None = None,
     tags: Sequence[str] | None = None,
@@ -82,8 +81,9 @@ def trace(
 ) -> Any:
     """Trace a function as a parent span; wrapped LLM calls inside it become its children.
 
-    Forms: ``@trace``, ``@trace("name")``, ``@trace(name=..., tags=[...], metadata={...})``. ``kind="tool"`` records
-    a tool execution (a GenAI ``execute_tool`` span); see also :func:`tool`.
+    Forms: ``@trace``, ``@trace("name")``, ``@trace(name=..., tags=[...], metadata={...})``, and ``trace(fn=f)`` as
+    carrot-ai 0.2 allowed. ``kind="tool"`` records a tool execution (a GenAI ``execute_tool`` span); see also
+    :func:`tool`.
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, not {kind!r}")
@@ -99,7 +99,7 @@ def trace(
     return _decorate(fn, options)
 
 
-def tool(fn: Any = None, /, *, name: str | None = None, **kwargs: Any) -> Any:
+def tool(fn: Any = None, *, name: str | None = None, **kwargs: Any) -> Any:
     """Trace a tool execution: ``@tool`` is ``@trace(kind="tool")``."""
     if fn is not None:
         return trace(name=name, kind="tool", **kwargs)(fn)
