@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import sys
@@ -210,6 +211,25 @@ def test_get_client_submit_like_the_reference_sdk(carrot: IngestServer) -> None:
     [record] = carrot.wait_for(1)
     assert record["name"] == "my-agent"
     assert record["metadata"]["input_tokens"] == 10
+
+
+def test_get_client_submit_of_the_docs_custom_ingestion_record_completes_it(carrot: IngestServer) -> None:
+    seed = {
+        "name": "my-agent",
+        "input": {"messages": [{"role": "user", "content": "Hello"}]},
+        "output": {"message": {"role": "assistant", "content": "Hi!"}},
+        "metadata": {"model": "gpt-4o", "input_tokens": 10, "output_tokens": 5, "latency_ms": 250.0},
+        "status": "success",
+    }
+    carrot_ai.get_client().submit(seed)
+    assert carrot_ai.flush(5)
+    [record] = carrot.wait_for(1)  # the ingest fixture checks it against the JSON Schema
+    assert {k: record[k] for k in seed} == seed
+    started = datetime.datetime.fromisoformat(record["started_at"])
+    ended = datetime.datetime.fromisoformat(record["ended_at"])
+    assert ended - started == datetime.timedelta(milliseconds=250)
+    assert abs(ended - datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(seconds=30)
+    assert "id" not in seed  # the caller's dict is left as it was
 
 
 def test_trace_with_fn_by_keyword_like_the_reference_sdk(carrot: IngestServer) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from carrot_ai import _setup
+from carrot_ai.export._schema import complete_record
 
 
 class CarrotClient:
@@ -36,13 +36,16 @@ class CarrotClient:
         return self._exporter if self._exporter is not None else _setup.current_exporter()
 
     def submit(self, trace: dict[str, Any]) -> None:
-        """Queue one trace record dict for background delivery (an ``id`` is added if missing)."""
+        """Queue one trace record dict for background delivery.
+
+        What a hand-written record may omit is filled in now, as the ingest API would on receipt: an ``id``, and
+        ``ended_at`` / ``started_at`` (the time of this call, less ``metadata.latency_ms``); see
+        :func:`carrot_ai.export._schema.complete_record`.
+        """
         exporter = self._target()
         if exporter is None:
             return
-        record = dict(trace)
-        record.setdefault("id", str(uuid.uuid4()))
-        exporter.enqueue_record(record)
+        exporter.enqueue_record(complete_record(dict(trace)))
 
     def flush(self) -> None:
         """Deliver queued records now."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import sqlite3
@@ -130,6 +131,41 @@ def test_invalid_records_are_rejected_naming_the_field_while_valid_ones_are_kept
     assert body["rejected"][1]["error"] == "-1 is less than the minimum of 0"
     assert body["error"] == IsStr(regex=r"^5 record\(s\) rejected; first: traces\[1\]\.name: .*'name'.*")
     assert client.names() == ["valid"]
+
+
+# The docs' "Custom trace ingestion" curl example (seed 000), as it is written: no id, no timestamps.
+SEED_CUSTOM_RECORD = {
+    "name": "my-agent",
+    "input": {"messages": [{"role": "user", "content": "Hello"}]},
+    "output": {"message": {"role": "assistant", "content": "Hi!"}},
+    "metadata": {"model": "gpt-4o", "input_tokens": 10, "output_tokens": 5},
+    "status": "success",
+}
+
+
+def test_the_docs_custom_ingestion_record_is_stored_with_its_id_and_times_filled_in(client: Client) -> None:
+    timed = {**SEED_CUSTOM_RECORD, "name": "timed", "metadata": {"latency_ms": 1500.0}}
+    response = client.ingest([SEED_CUSTOM_RECORD, timed], compress=False)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"accepted": 2, "stored": 2, "duplicates": 0, "rejected": []}
+    stored = {r["name"]: r for r in client.get("/v1/traces").json()["traces"]}
+    record = stored["my-agent"]
+    assert {k: record[k] for k in SEED_CUSTOM_RECORD} == SEED_CUSTOM_RECORD
+    assert record["id"] == IsStr(regex=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    assert record["started_at"] == record["ended_at"]
+    started = datetime.datetime.fromisoformat(stored["timed"]["started_at"])
+    ended = datetime.datetime.fromisoformat(stored["timed"]["ended_at"])
+    assert ended - started == datetime.timedelta(milliseconds=1500)
+
+
+def test_a_record_missing_what_ingest_does_not_fill_is_still_rejected(client: Client) -> None:
+    no_status = {k: v for k, v in SEED_CUSTOM_RECORD.items() if k != "status"}
+    bad_end = {**SEED_CUSTOM_RECORD, "ended_at": "later"}
+    response = client.ingest([no_status, bad_end])
+
+    assert response.status_code == 422
+    assert [(r["index"], r["field"]) for r in response.json()["rejected"]] == [(0, "status"), (1, "started_at")]
 
 
 @pytest.mark.parametrize(

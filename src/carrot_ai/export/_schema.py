@@ -5,9 +5,11 @@ The JSON Schema ships inside the package (``trace_record.schema.json``); :func:`
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import re
+import uuid
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -40,6 +42,53 @@ class TraceRecord(TypedDict):
     started_at: str
     ended_at: str
     tags: NotRequired[list[str]]
+
+
+# What a custom-ingestion record may leave out (the docs' curl example sends none of them), and who fills it in.
+FILLED_ON_INGEST = ("id", "started_at", "ended_at")
+
+
+def complete_record(record: dict[str, Any], now: datetime.datetime | None = None) -> dict[str, Any]:
+    """Return ``record`` with what a hand-written record may omit filled in, as the ingest API does.
+
+    A missing ``id`` becomes a new random UUID; a missing ``ended_at`` is ``now`` (UTC); a missing ``started_at``
+    is ``ended_at`` minus ``metadata.latency_ms`` when that is a non-negative number, else ``ended_at`` (left
+    missing when the given ``ended_at`` is not ISO 8601). Fields that are present are never changed (an invalid
+    one is rejected by the schema as before) and ``record`` itself is not modified. Everything else the schema
+    requires (``name``, ``input``, ``output``, ``metadata``, ``status``) must be given.
+    """
+    if all(key in record for key in FILLED_ON_INGEST):
+        return record
+    completed = dict(record)
+    if "id" not in completed:
+        completed["id"] = str(uuid.uuid4())
+    ended: datetime.datetime | None
+    if "ended_at" not in completed:
+        ended = now or datetime.datetime.now(datetime.timezone.utc)
+        completed["ended_at"] = ended.isoformat()
+    else:
+        ended = _parse_iso(completed["ended_at"])
+    if "started_at" not in completed and ended is not None:
+        metadata = completed.get("metadata")
+        latency = metadata.get("latency_ms") if isinstance(metadata, dict) else None
+        started = ended
+        if isinstance(latency, int | float) and not isinstance(latency, bool):
+            try:
+                started = ended - datetime.timedelta(milliseconds=latency) if latency >= 0 else ended
+            except (OverflowError, ValueError):  # nan, inf, or longer than datetime holds: the start is unknown
+                started = ended
+        completed["started_at"] = started.isoformat()
+    return completed
+
+
+def _parse_iso(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 @functools.cache

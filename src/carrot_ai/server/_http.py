@@ -13,6 +13,7 @@ the OpenAPI document do not (the page asks for the key).
 
 from __future__ import annotations
 
+import datetime
 import hmac
 import json
 import logging
@@ -25,6 +26,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from carrot_ai.export._schema import complete_record
 from carrot_ai.server import _otlp
 from carrot_ai.server._openapi import openapi_document
 from carrot_ai.server._query import QueryError, SearchQuery
@@ -122,7 +124,10 @@ class TraceServer:
         valid: list[dict[str, Any]] = []
         rejected: list[RecordError] = []
         seen: set[str] = set()
+        received = datetime.datetime.now(datetime.timezone.utc)
         for index, record in enumerate(payload["traces"]):
+            if isinstance(record, dict):
+                record = complete_record(record, received)  # a hand-written record may omit its id and times
             error = validate_record(record, index)
             if error is not None:
                 rejected.append(error)

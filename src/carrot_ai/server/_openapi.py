@@ -142,7 +142,9 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Ingest trace records (the carrot-ai exporter's wire format)",
                     "description": 'Body `{"traces": [record, ...]}`, plain or `Content-Encoding: gzip`. Every record '
-                    "is validated against the trace record JSON Schema. Valid records are stored even when others in "
+                    "is validated against the trace record JSON Schema, after what a hand-written record may omit "
+                    "is filled in: a missing `id` (a new UUID), `ended_at` (the time of receipt) and `started_at` "
+                    "(`ended_at` less `metadata.latency_ms`). Valid records are stored even when others in "
                     "the same batch are rejected. Idempotent on `id`: a record already stored is counted in "
                     "`duplicates` and left as it was (the first delivery wins).",
                     "requestBody": {
