@@ -20,6 +20,20 @@ from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.ingest_server import IngestServer  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _no_ended_stream_is_kept_open() -> Iterator[None]:
+    """Every test: a stream whose call has ended is no longer in the open-stream registry (a subclass ending its call
+    its own way once left it there: kept alive, with its call and output, for the life of the process)."""
+    yield
+    import sys
+
+    streams = sys.modules.get("carrot_ai._core._stream")
+    if streams is not None:
+        kept = [state for state in streams._OPEN.values() if state.done]
+        streams._OPEN.clear()  # (the next test starts without this one's open streams)
+        assert not kept, kept
+
+
 @pytest.fixture
 def ingest() -> Iterator[IngestServer]:
     with IngestServer() as server:

@@ -97,3 +97,15 @@ def test_a_long_list_of_texts_is_copied_and_sized_from_its_first_items() -> None
     texts.append("more")
     assert snapshot["input"] == ["x" * 100] * 10_000
     assert size == 1 + 10_000 * (SNAPSHOT_ITEM_BYTES + 100)
+
+
+def test_a_long_list_of_messages_after_one_that_is_not_a_dict_leaves_the_callers_dicts_alone() -> None:
+    # Past 64 items, a list whose first item is not a dict (an SDK message object put back into the history) is
+    # copied shallowly: its dicts are the caller's, and their content lists must be copied without writing to them.
+    parts = [{"type": "text", "text": "look"}]
+    last = {"role": "user", "content": parts}
+    messages: list[Any] = [object(), *({"role": "user", "content": "x"} for _ in range(70)), last]
+    snapshot, _ = snapshot_kwargs({"messages": messages})
+    assert last["content"] is parts
+    assert snapshot["messages"][-1] == {"role": "user", "content": [{"type": "text", "text": "look"}]}
+    assert snapshot["messages"][-1]["content"] is not parts

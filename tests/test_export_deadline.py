@@ -86,6 +86,29 @@ def test_exit_pulls_the_deadline_of_the_request_in_flight_forward(ingest: Ingest
         transport.close()
 
 
+@pytest.mark.timeout(60)
+def test_shutdown_cuts_the_request_in_flight(ingest: IngestServer) -> None:
+    # interrupt() (shutdown, once what was in flight is counted as lost) ends a trickled request at its next step.
+    import threading
+
+    ingest.script(Fault.trickle(0.1))
+    transport = HttpTransport(ingest.base_url, "ck-test-key", timeout=5.0)
+    results = []
+    sender = threading.Thread(target=lambda: results.append(transport.send(b"{}", deadline=time.monotonic() + 60)))
+    try:
+        sender.start()
+        ingest.wait_for_requests(1)
+        began = time.monotonic()
+        transport.interrupt()
+        sender.join(LATEST)
+        assert not sender.is_alive()
+        assert time.monotonic() - began <= LATEST
+        [result] = results
+        assert result.outcome is Outcome.SHUTDOWN
+    finally:
+        transport.close()
+
+
 def test_every_connection_pool_is_bounded_by_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     # httpx2 has no public hook for this: if a release moves its pools, this test says so.
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")

@@ -163,13 +163,20 @@ def test_limit_deadline_pulls_the_batch_deadline_forward(server: IngestServer, f
 
 def test_interrupt_wakes_the_backoff_sleep(server: IngestServer) -> None:
     server.fault = Fault.retry_after("30", status=503)
-    transport = HttpTransport(server.base_url, "ck-test-key")
+    sleeping = threading.Event()
+
+    def sleep(seconds: float) -> bool:  # the transport's own interruptible sleep, saying when it starts
+        sleeping.set()
+        return transport._stop.wait(seconds)
+
+    transport = HttpTransport(server.base_url, "ck-test-key", sleep=sleep)
     results = []
     import time
 
     sender = threading.Thread(target=lambda: results.append(transport.send(BODY, deadline=time.monotonic() + 60)))
     sender.start()
-    server.wait_for_requests(1)
+    # In the backoff sleep (the 503 read): interrupt() before then also cuts the request in flight (tested apart).
+    assert sleeping.wait(10)
     transport.interrupt()
     sender.join(10)
     assert not sender.is_alive()

@@ -41,6 +41,8 @@ def snapshot_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
                 if type(item) is dict:
                     content = item.get("content")
                     if type(content) is list or type(content) is tuple:
+                        if not dicts:  # (then ``items`` holds the caller's own dicts: never written to)
+                            item = items[index] = dict(item)
                         item["content"], content_size = _copy_sized(content, _DEPTH)
                         part += (SNAPSHOT_ITEM_BYTES + content_size) if sized else 0
                     elif not sized:

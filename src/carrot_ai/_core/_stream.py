@@ -117,6 +117,14 @@ class StreamState:
         except Exception as exc:
             report_internal_error("stream first chunk", exc)
 
+    def mark_done(self) -> bool:
+        """Mark the stream's call as ended here (a subclass ending it its own way); False if it already was."""
+        if self.done:
+            return False
+        self.done = True
+        _OPEN.pop(id(self), None)
+        return True
+
     def hold(self) -> None:
         """Leave the call alone until :meth:`release`: chunks pass unseen and no exit of the stream ends it (a stream
         the caller may never get, such as a router's attempt the router may still discard for another)."""

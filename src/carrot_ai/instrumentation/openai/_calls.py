@@ -141,9 +141,8 @@ class ResponsesStreamState(OpenAIStreamState):
         if error is None:
             super().finish()
             return
-        if self.done:
+        if not self.mark_done():
             return
-        self.done = True
         with guard("openai stream finish"):
             attributes, output = self.accumulator.result()
             if error[0]:
