@@ -468,6 +468,38 @@ def test_a_stream_read_from_two_threads_at_once_is_recorded_whole(
     assert all(str(exc) == "generator already executing" for exc in errors)
 
 
+def test_an_async_stream_read_by_two_tasks_at_once_is_recorded_whole(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    # The SDK's async generator refuses the second task ("asynchronous generator is already running"), as without
+    # carrot; the first goes on, and the stream is recorded whole, as a success.
+    words = " ".join(f"w{i}" for i in range(20))
+    fake.event_delay = 0.005
+    texts: list[str] = []
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        client = carrot_ai.wrap(make_client(fake, is_async=True))
+        stream = await client.chat.completions.create(**body(words), stream=True)
+
+        async def read() -> None:
+            try:
+                while True:
+                    chunk = await stream.__anext__()
+                    texts.append(chunk.choices[0].delta.content or "")
+            except StopAsyncIteration:
+                pass
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        await asyncio.gather(read(), read())
+        await client.close()
+
+    asyncio.run(main())
+    [record] = records(carrot, 1)
+    assert errors and all(str(e).endswith("asynchronous generator is already running") for e in errors)
+    assert record["status"] == "success"
+    assert record["output"]["message"]["content"] == "".join(texts) == f"Echo: {words}"
+
+
 EXIT_PROGRAM = """
 import os, sys
 import openai, carrot_ai

@@ -310,7 +310,7 @@ def _misuse(exc: BaseException) -> bool:
     """Whether ``exc`` is the error a generator raises when read by two callers at once: it says nothing of the
     stream, which the other caller goes on reading."""
     return (type(exc) is ValueError and exc.args == ("generator already executing",)) or (
-        type(exc) is RuntimeError and "already running" in str(exc)
+        type(exc) is RuntimeError and str(exc).endswith("asynchronous generator is already running")
     )
 
 
