@@ -469,6 +469,8 @@ LLM_MUTATIONS: list[tuple[str, Mutation, str, str]] = [
         "additional_properties",
         "must be an object",
     ),
+    ("user id beyond str()'s digit limit", _set("context.user_id", 10**5000), "context.user_id", "too long"),
+    ("context value not finite", _set("context.score", float("nan")), "context.score", "finite"),
     ("start beyond any float", _set("start_time_ms", 10**400), "start_time_ms", "out of range"),
     ("end beyond any float", _set("end_time_ms", -(10**5000)), "end_time_ms", "out of range"),
     ("duration beyond any float", _set("duration_ms", 10**400), "duration_ms", "out of range"),

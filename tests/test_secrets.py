@@ -165,6 +165,45 @@ def test_secret_named_keys_nested_in_traced_inputs_and_outputs_are_redacted(carr
         assert_absent(value, {"request": everything_sent(carrot)})
 
 
+class _Delegating:
+    """A config object reading attributes from a dict (a common pattern): any unknown attribute raises KeyError."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __repr__(self) -> str:
+        return "Delegating(...)"
+
+
+class _BrokenItems(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise RuntimeError("items() fails")
+
+
+def test_a_value_that_fails_to_convert_is_its_repr_and_the_rest_is_still_masked(carrot: IngestServer) -> None:
+    # One such value anywhere made the whole input one repr string, where no secret-named key could be masked.
+    @carrot_ai.trace("call")
+    def call(headers: dict[str, str], config: Any, extra: Any) -> dict[str, Any]:
+        return {"headers": headers, "config": config}
+
+    deep: Any = {"password": "canary-DEEP"}
+    for _ in range(40):
+        deep = {"k": deep}
+    headers = {"Authorization": "Bearer canary-A", "Accept": "*/*"}
+    call(headers, _Delegating({}), [_BrokenItems(a=1), deep, dataclasses.field])
+    assert carrot_ai.flush(5)
+    [record] = carrot.wait_for(1)
+    assert record["input"]["headers"] == {"Authorization": "[REDACTED]", "Accept": "*/*"}
+    assert record["input"]["config"] == "Delegating(...)"
+    masked = {"Authorization": "[REDACTED]", "Accept": "*/*"}
+    assert record["output"] == {"headers": masked, "config": "Delegating(...)"}
+    for value in ["canary-A", "canary-DEEP"]:  # (nor deeper than the converter goes: no repr of what it cuts)
+        assert_absent(value, {"request": everything_sent(carrot)})
+
+
 def test_secret_named_keys_in_tool_results_generator_items_and_manual_tool_events_are_redacted(
     carrot: IngestServer,
 ) -> None:

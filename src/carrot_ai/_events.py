@@ -299,9 +299,14 @@ def _context(data: Mapping[str, Any], path: str, parsed: Event) -> None:
             if key in ("user_id", "session_id"):
                 if not isinstance(value, str | int) or isinstance(value, bool):
                     raise invalid(where, f"must be a string, not {type_name(value)}")
-                setattr(parsed, key, str(value))
+                try:
+                    setattr(parsed, key, str(value))
+                except ValueError:  # an int past Python's digit limit for str()
+                    raise invalid(where, "is too long a number: give it as a string") from None
             elif value is not None and not isinstance(value, str | int | float | bool):
                 raise invalid(where, f"must be a string, number or boolean, not {type_name(value)}")
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise invalid(where, f"must be a finite number, not {value!r}")
             else:
                 hint = _CAMEL.sub(lambda m: "_" + m.group(1).lower(), key)
                 if hint != key:

@@ -168,9 +168,25 @@ def test_a_record_missing_what_ingest_does_not_fill_is_still_rejected(client: Cl
     assert [(r["index"], r["field"]) for r in response.json()["rejected"]] == [(0, "status"), (1, "started_at")]
 
 
+def test_numbers_beyond_the_stores_integers_are_kept_and_the_batch_stored(client: Client) -> None:
+    # Schema-valid, but past SQLite's 64-bit integers: the batch failed with a 500 and nothing of it was stored.
+    huge = {**SEED_CUSTOM_RECORD, "name": "huge", "metadata": {"input_tokens": 2**63, "latency_ms": 10**400}}
+    response = client.ingest([huge, {**SEED_CUSTOM_RECORD, "name": "plain"}], compress=False)
+    assert response.status_code == 200, response.text
+    stored = {r["name"]: r for r in client.get("/v1/traces").json()["traces"]}
+    assert sorted(stored) == ["huge", "plain"]
+    assert stored["huge"]["metadata"]["input_tokens"] == 2**63  # exact in the record
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
-    [(b"{not json", None), (b'{"records": []}', "traces"), (b'{"traces": {}}', "traces"), (b"[]", "traces")],
+    [
+        (b"{not json", None),
+        (b'{"records": []}', "traces"),
+        (b'{"traces": {}}', "traces"),
+        (b"[]", "traces"),
+        (b'{"traces": [{"name": "x", "metadata": {"latency_ms": NaN}}]}', None),  # not JSON
+    ],
 )
 def test_malformed_ingest_body_is_a_400(client: Client, body: bytes, field: str | None) -> None:
     response = client.post("/v1/traces/ingest", body, {"Content-Type": "application/json"})

@@ -274,7 +274,7 @@ def prepare_json(value: Any, mask_secrets: bool = False) -> str:
                     if masked is not value:
                         text = fast_encode(masked)
                 return text
-        except (TypeError, ValueError, RecursionError):
+        except Exception:  # (a dict subclass's items() may raise anything: the full path converts it safely)
             pass
     return dumps(prepare(value, mask_secrets))
 

@@ -162,7 +162,16 @@ class _Converter:
         if isinstance(value, float) and not isinstance(value, enum.Enum):
             return float(value) if math.isfinite(value) else repr(float(value))
         if depth >= self.max_depth:
-            return f"<max depth {self.max_depth}: {_safe_repr(value, 200)}>"
+            # Not the value's repr: a secret under a key this deep would be in it, where no key can be masked.
+            return f"<max depth {self.max_depth}: {type(value).__qualname__}>"
+        try:
+            return self._object(value, depth)
+        except Exception:
+            # This value alone (an attribute that raises, a mapping whose items() fails) is its repr; the rest of
+            # the data is converted, its secret-named keys masked, as usual.
+            return _safe_repr(value, self.max_string)
+
+    def _object(self, value: Any, depth: int) -> Any:
         if isinstance(value, Mapping):
             return self._container(value, depth, self._mapping)
         if isinstance(value, list | tuple | set | frozenset):

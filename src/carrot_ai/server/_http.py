@@ -116,7 +116,7 @@ class TraceServer:
 
     def ingest(self, body: bytes) -> tuple[int, dict[str, Any]]:
         try:
-            payload = json.loads(body)
+            payload = json.loads(body, parse_constant=_not_json)  # NaN / Infinity are not JSON
         except ValueError as exc:
             raise HttpError(400, f"body is not JSON: {exc}") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("traces"), list):
@@ -380,3 +380,7 @@ def _make_handler(server: TraceServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")

@@ -422,7 +422,16 @@ def _row(record: dict[str, Any], received_us: int) -> tuple[Any, ...]:
 
     def number(key: str) -> float | None:
         value = metadata.get(key)
-        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            # Beyond SQLite's integers: a float (the column's order kept), or nothing past a float's range. The
+            # record's JSON keeps the exact value either way.
+            try:
+                return float(value)
+            except OverflowError:
+                return None
+        return value
 
     return (
         record["id"],
