@@ -304,6 +304,7 @@ def test_settings_repr_masks_the_key_and_url_credentials() -> None:
         "password", "passwd", "secret", "token", "api_key", "apikey", "API-KEY", "authorization", "auth", "cookie",
         "credential", "credentials", "private_key", "Proxy-Authorization", "x-api-key", "Set-Cookie", "db_password",
         "openai_api_key", "X-Auth-Token", "client_secret", "api_\u212aey",
+        "accessToken", "refreshToken", "clientSecret", "openaiApiKey", "apiKey", "dbPassword", "privateKey",
     ],
 )  # fmt: skip
 def test_every_secret_name_is_seen_by_the_fast_path_hint(name: str) -> None:
@@ -318,5 +319,8 @@ def test_every_secret_name_is_seen_by_the_fast_path_hint(name: str) -> None:
 def test_ordinary_keys_are_not_secret_names() -> None:
     from carrot_ai._core._secret_keys import is_secret_key
 
-    for name in ("question", "top_k", "max_tokens", "tokens", "author", "oauth", "keyboard", "cache_key", 3, None):
+    for name in (
+        "question", "top_k", "max_tokens", "maxTokens", "tokens", "author", "authorId", "oauth", "keyboard",
+        "cache_key", "cacheKey", "HTTPStatus", 3, None,
+    ):  # fmt: skip
         assert not is_secret_key(name), name

@@ -4,11 +4,12 @@
 named at any depth of its captured input and output (:func:`mask_secret_keys`); so do manual tool events. LLM
 request parameters are not walked: their messages are content, and their headers are never captured.
 
-The rule is a name rule (:func:`is_secret_name`), lower-cased with ``-`` read as ``_``: a name that is, or ends in
-``_`` followed by, one of ``password``, ``passwd``, ``secret``, ``token``, ``api_key`` / ``apikey``,
-``authorization``, ``auth``, ``cookie``, ``credential(s)``, ``private_key``; and the header names ``set-cookie``
-and ``x-api-key`` / ``proxy-authorization``, which it already covers. Keys are looked up in a bounded memo, so a
-dict key seen before costs one dict lookup, not a regex.
+The rule is a name rule (:func:`is_secret_name`), lower-cased with ``-`` and a camelCase hump read as ``_``
+(``accessToken`` is ``access_token``): a name that is, or ends in ``_`` followed by, one of ``password``,
+``passwd``, ``secret``, ``token``, ``api_key`` / ``apikey``, ``authorization``, ``auth``, ``cookie``,
+``credential(s)``, ``private_key``; and the header names ``set-cookie`` and ``x-api-key`` /
+``proxy-authorization``, which it already covers. Keys are looked up in a bounded memo, so a dict key seen before
+costs one dict lookup, not a regex.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ _MEMO_SIZE = 4_096
 _memo: dict[str, bool] = {}
 
 
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
 def is_secret_name(name: str) -> bool:
-    """Whether an argument or key called ``name`` holds a secret by its name alone."""
-    return bool(_SECRET_NAME.search(name.lower().replace("-", "_")))
+    """Whether an argument or key called ``name`` holds a secret by its name alone (camelCase read as snake_case:
+    ``accessToken``, ``clientSecret``, ``openaiApiKey``)."""
+    return bool(_SECRET_NAME.search(_CAMEL_HUMP.sub("_", name).lower().replace("-", "_")))
 
 
 def is_secret_key(key: object) -> bool:
