@@ -251,6 +251,22 @@ def test_carrot_client_built_with_settings_like_the_reference_sdk_sends_on_its_o
     assert _setup._state is None  # init() was not called: the client is its own
 
 
+def test_carrot_client_given_only_a_queue_size_is_its_own_and_submit_takes_only_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with IngestServer(api_key="ck-env-key") as ingest:
+        monkeypatch.setenv("CARROT_API_KEY", "ck-env-key")
+        monkeypatch.setenv("CARROT_BASE_URL", ingest.base_url)
+        client = carrot_ai.CarrotClient(max_queue=100)  # 0.2.1 built a client of its own from the environment
+        try:
+            assert client._exporter is not None
+            with pytest.raises(TypeError, match="takes a trace record dict, not str"):
+                client.submit("not a record")  # type: ignore[arg-type]
+        finally:
+            client.shutdown()
+    assert _setup._state is None
+
+
 def _submit_through_own_client(ingest: IngestServer) -> None:
     client = carrot_ai.CarrotClient(
         api_key="ck-own-key", base_url=ingest.base_url, flush_interval=0.5, batch_size=10, max_queue=100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from carrot_ai import _setup
@@ -27,7 +28,8 @@ class CarrotClient:
         max_queue: int | None = None,
     ) -> None:
         self._exporter: Any = None
-        if api_key is not None or base_url is not None or flush_interval is not None or batch_size is not None:
+        given = (api_key, base_url, flush_interval, batch_size, max_queue)
+        if any(value is not None for value in given):
             from carrot_ai.export._exporter import CarrotSpanExporter
 
             self._exporter = CarrotSpanExporter(api_key, base_url, flush_interval=flush_interval, batch_size=batch_size)
@@ -42,6 +44,8 @@ class CarrotClient:
         ``ended_at`` / ``started_at`` (the time of this call, less ``metadata.latency_ms``); see
         :func:`carrot_ai.export._schema.complete_record`.
         """
+        if not isinstance(trace, Mapping):
+            raise TypeError(f"submit() takes a trace record dict, not {type(trace).__name__}")
         exporter = self._target()
         if exporter is None:
             return
