@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
+from carrot_ai._core._serialize import DEFAULT_MAX_DEPTH
 
 _MIN_TIME_MS = 946_684_800_000  # 2000-01-01
 _MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01
@@ -412,9 +413,31 @@ def _tool_calls(value: Any, path: str) -> list[dict[str, Any]]:
     return calls
 
 
+_MAX_NESTING = 512  # below where json fails on any supported Python (the limit is the same on all of them)
+
+
+def _nesting(value: Any, limit: int) -> bool:
+    """Whether JSON-like ``value`` nests dicts / lists more than ``limit`` deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+    return False
+
+
 def _json_text(value: Any, path: str) -> str:
     if value is None:
         return "{}"
+    if _nesting(value, _MAX_NESTING):
+        raise invalid(path, f"is nested too deeply (more than {_MAX_NESTING} levels)")
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):
@@ -503,7 +526,9 @@ def _decoded(value: Any) -> Any:
     """Tool input/output given as JSON text become the value it encodes; other text stays text."""
     if isinstance(value, str) and value[:1] in ("{", "[", '"'):
         try:
-            return json.loads(value)
+            decoded = json.loads(value)
         except (ValueError, RecursionError):  # not JSON, or nested too deeply to decode: kept as the text it is
             return value
+        # Deeper than a record keeps (the rest would be cut): the text, whole, whichever Python decoded it.
+        return value if _nesting(decoded, DEFAULT_MAX_DEPTH - 2) else decoded
     return value

@@ -524,7 +524,11 @@ def test_streams_still_open_at_exit_are_recorded(fake: FakeOpenAI, carrot: Inges
 
     env = {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": carrot.base_url, "FAKE_URL": fake.base_url}
     result = run_python(EXIT_PROGRAM, env, timeout=60)
-    assert result.returncode == 0, result.stderr
+    if result.returncode != 0:
+        # CPython 3.13.0 crashes (SIGSEGV) collecting an openai stream left open at exit, with or without carrot:
+        # the same program with carrot switched off must end the same way for this to be the interpreter's.
+        bare = run_python(EXIT_PROGRAM, {**env, "OTEL_SDK_DISABLED": "true"}, timeout=60)
+        assert (result.returncode, "carrot off") == (bare.returncode, "carrot off"), result.stderr
     got = carrot.wait_for(3)
     assert [r["status"] for r in got] == ["success"] * 3, got
     assert "not delivered" not in result.stderr
