@@ -168,3 +168,43 @@ def test_uninstrumenting_restores_the_router_exactly(how: str, carrot: IngestSer
     finally:
         instrumentor.uninstrument() if how == "instrumentor" else unpatch()
     assert {name: vars(litellm.Router)[name] for name in methods} == before
+
+
+@pytest.mark.parametrize("how", ["instrumentor", "patch_litellm"])
+def test_unpatched_below_another_instrumentations_wrapper_carrot_records_nothing(
+    how: str, oai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    # Another instrumentation wrapped litellm.completion on top of carrot's: unpatching cannot take carrot's wrapper
+    # out of that chain without breaking the other's, so it stays there, passing calls through.
+    import functools
+
+    import carrot_ai
+    from carrot_ai.instrumentation.litellm import LiteLLMInstrumentor
+    from carrot_ai.instrumentation.litellm._patch import unpatch
+
+    original = litellm.completion
+    instrumentor = LiteLLMInstrumentor()
+    if how == "instrumentor":
+        instrumentor.instrument()
+    else:
+        carrot_ai.patch_litellm()
+    ours = litellm.completion
+
+    @functools.wraps(ours)
+    def theirs(*args: Any, **kwargs: Any) -> Any:
+        return ours(*args, **kwargs)
+
+    litellm.completion = theirs
+    try:
+        instrumentor.uninstrument() if how == "instrumentor" else unpatch()
+        response = litellm.completion(model=OPENAI_MODEL, messages=user("after unpatch"), **via_openai(oai))
+        assert response.choices[0].message.content == "Echo: after unpatch"
+        records(carrot, 0)
+        carrot_ai.patch_litellm()  # on again: the wrapper in the chain, not a second one on top
+        assert litellm.completion is theirs
+        litellm.completion(model=OPENAI_MODEL, messages=user("patched again"), **via_openai(oai))
+        [record] = records(carrot, 1)
+        assert record["output"]["message"]["content"] == "Echo: patched again"
+    finally:
+        unpatch()
+        litellm.completion = original

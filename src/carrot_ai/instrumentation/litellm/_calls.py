@@ -142,12 +142,15 @@ class Wrapper:
         self.operation = operation
         self.is_async = is_async
         self.options = options
+        self.active = True  # False: unpatched, but left below another instrumentation's wrapper (passes through)
 
     def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         if self.is_async:
             return self._call_async(wrapped, args, kwargs)
+        if not self.active:
+            return wrapped(*args, **kwargs)
         if in_llm_call():
             routed = _Routed.here()
             if routed is None:
@@ -169,6 +172,8 @@ class Wrapper:
         return finish(call, result, self.operation, False)
 
     async def _call_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not self.active:
+            return await wrapped(*args, **kwargs)
         if in_llm_call():
             routed = _Routed.here()
             if routed is None:
@@ -256,6 +261,8 @@ class RouterWrapper(Wrapper):
     ) -> Any:
         if self.is_async:
             return self._route_async(wrapped, args, kwargs)
+        if not self.active:
+            return wrapped(*args, **kwargs)
         if in_llm_call():
             return wrapped(*args, **kwargs)
         metadata_only = pop_trace_header(kwargs)
@@ -275,6 +282,8 @@ class RouterWrapper(Wrapper):
         return routed.finish(result, self.operation, False)
 
     async def _route_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not self.active:
+            return await wrapped(*args, **kwargs)
         if in_llm_call():
             return await wrapped(*args, **kwargs)
         metadata_only = pop_trace_header(kwargs)

@@ -60,9 +60,11 @@ def _install(owner: object, function: str, wrapper: Wrapper, label: str) -> None
         current = vars(owner).get(function) if isinstance(owner, type) else getattr(owner, function, None)
         if current is None:
             return
-        installed = getattr(current, "_self_wrapper", None)
+        installed = _ours(current)
         if type(installed) is type(wrapper):
+            # On top, or below another instrumentation's wrapper (left there, switched off, by unpatch()).
             installed.options = wrapper.options
+            installed.active = True
             return
         wrapt.wrap_function_wrapper(owner, function, wrapper)
     except Exception as exc:
@@ -84,5 +86,21 @@ def unpatch() -> None:
 
 def _remove(owner: object, function: str) -> None:
     current = vars(owner).get(function) if isinstance(owner, type) else getattr(owner, function, None)
-    if isinstance(getattr(current, "_self_wrapper", None), Wrapper):
+    ours = _ours(current)
+    if ours is None:
+        return
+    ours.active = False  # (below another instrumentation's wrapper it stays in the chain, passing calls through)
+    if getattr(current, "_self_wrapper", None) is ours:
         setattr(owner, function, current.__wrapped__)  # type: ignore[union-attr]
+
+
+def _ours(function: object) -> Wrapper | None:
+    """Our wrapper in ``function``'s chain of wrappers (``__wrapped__``, through other instrumentations'), or None."""
+    for _ in range(32):
+        wrapper = getattr(function, "_self_wrapper", None)
+        if isinstance(wrapper, Wrapper):
+            return wrapper
+        function = getattr(function, "__wrapped__", None)
+        if function is None:
+            return None
+    return None
