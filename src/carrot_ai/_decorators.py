@@ -34,7 +34,7 @@ from carrot_ai import _setup, semconv
 from carrot_ai._context import pending_tool_call_id, scope_attributes
 from carrot_ai._core import _content
 from carrot_ai._core._guard import guard, report_internal_error
-from carrot_ai._core._secret_keys import REDACTED, is_secret_name
+from carrot_ai._core._secret_keys import REDACTED, is_secret_key, is_secret_name
 from carrot_ai._core._serialize import dumps
 from carrot_ai._core._tracing import SpanCall
 
@@ -260,11 +260,11 @@ class _TracedFunction:
             kind = self.signature.parameters[key].kind
             if kind is inspect.Parameter.VAR_KEYWORD:
                 for k, v in value.items():
-                    captured[k] = REDACTED if is_secret_name(k) else v
+                    captured[k] = REDACTED if is_secret_key(k) else v
             elif kind is inspect.Parameter.VAR_POSITIONAL:
                 captured[key] = list(value)
             else:
-                captured[key] = REDACTED if is_secret_name(key) else value
+                captured[key] = REDACTED if is_secret_key(key) else value
         return captured
 
     def _bind_failed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -284,14 +284,14 @@ class _TracedFunction:
             if index < len(positional):
                 if index or not self.skip_first:
                     name = positional[index]
-                    captured[name] = REDACTED if is_secret_name(name) else value
+                    captured[name] = REDACTED if is_secret_key(name) else value
             else:
                 extra.append(value)
         if extra:
             captured["args"] = extra
         for key, value in kwargs.items():
             if not (self.skip_first and key == positional[0]):
-                captured[key] = REDACTED if is_secret_name(key) else value
+                captured[key] = REDACTED if is_secret_key(key) else value
         return captured
 
 

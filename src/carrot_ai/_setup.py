@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -228,7 +227,9 @@ def shutdown() -> None:
         _auto_init_tried = False
     if state is None:
         return
-    _end_open_streams()
+    from carrot_ai.export._lifecycle import end_open_streams
+
+    end_open_streams()
     _fastspan.disable()
     _tracing.set_tracer_provider(None)  # never keep recording on a provider that is being shut down
     try:
@@ -244,16 +245,6 @@ def shutdown() -> None:
             state.provider.shutdown()
     except Exception as exc:
         report_internal_error("shutdown", exc)
-
-
-def _end_open_streams() -> None:
-    """Streams still open end here, their records sent with the rest (none were made if the module is not loaded)."""
-    streams = sys.modules.get("carrot_ai._core._stream")
-    if streams is not None:
-        try:
-            streams.end_open_streams()
-        except Exception as exc:
-            report_internal_error("shutdown: open streams", exc)
 
 
 def stats() -> dict[str, Any]:

@@ -245,9 +245,7 @@ def prepare(value: Any, mask_secrets: bool = False) -> Any:
     current = policy()
     try:
         # No truncation here: a media payload must be measured whole before it is replaced.
-        data = to_jsonable(value, max_string=sys.maxsize)
-        if mask_secrets:
-            data = mask_secret_keys(data)
+        data = to_jsonable(value, max_string=sys.maxsize, mask_secrets=mask_secrets)
         return current.clean(data)
     except Exception as exc:
         report_internal_error("content.prepare", exc)

@@ -461,8 +461,14 @@ def _scope_attributes(attributes: dict[str, AttributeValue], tags: Sequence[str]
     scope_attributes(attributes, tags)
 
 
-def _is_cancellation(exc: BaseException) -> bool:
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` cancels what it interrupts (asyncio's or ``concurrent.futures``' ``CancelledError``)."""
     import asyncio
     import concurrent.futures
 
-    return isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError | GeneratorExit)
+    return isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """:func:`is_cancellation`, or a generator closed while the call ran in it."""
+    return isinstance(exc, GeneratorExit) or is_cancellation(exc)

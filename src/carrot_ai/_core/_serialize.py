@@ -29,6 +29,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from carrot_ai._core._secret_keys import REDACTED, is_secret_key
+
 CYCLIC = "<cyclic>"
 DEFAULT_MAX_STRING = 100_000
 DEFAULT_MAX_ITEMS = 10_000
@@ -50,10 +52,12 @@ def to_jsonable(
     max_string: int = DEFAULT_MAX_STRING,
     max_items: int = DEFAULT_MAX_ITEMS,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    mask_secrets: bool = False,
 ) -> Any:
-    """Return a JSON-safe copy of ``value``; never raises."""
+    """Return a JSON-safe copy of ``value``; never raises. ``mask_secrets``: the value under a dict key (or a
+    dataclass field) named like a secret is ``"[REDACTED]"``, at any depth (:func:`~._secret_keys.is_secret_key`)."""
     try:
-        return _Converter(max_string, max_items, max_depth).convert(value, 0)
+        return _Converter(max_string, max_items, max_depth, mask_secrets).convert(value, 0)
     except Exception:
         return _safe_repr(value, max_string)
 
@@ -137,12 +141,13 @@ def _safe_repr(value: Any, max_string: int) -> str:
 
 
 class _Converter:
-    __slots__ = ("max_string", "max_items", "max_depth", "active")
+    __slots__ = ("max_string", "max_items", "max_depth", "mask", "active")
 
-    def __init__(self, max_string: int, max_items: int, max_depth: int) -> None:
+    def __init__(self, max_string: int, max_items: int, max_depth: int, mask: bool = False) -> None:
         self.max_string = max_string
         self.max_items = max_items
         self.max_depth = max_depth
+        self.mask = mask  # secret-named keys' values masked, in the same walk
         self.active: set[int] = set()  # ids of the containers on the current path (cycle detection)
 
     def convert(self, value: Any, depth: int) -> Any:
@@ -209,7 +214,8 @@ class _Converter:
             if index >= self.max_items:
                 out["<truncated>"] = f"{len(value) - self.max_items} more items"
                 break
-            out[k if type(k) is str else _key(k)] = self.convert(v, depth + 1)
+            key = k if type(k) is str else _key(k)
+            out[key] = REDACTED if self.mask and is_secret_key(key) else self.convert(v, depth + 1)
         return out
 
     def _sequence(self, value: Any, depth: int) -> list[Any]:
@@ -230,7 +236,12 @@ class _Converter:
         return self.convert(dumped, depth)
 
     def _dataclass(self, value: Any, depth: int) -> dict[str, Any]:
-        return {f.name: self.convert(getattr(value, f.name, None), depth + 1) for f in dataclasses.fields(value)}
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(value):
+            name = field.name
+            secret = self.mask and is_secret_key(name)
+            out[name] = REDACTED if secret else self.convert(getattr(value, name, None), depth + 1)
+        return out
 
 
 def _key(key: Any) -> str:

@@ -29,7 +29,7 @@ import wrapt
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai._core._guard import guard, report_internal_error
-from carrot_ai._core._llm import LLMCall
+from carrot_ai._core._llm import LLMCall, is_cancellation
 
 
 class StreamAccumulator(Protocol):
@@ -128,8 +128,7 @@ class StreamState:
     def hold(self) -> None:
         """Leave the call alone until :meth:`release`: chunks pass unseen and no exit of the stream ends it (a stream
         the caller may never get, such as a router's attempt the router may still discard for another)."""
-        self.done = True
-        _OPEN.pop(id(self), None)
+        self.mark_done()
 
     def release(self) -> None:
         """Undo :meth:`hold`: the stream now ends the call (when it was not ended meanwhile)."""
@@ -195,10 +194,8 @@ class StreamState:
 
     def finish(self) -> None:
         """End the span as a success with what was accumulated (exhaustion, close, exit, abandonment)."""
-        if self.done:
+        if not self.mark_done():
             return
-        self.done = True
-        _OPEN.pop(id(self), None)
         try:  # (not ``guard``: this runs at the end of every stream)
             if self.tapped:
                 self.call.stop_later(*self._later())
@@ -214,10 +211,8 @@ class StreamState:
 
     def fail(self, exc: BaseException) -> None:
         """End the span as an error (or a cancellation), keeping partial output and usage."""
-        if self.done:
+        if not self.mark_done():
             return
-        self.done = True
-        _OPEN.pop(id(self), None)
         with guard("stream fail"):
             if self.tapped:
                 result, size = self._later()
@@ -242,10 +237,16 @@ def end_open_streams() -> None:
 
 
 def close_ending(state: StreamState) -> None:
-    """End ``state``'s call where its stream is closed: a cancellation being handled there (an ``async with`` around
-    the stream left by one) cut it short; anything else, the caller's own exception included, left it early."""
-    exc = sys.exc_info()[1]
-    if exc is not None and _is_cancellation(exc):
+    """End ``state``'s call where its stream is closed, with the exception being handled there if any (an ``async
+    with`` around the stream left by it calls ``close()`` without it): see :func:`_left`."""
+    _left(state, sys.exc_info()[1])
+
+
+def _left(state: StreamState, exc: BaseException | None) -> None:
+    """End ``state``'s call where its stream was left (closed, or its ``with`` block exited) with ``exc`` on the way:
+    the stream's own errors ended the call where they were raised, so ``exc`` is the caller's code's, and the stream
+    was left early (as by ``break`` and ``close()``), unless a cancellation cut it short."""
+    if exc is not None and is_cancellation(exc):
         state.fail(exc)
     else:
         state.finish()
@@ -297,13 +298,6 @@ def _helper_closed(helper: Any) -> None:
             close_ending(raw._self_state)
     except Exception as exc:
         report_internal_error("stream helper close", exc)
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    import asyncio
-    import concurrent.futures
-
-    return isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError)
 
 
 def _misuse(exc: BaseException) -> bool:
@@ -716,7 +710,7 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             exit_ = getattr(self.__wrapped__, "__exit__", None)
             return exit_(exc_type, exc, tb) if exit_ is not None else None
         finally:
-            self._exited(exc)
+            _left(self._self_state, exc)
 
     async def __aenter__(self) -> Any:
         enter = getattr(type(self.__wrapped__), "__aenter__", None)
@@ -730,16 +724,7 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             exit_ = getattr(self.__wrapped__, "__aexit__", None)
             return (await exit_(exc_type, exc, tb)) if exit_ is not None else None
         finally:
-            self._exited(exc)
-
-    def _exited(self, exc: BaseException | None) -> None:
-        # The stream's own errors ended the call where they were raised, so an exception leaving the block is the
-        # caller's code's: the stream was left early, as by ``break`` and ``close()`` (the same record as without
-        # ``with``), unless a cancellation cut it short.
-        if exc is not None and _is_cancellation(exc):
-            self._self_state.fail(exc)
-        else:
-            self._self_state.finish()
+            _left(self._self_state, exc)
 
     @property
     def close(self) -> Callable[..., Any]:

@@ -239,12 +239,14 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
                 "forked); records carry no cost_usd unless init(prices=...)"
             )
         return None
-    memo_key, price = _memo_key(genai_prices, provider_id, model, usage, when)
-    if memo_key is not None:
+    resolved, price = _price_in_force(genai_prices, provider_id, model, when)
+    memo_key = None
+    if resolved is not None:
         rates = _rates_in_force(genai_prices, provider_id, model, when, price, usage.input)
         if rates is not None:
             total = rates.cost(usage)
             return total if total >= 0 else None
+        memo_key = (*resolved, usage)
         if memo_key in _memo:
             return _memo.get(memo_key)
     try:
@@ -418,17 +420,17 @@ def _remember_price(price: Any) -> None:
     _prices[id(price)] = price
 
 
-def _memo_key(
-    genai_prices: Any, provider_id: str | None, model: str, usage: TokenUsage, when: datetime.datetime
+def _price_in_force(
+    genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime
 ) -> tuple[tuple[Any, ...] | None, Any]:
-    """What decides genai-prices' answer: the provider and model it resolves, the price in force at ``when`` (the same
-    object for every call it applies to) and the usage, with that price object; None when that cannot be known (then
-    nothing is memoized)."""
+    """What decides genai-prices' answer besides the usage: the provider and model it resolves and the price in force
+    at ``when`` (the same object for every call it applies to; by id), with that price object; None when that cannot
+    be known (then nothing is memoized)."""
     try:
         snapshot = genai_prices.data_snapshot.get_snapshot()
         provider, model_info = snapshot.find_provider_model(model, None, provider_id, None)
         price = model_info.get_prices(when)
-        return (provider.id, model_info.id, id(price), usage), price
+        return (provider.id, model_info.id, id(price)), price
     except Exception:  # an unknown model (calc_price says so below), or another genai-prices version
         return None, None
 

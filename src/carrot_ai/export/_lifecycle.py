@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from carrot_ai._core._guard import report_internal_error
+
 if TYPE_CHECKING:
     from carrot_ai.export._exporter import CarrotSpanExporter
 
@@ -69,12 +71,7 @@ def _after_fork_in_child(ref: weakref.ref[CarrotSpanExporter]) -> None:
 
 def _at_exit() -> None:
     """Deliver what every open exporter holds, within one shared exit deadline each."""
-    streams = sys.modules.get("carrot_ai._core._stream")  # streams still open end now, their records sent below
-    if streams is not None:
-        try:
-            streams.end_open_streams()
-        except Exception:
-            pass
+    end_open_streams()  # their records are sent below
     exporters = live_exporters()
     now = time.monotonic()
     for exporter in exporters:
@@ -84,6 +81,17 @@ def _at_exit() -> None:
             exporter._exit_flush()
         except Exception:
             pass
+
+
+def end_open_streams() -> None:
+    """End the streams still open, as left where they stand (at shutdown and exit: their records go out with the
+    rest). None were made if the stream module was never loaded. Never raises."""
+    streams = sys.modules.get("carrot_ai._core._stream")
+    if streams is not None:
+        try:
+            streams.end_open_streams()
+        except Exception as exc:
+            report_internal_error("open streams at shutdown", exc)
 
 
 def live_exporters() -> list[CarrotSpanExporter]:

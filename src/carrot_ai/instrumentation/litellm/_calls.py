@@ -261,9 +261,7 @@ class RouterWrapper(Wrapper):
     ) -> Any:
         if self.is_async:
             return self._route_async(wrapped, args, kwargs)
-        if not self.active:
-            return wrapped(*args, **kwargs)
-        if in_llm_call():
+        if not self.active or in_llm_call():
             return wrapped(*args, **kwargs)
         metadata_only = pop_trace_header(kwargs)
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only, routed=False)
@@ -282,9 +280,7 @@ class RouterWrapper(Wrapper):
         return routed.finish(result, self.operation, False)
 
     async def _route_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not self.active:
-            return await wrapped(*args, **kwargs)
-        if in_llm_call():
+        if not self.active or in_llm_call():
             return await wrapped(*args, **kwargs)
         metadata_only = pop_trace_header(kwargs)
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only, routed=False)

@@ -56,8 +56,7 @@ def patch(options: CallOptions) -> None:
 
 def _install(owner: object, function: str, wrapper: Wrapper, label: str) -> None:
     try:
-        # A class's own attribute (not an inherited one, nor the function bound to an instance).
-        current = vars(owner).get(function) if isinstance(owner, type) else getattr(owner, function, None)
+        current = _own(owner, function)
         if current is None:
             return
         installed = _ours(current)
@@ -85,13 +84,19 @@ def unpatch() -> None:
 
 
 def _remove(owner: object, function: str) -> None:
-    current = vars(owner).get(function) if isinstance(owner, type) else getattr(owner, function, None)
+    current = _own(owner, function)
     ours = _ours(current)
     if ours is None:
         return
     ours.active = False  # (below another instrumentation's wrapper it stays in the chain, passing calls through)
     if getattr(current, "_self_wrapper", None) is ours:
-        setattr(owner, function, current.__wrapped__)  # type: ignore[union-attr]
+        setattr(owner, function, current.__wrapped__)  # type: ignore[attr-defined]
+
+
+def _own(owner: object, function: str) -> object:
+    """``owner``'s ``function``: a class's own attribute (not an inherited one, nor the function bound to an
+    instance), a module's attribute; None if it has none."""
+    return vars(owner).get(function) if isinstance(owner, type) else getattr(owner, function, None)
 
 
 def _ours(function: object) -> Wrapper | None:
