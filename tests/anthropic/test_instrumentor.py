@@ -6,6 +6,7 @@ from importlib.metadata import entry_points
 
 import anthropic
 import anthropic._base_client
+import wrapt
 from anthropic.resources.messages import AsyncMessages, Messages
 
 import carrot_ai
@@ -69,3 +70,37 @@ def test_client_created_before_instrument_is_recorded(fake: FakeAnthropic, carro
     finally:
         instrumentor.uninstrument()
     records(carrot, 1)
+
+
+def test_uninstrument_under_another_instrumentations_wrapper_stops_recording(
+    fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    """Ours below another instrumentation's wrapper: uninstrument() switches it off there (calls pass through,
+    unrecorded); instrument() again switches it back on, not stacked (one record per call)."""
+    original = Messages.__dict__["create"]
+    seen: list[str] = []
+
+    def theirs(wrapped, instance, args, kwargs):  # type: ignore[no-untyped-def]
+        seen.append("theirs")
+        return wrapped(*args, **kwargs)
+
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument()
+    wrapt.wrap_function_wrapper(Messages, "create", theirs)
+    try:
+        instrumentor.uninstrument()
+        client = make_client(fake)
+        reply = client.messages.create(model=MODEL, max_tokens=10, messages=user("after uninstrument"))
+        assert isinstance(reply, anthropic.types.Message)
+        assert seen == ["theirs"]
+        no_more_records(carrot, 0)
+
+        instrumentor.instrument()
+        assert Messages.__dict__["create"]._self_wrapper is theirs
+        client.messages.create(model=MODEL, max_tokens=10, messages=user("again"))
+        records(carrot, 1)
+        no_more_records(carrot, 1)
+        assert seen == ["theirs", "theirs"]
+    finally:
+        instrumentor.uninstrument()
+        Messages.create = original  # type: ignore[method-assign]

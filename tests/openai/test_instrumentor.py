@@ -131,3 +131,39 @@ def test_client_created_before_instrument_is_recorded(fake: FakeOpenAI, carrot: 
     finally:
         instrumentor.uninstrument()
     records(carrot, 2)
+
+
+def test_uninstrument_under_another_instrumentations_wrapper_stops_recording(
+    fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    """Another instrumentation wrapped create() after ours: uninstrument() cannot take ours out of its chain, so
+    ours stays there switched off (calls pass through, unrecorded), and instrument() again switches it back on
+    rather than stacking a second wrapper (one record per call)."""
+    original = Completions.__dict__["create"]
+    seen: list[str] = []
+
+    def theirs(wrapped, instance, args, kwargs):  # type: ignore[no-untyped-def]
+        seen.append("theirs")
+        return wrapped(*args, **kwargs)
+
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument()
+    wrapt.wrap_function_wrapper(Completions, "create", theirs)
+    try:
+        instrumentor.uninstrument()
+        client = make_client(fake)
+        reply = client.chat.completions.create(model=MODEL, messages=user("after uninstrument"))
+        assert reply.choices[0].message.content == "Echo: after uninstrument"
+        assert seen == ["theirs"]
+        no_more_records(carrot, 0)
+
+        instrumentor.instrument()
+        assert Completions.__dict__["create"]._self_wrapper is theirs  # not stacked above theirs
+        client.chat.completions.create(model=MODEL, messages=user("again"))
+        [record] = records(carrot, 1)
+        assert record["output"]["message"]["content"] == "Echo: again"
+        no_more_records(carrot, 1)
+        assert seen == ["theirs", "theirs"]
+    finally:
+        instrumentor.uninstrument()
+        Completions.create = original  # type: ignore[method-assign]

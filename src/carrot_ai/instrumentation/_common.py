@@ -173,28 +173,62 @@ Target = tuple[str, str, str, Any]  # (module, class, method, wrapper)
 
 
 def patch_targets(targets: Sequence[Target]) -> None:
-    """Install each wrapper on its class with wrapt; one that fails is reported and the others still go in."""
+    """Install each wrapper on its class with wrapt; one that fails is reported and the others still go in.
+
+    Each patch has an on/off switch (wrapt's ``enabled``, a C call per call): :func:`unpatch_targets` cannot take a
+    wrapper out from under another instrumentation's (that one holds it), so it switches it off there, and patching
+    again switches it back on instead of stacking a second one.
+    """
+    import importlib
+
     import wrapt
 
     from carrot_ai._core._guard import report_internal_error
 
     for module_name, class_name, method, wrapper in targets:
         try:
-            wrapt.wrap_function_wrapper(module_name, f"{class_name}.{method}", wrapper)
+            cls = getattr(importlib.import_module(module_name), class_name)
+            switch = _switch(cls.__dict__.get(method), (wrapper,))
+            if switch is not None:
+                switch[:] = [True]
+                continue
+            switch = [True]
+            wrapt.wrap_object(cls, method, wrapt.FunctionWrapper, (wrapper,), {"enabled": switch.__len__})
         except Exception as exc:
             report_internal_error(f"instrument {module_name}.{class_name}.{method}", exc)
 
 
 def unpatch_targets(targets: Sequence[Target], ours: Collection[Any]) -> None:
-    """Remove exactly our wrappers (``ours``) from the targets, leaving any other instrumentation's in place."""
+    """Remove exactly our wrappers (``ours``) from the targets, leaving any other instrumentation's in place; one
+    below another instrumentation's wrapper stays in that chain, switched off (it passes calls straight through)."""
     import importlib
 
     for module_name, class_name, method, _ in targets:
         cls = getattr(importlib.import_module(module_name), class_name)
         patched = cls.__dict__.get(method)
+        switch = _switch(patched, ours)
+        if switch is not None:
+            switch.clear()
         # wrapt's C FunctionWrapper is not a `wrapt.ObjectProxy` subclass in wrapt 2: look for ours by marker.
-        if patched is not None and getattr(patched, "_self_wrapper", None) in ours:
+        if patched is not None and _is_ours(getattr(patched, "_self_wrapper", None), ours):
             setattr(cls, method, patched.__wrapped__)
+
+
+def _is_ours(wrapper: Any, ours: Collection[Any]) -> bool:
+    return any(wrapper is mine for mine in ours)  # (by identity: another's wrapper may be unhashable)
+
+
+def _switch(function: Any, ours: Collection[Any]) -> list[bool] | None:
+    """The on/off switch of our patch in ``function``'s chain of wrappers (``__wrapped__``, through other
+    instrumentations'), or None when none of ``ours`` is there."""
+    for _ in range(32):
+        if function is None:
+            return None
+        if _is_ours(getattr(function, "_self_wrapper", None), ours):
+            switch = getattr(getattr(function, "_self_enabled", None), "__self__", None)
+            return switch if isinstance(switch, list) else None
+        function = getattr(function, "__wrapped__", None)
+    return None
 
 
 OPTIONS_KEY = "_carrot_wrap_options"
