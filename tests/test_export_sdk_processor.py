@@ -108,3 +108,22 @@ def test_failing_conversion_behind_the_sdk_processor_is_contained(
     chat_spans(provider, 1)
     provider.force_flush()
     assert carrot_ai.flush(5) is True
+
+
+def test_litellms_own_span_of_a_call_carrot_records_is_left_out(ingest: IngestServer, provider: TracerProvider) -> None:
+    """LiteLLM's OpenTelemetry callback names its call (``litellm.call_id``); when carrot's LiteLLM instrumentation
+    recorded that call (a stream: LiteLLM's span comes after it ended), the exporter leaves LiteLLM's span out
+    here too. Its other calls' spans are records as usual."""
+    from carrot_ai._core._tracing import remember_litellm_call
+
+    exporter = attach(provider, ingest)
+    remember_litellm_call("call-recorded-by-carrot")
+    tracer = provider.get_tracer("litellm")
+    for call_id in ("call-recorded-by-carrot", "call-carrot-did-not-see"):
+        with tracer.start_as_current_span("litellm_request", attributes={**CHAT, "litellm.call_id": call_id}):
+            pass
+    assert provider.force_flush()
+    assert carrot_ai.flush(5)
+    [record] = ingest.wait_for(1)
+    assert exporter.stats.delivered == 1
+    assert record["metadata"]["source"] == "otel"

@@ -115,6 +115,7 @@ CARROT_REQUEST_ID: Final = "carrot.request_id"
 CARROT_COST_USD: Final = "carrot.cost_usd"
 CARROT_CANCELLED: Final = "carrot.cancelled"
 CARROT_CONTENT_CAPTURED: Final = "carrot.content_captured"
+LITELLM_CALL_ID: Final = "litellm.call_id"  # LiteLLM's own OpenTelemetry callback: the call its span records
 CARROT_DUPLICATE: Final = "carrot.duplicate"  # True: another span records the same model call (never a record)
 CARROT_STARTED_AT: Final = "carrot.started_at"  # explicit start for manual capture / backfills (ISO 8601)
 CARROT_ENDED_AT: Final = "carrot.ended_at"

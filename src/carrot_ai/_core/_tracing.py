@@ -11,6 +11,7 @@ of one span.
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +41,27 @@ _runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
 _context_var: Any = getattr(_runtime, "_current_context", None)
 if type(_runtime).__name__ != "ContextVarsRuntimeContext" or not isinstance(_context_var, contextvars.ContextVar):
     _context_var = None
+
+
+# The LiteLLM call ids (``litellm_call_id``) of the streams carrot records, oldest first, bounded: LiteLLM's own
+# OpenTelemetry callback makes its span of a stream after the stream has ended, outside carrot's call, and names the
+# call (``litellm.call_id``): the span processor leaves such a span out of the records (the same call).
+litellm_calls: dict[str, None] = {}
+_LITELLM_CALLS_MAX = 10_000
+_litellm_lock = threading.Lock()
+
+
+def remember_litellm_call(call_id: Any) -> None:
+    """A LiteLLM call carrot records (see :data:`litellm_calls`). Never raises."""
+    if type(call_id) is str and call_id:
+        with _litellm_lock:
+            if len(litellm_calls) >= _LITELLM_CALLS_MAX:
+                del litellm_calls[next(iter(litellm_calls))]
+            litellm_calls[call_id] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=litellm_calls.clear)  # (the parent's calls: a child's spans are its own)
 
 
 def current_context() -> Context:

@@ -10,6 +10,11 @@ go first (spans that are never exported, such as HTTP client spans, are remember
 The other direction: when our LLM span starts below another instrumentation's span (theirs installed on top of
 ours), that parent is remembered as ``ABOVE``; when it ends, it is a duplicate if it is a model call, and its own
 parent is remembered in turn, so a stack of several instrumentations above ours is recognised too.
+
+LiteLLM's own OpenTelemetry callback (``litellm.callbacks = ["otel"]``) makes its ``litellm_request`` span of a
+stream after the stream has ended, outside carrot's call: carrot's LiteLLM instrumentation remembers the LiteLLM
+call id of each stream it records (``_tracing.remember_litellm_call``), and a foreign span naming one of them
+(``litellm.call_id``) is that call again (:func:`is_litellm_duplicate`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import threading
 from typing import Any
 
 from carrot_ai import semconv
+from carrot_ai._core._tracing import litellm_calls
 
 _MAX = 10_000
 INSIDE = 1  # started inside one of our LLM calls
@@ -89,8 +95,18 @@ def settle_for_exporter(span: Any, attributes: Any) -> None:
             _put(_dropped, span.context.span_id, None)
 
 
+def is_litellm_duplicate(attributes: Any) -> bool:
+    """Whether a span with these attributes is LiteLLM's own span of a call carrot records (never one of ours)."""
+    call_id = attributes.get(semconv.LITELLM_CALL_ID)
+    return type(call_id) is str and call_id in litellm_calls and semconv.CARROT_KIND not in attributes
+
+
 def is_late_duplicate(span: Any) -> bool:
     """Whether the exporter should leave out ``span``, settled as a duplicate (then forget it)."""
+    if litellm_calls:
+        attributes = getattr(span, "attributes", None)
+        if attributes is not None and is_litellm_duplicate(attributes):
+            return True
     if not _dropped:
         return False
     context = getattr(span, "context", None)

@@ -23,7 +23,7 @@ from carrot_ai import semconv
 from carrot_ai._context import current_scope
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai._core._tracing import LLM_CALL_KEY, is_foreign_model_call, parent_attribute, running_here
+from carrot_ai._core._tracing import LLM_CALL_KEY, is_foreign_model_call, litellm_calls, parent_attribute, running_here
 from carrot_ai.export import _duplicates
 from carrot_ai.export._exporter import CarrotSpanExporter, raw_attributes
 from carrot_ai.export._sizing import FAST_SPAN_OVERHEAD_BYTES
@@ -126,6 +126,8 @@ class CarrotSpanProcessor(SpanProcessor):
             if suspects and _duplicates.settle(span, attributes):
                 return
             if _KIND not in attributes and _OPERATION not in attributes:
+                return
+            if litellm_calls and _duplicates.is_litellm_duplicate(attributes):
                 return
             if self._duplicates:
                 context = span.context

@@ -25,7 +25,7 @@ from carrot_ai._core._content import pop_trace_header
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._llm import LLMCall
 from carrot_ai._core._stream import AsyncStreamProxy, StreamState, SyncStreamProxy
-from carrot_ai._core._tracing import LLM_CALL_KEY, current_context, in_llm_call, running_here
+from carrot_ai._core._tracing import LLM_CALL_KEY, current_context, in_llm_call, remember_litellm_call, running_here
 from carrot_ai.instrumentation._common import CallOptions
 from carrot_ai.instrumentation.litellm import _extract
 from carrot_ai.instrumentation.litellm._accumulate import ChunkAccumulator
@@ -116,6 +116,7 @@ def finish(call: LLMCall, result: Any, operation: str, is_async: bool) -> Any:
             call.stop(*_extract.embedding_result(result, call.capture))
             return result
         if _is_stream(result):
+            _remember_call_id(result)
             state = StreamState(call, ChunkAccumulator(call.capture))
             return AsyncStreamProxy(result, state) if is_async else SyncStreamProxy(result, state)
         call.stop(*_extract.completion_result(result, call.capture))
@@ -123,6 +124,12 @@ def finish(call: LLMCall, result: Any, operation: str, is_async: bool) -> Any:
         report_internal_error("litellm call finish", exc)
         LLMCall.stop_quietly(call, {}, None)
     return result
+
+
+def _remember_call_id(stream: Any) -> None:
+    """LiteLLM's own OpenTelemetry callback makes its span of a stream once the stream has ended, outside our call:
+    its call id marks that span as this call again (:data:`carrot_ai._core._tracing.litellm_calls`)."""
+    remember_litellm_call(getattr(getattr(stream, "logging_obj", None), "litellm_call_id", None))
 
 
 def _is_stream(result: Any) -> bool:
@@ -227,6 +234,7 @@ class _Routed:
             return result
         try:
             call = self.call
+            _remember_call_id(result)
             state = StreamState(call, ChunkAccumulator(call.capture))
             state.hold()
             proxy = AsyncStreamProxy(result, state) if is_async else SyncStreamProxy(result, state)
