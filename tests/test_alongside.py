@@ -297,3 +297,26 @@ def test_with_an_app_processor_the_request_attributes_are_on_the_span_when_it_st
     }
     [record] = carrot.records
     assert record["input"]["messages"] == messages
+
+
+def test_init_beside_a_carrot_client_of_its_own_delivers_to_the_application_provider(
+    app_provider: TracerProvider, ingest: IngestServer, receiver: OTLPReceiver
+) -> None:
+    # A 0.2-style client with its own exporter (manual records to another project) is not the exporter of the
+    # application's provider: init() must still give that provider a delivery path.
+    audit = carrot_ai.CarrotClient(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05)
+    try:
+        carrot_ai.init(
+            api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=app_provider
+        )
+
+        @carrot_ai.trace(name="step")
+        def step() -> str:
+            return "ok"
+
+        step()
+        delivered(app_provider, ingest, receiver, records=1, spans=1)
+        assert ingest.records[0]["name"] == "step"
+    finally:
+        carrot_ai.shutdown()
+        audit.shutdown()

@@ -135,8 +135,8 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
         # implicitly on first use: the global provider is the application's to set, maybe later (OpenTelemetry
         # refuses a second one).
         owns = True
-    existing = [e for e in live_exporters() if getattr(e, "_carrot_attached_by", None) is None]
-    if existing and not owns:
+    existing = [] if owns else _exporters_fed_by(provider, live_exporters())
+    if existing:
         # An exporter from OTEL_TRACES_EXPORTER=carrot already feeds this provider: one delivery path only.
         exporter = existing[0]
         processor = None
@@ -157,6 +157,21 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     if not _atexit_registered:
         atexit.register(_at_exit)
         _atexit_registered = True
+
+
+def _exporters_fed_by(provider: Any, exporters: list[Any]) -> list[Any]:
+    """The carrot exporters, of ``exporters`` and not set up by ``init()``, that ``provider``'s span processors feed
+    (ours, or the SDK's batch / simple processor). Another one (a ``CarrotClient`` of its own, an exporter on another
+    provider) never sees this provider's spans."""
+    multi = getattr(provider, "_active_span_processor", None)
+    fed = []
+    for processor in getattr(multi, "_span_processors", None) or ():
+        for name in ("exporter", "span_exporter"):
+            try:
+                fed.append(getattr(processor, name, None))
+            except Exception:
+                pass
+    return [e for e in exporters if getattr(e, "_carrot_attached_by", None) is None and any(e is f for f in fed)]
 
 
 def _shutdown_quietly(exporter: Any) -> None:
