@@ -299,6 +299,70 @@ def test_with_an_app_processor_the_request_attributes_are_on_the_span_when_it_st
     assert record["input"]["messages"] == messages
 
 
+FIRST_USE_APP = """
+import json
+import os
+
+import carrot_ai
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+@carrot_ai.trace
+def warm_up() -> str:
+    return "ok"
+
+
+CHAT = json.loads(os.environ["CHAT"])
+warm_up()  # at import: carrot sets itself up on first use, on a provider of its own
+
+provider = TracerProvider(resource=Resource.create({"service.name": "billing"}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=os.environ["COLLECTOR"])))
+trace.set_tracer_provider(provider)
+carrot_ai.init()  # then the application sets up its pipeline and asks carrot to join it
+
+genai = trace.get_tracer("opentelemetry.instrumentation.openai_v2")
+with trace.get_tracer("app").start_as_current_span("POST /invoice", kind=trace.SpanKind.SERVER):
+    warm_up()
+    with genai.start_as_current_span("chat gpt-4o-mini", kind=trace.SpanKind.CLIENT, attributes=CHAT):
+        pass
+print("app done")
+"""
+
+
+def test_init_after_set_up_on_first_use_joins_the_application_pipeline(
+    tmp_path: Path, ingest: IngestServer, receiver: OTLPReceiver
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(FIRST_USE_APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARROT_", "OTEL_"))}
+    env.update(
+        COLLECTOR=receiver.endpoint,
+        CARROT_API_KEY="ck-test-key",
+        CARROT_BASE_URL=ingest.base_url,
+        CHAT=json.dumps(CURRENT_CHAT),
+    )
+    result = subprocess.run([sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    records = ingest.wait_for(3)
+    spans = receiver.wait_for(3)
+    time.sleep(0.2)
+    # The application's collector gets carrot's span made after init(), nested under its own.
+    assert sorted(s.name for s in receiver.spans) == ["POST /invoice", "chat gpt-4o-mini", "warm_up"]
+    http = span_named(receiver, "POST /invoice")
+    assert span_named(receiver, "warm_up").parent_span_id == http.span_id
+    # Carrot gets both warm-ups and the other instrumentation's GenAI span of the application's provider.
+    assert sorted(r["metadata"]["source"] for r in records) == ["decorator", "decorator", "otel"]
+    assert len(ingest.records) == 3
+    [foreign] = [r for r in records if r["metadata"]["source"] == "otel"]
+    assert foreign["metadata"]["service_name"] == "billing"
+    assert len(spans) == 3
+
+
 def test_init_beside_a_carrot_client_of_its_own_delivers_to_the_application_provider(
     app_provider: TracerProvider, ingest: IngestServer, receiver: OTLPReceiver
 ) -> None:

@@ -107,6 +107,7 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     _cost.set_price_overrides(settings.prices)  # validates: a bad price table is a ValueError from init()
     _content.set_policy(_make_policy(settings))
     if _state is not None:
+        _join_application_provider(_state, tracer_provider, live_exporters())
         if _state.settings == settings:
             return
         _state.settings = settings
@@ -157,6 +158,22 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     if not _atexit_registered:
         atexit.register(_at_exit)
         _atexit_registered = True
+
+
+def _join_application_provider(state: _State, tracer_provider: TracerProvider | None, exporters: list[Any]) -> None:
+    """Move to the application's SDK provider when carrot runs on a provider of its own (set up on first use, before
+    the application configured OpenTelemetry): an ``init()`` then attaches as it would have from the start. The
+    private provider keeps the processor for the spans still open on it."""
+    if not state.owns_provider or state.processor is None:
+        return
+    provider = tracer_provider or trace.get_tracer_provider()
+    if provider is state.provider or not isinstance(provider, TracerProvider) or _exporters_fed_by(provider, exporters):
+        return
+    provider.add_span_processor(state.processor)
+    _fastspan.enable(provider, state.processor)
+    state.provider = provider
+    state.owns_provider = False
+    _tracing.set_tracer_provider(None if provider is trace.get_tracer_provider() else provider)
 
 
 def _exporters_fed_by(provider: Any, exporters: list[Any]) -> list[Any]:
