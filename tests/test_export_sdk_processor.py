@@ -127,3 +127,18 @@ def test_litellms_own_span_of_a_call_carrot_records_is_left_out(ingest: IngestSe
     [record] = ingest.wait_for(1)
     assert exporter.stats.delivered == 1
     assert record["metadata"]["source"] == "otel"
+def test_carrot_flush_delivers_what_the_sdk_batch_processor_still_holds(
+    ingest: IngestServer, provider: TracerProvider
+) -> None:
+    # OTEL_TRACES_EXPORTER=carrot behind the SDK's processor (whose own schedule is 5 s by default), then init() in
+    # code: flush(), a serverless handler's last line before the process is frozen, hands those spans over too.
+    exporter = CarrotSpanExporter(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=60)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=provider)
+    try:
+        chat_spans(provider, 3)
+        assert carrot_ai.flush(5) is True
+        assert len(ingest.records) == 3
+        assert carrot_ai.stats()["delivered"] == 3
+    finally:
+        carrot_ai.shutdown()

@@ -176,6 +176,20 @@ def _join_application_provider(state: _State, tracer_provider: TracerProvider | 
     _tracing.set_tracer_provider(None if provider is trace.get_tracer_provider() else provider)
 
 
+def _processors_feeding(provider: Any, exporters: list[Any]) -> list[Any]:
+    """The SDK span processors of ``provider`` (batch or simple) whose exporter is one of ``exporters``."""
+    multi = getattr(provider, "_active_span_processor", None)
+    feeding = []
+    for processor in getattr(multi, "_span_processors", None) or ():
+        try:
+            exporter = getattr(processor, "span_exporter", None)
+        except Exception:
+            continue
+        if any(exporter is e for e in exporters):
+            feeding.append(processor)
+    return feeding
+
+
 def _exporters_fed_by(provider: Any, exporters: list[Any]) -> list[Any]:
     """The carrot exporters, of ``exporters`` and not set up by ``init()``, that ``provider``'s span processors feed
     (ours, or the SDK's batch / simple processor). Another one (a ``CarrotClient`` of its own, an exporter on another
@@ -237,11 +251,17 @@ def flush(timeout: float = 10.0) -> bool:
         from carrot_ai.export._exporter import live_exporters
 
         exporters = live_exporters()
+        provider: Any = trace.get_tracer_provider()
     else:
         exporters = [state.exporter]
+        provider = state.provider
     try:
         deadline = time.monotonic() + timeout
         delivered = True
+        # The SDK's processor in front of an exporter of OTEL_TRACES_EXPORTER=carrot hands over what it still holds
+        # (it only queues: its export() is ours).
+        for processor in _processors_feeding(provider, exporters):
+            delivered = bool(processor.force_flush(int(max(deadline - time.monotonic(), 0.0) * 1000))) and delivered
         for exporter in exporters:  # one shared timeout
             remaining_ms = int(max(deadline - time.monotonic(), 0.0) * 1000)
             delivered = bool(exporter.force_flush(remaining_ms)) and delivered
