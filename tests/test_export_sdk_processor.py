@@ -6,6 +6,7 @@ is built by hand on a provider of the test's own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,3 +143,31 @@ def test_carrot_flush_delivers_what_the_sdk_batch_processor_still_holds(
         assert carrot_ai.stats()["delivered"] == 3
     finally:
         carrot_ai.shutdown()
+
+
+def test_carrot_shutdown_does_not_wait_for_the_application_exporter(ingest: IngestServer) -> None:
+    # OTEL_TRACES_EXPORTER=otlp,carrot behind the SDK's processors, and an application collector that does not answer:
+    # carrot_ai.shutdown() hands over and delivers carrot's spans within exit_timeout, and leaves the application's
+    # processor alone (the SDK's force_flush ignores its timeout: it exports there and then).
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    with IngestServer() as collector:
+        collector.fault = Fault.hang()
+        provider = TracerProvider(shutdown_on_exit=False)
+        otlp = OTLPSpanExporter(endpoint=collector.base_url + "/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(otlp, schedule_delay_millis=60_000))
+        exporter = CarrotSpanExporter(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=60)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+        carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, exit_timeout=1.0, tracer_provider=provider)
+        try:
+            chat_spans(provider, 2)
+            started = time.monotonic()
+            carrot_ai.shutdown()
+            elapsed = time.monotonic() - started
+            assert elapsed < 1.5, elapsed
+            assert len(ingest.records) == 2
+        finally:
+            carrot_ai.shutdown()
+            collector.fault = Fault.ok()
+            collector.release_hangs()
+            provider.shutdown()

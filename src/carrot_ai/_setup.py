@@ -289,10 +289,13 @@ def shutdown() -> None:
             state.processor.shutdown()
         else:
             # The exporter belongs to the SDK's processor (OTEL_TRACES_EXPORTER=carrot), which still holds spans and
-            # shuts the exporter down in its own exit hook: hand over and deliver now, leave the closing to it.
-            budget_ms = int(state.settings.exit_timeout * 1000)
-            state.provider.force_flush(budget_ms)
-            state.exporter.force_flush(budget_ms)
+            # shuts the exporter down in its own exit hook: hand over and deliver now, leave the closing to it. Only
+            # that processor: the SDK's force_flush ignores its timeout, and the application's exporters are not ours
+            # to wait for.
+            deadline = time.monotonic() + state.settings.exit_timeout
+            for processor in _processors_feeding(state.provider, [state.exporter]):
+                processor.force_flush(int(max(deadline - time.monotonic(), 0.0) * 1000))
+            state.exporter.force_flush(int(max(deadline - time.monotonic(), 0.0) * 1000))
         if state.owns_provider and state.provider is not trace.get_tracer_provider():
             state.provider.shutdown()
     except Exception as exc:
