@@ -384,3 +384,28 @@ def test_init_beside_a_carrot_client_of_its_own_delivers_to_the_application_prov
     finally:
         carrot_ai.shutdown()
         audit.shutdown()
+
+
+def test_model_calls_under_suppress_instrumentation_make_no_span_and_no_record(
+    app_provider: TracerProvider, carrot: IngestServer, receiver: OTLPReceiver, fake: FakeAnthropic
+) -> None:
+    # OpenTelemetry's switch for "no telemetry for this work" (an exporter's own calls, a health check): every
+    # instrumentation honours it, as the SDK's processors do for their export.
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    client = carrot_ai.wrap(anthropic_client(fake))
+    with suppress_instrumentation():
+        message = client.messages.create(
+            model="claude-opus-4-5", max_tokens=50, messages=[{"role": "user", "content": "not traced"}]
+        )
+        with client.messages.stream(
+            model="claude-opus-4-5", max_tokens=50, messages=[{"role": "user", "content": "not traced either"}]
+        ) as stream:
+            text = stream.get_final_text()
+    assert message.content[0].text == "Echo: not traced"
+    assert text == "Echo: not traced either"
+    client.messages.create(model="claude-opus-4-5", max_tokens=50, messages=[{"role": "user", "content": "traced"}])
+
+    delivered(app_provider, carrot, receiver, records=1, spans=1)
+    [record] = carrot.records
+    assert record["input"]["messages"] == [{"role": "user", "content": "traced"}]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from opentelemetry.context import Context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
@@ -110,6 +110,8 @@ class LLMCall:
             context = current_context()
             if (outer := context.get(LLM_CALL_KEY)) is not None and running_here(outer):
                 return None  # already inside this call
+            if context.get(_SUPPRESS_INSTRUMENTATION_KEY):
+                return None  # OpenTelemetry's suppress_instrumentation(): no telemetry for this work
             if capture is None:
                 capture = _content.capture_enabled()
             capture = capture and not metadata_only
