@@ -128,6 +128,8 @@ def test_litellms_own_span_of_a_call_carrot_records_is_left_out(ingest: IngestSe
     [record] = ingest.wait_for(1)
     assert exporter.stats.delivered == 1
     assert record["metadata"]["source"] == "otel"
+
+
 def test_carrot_flush_delivers_what_the_sdk_batch_processor_still_holds(
     ingest: IngestServer, provider: TracerProvider
 ) -> None:
