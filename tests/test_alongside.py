@@ -409,3 +409,47 @@ def test_model_calls_under_suppress_instrumentation_make_no_span_and_no_record(
     delivered(app_provider, carrot, receiver, records=1, spans=1)
     [record] = carrot.records
     assert record["input"]["messages"] == [{"role": "user", "content": "traced"}]
+
+
+def test_the_applications_attribute_length_limit_does_not_cut_carrots_records(
+    ingest: IngestServer, receiver: OTLPReceiver, fake: FakeAnthropic
+) -> None:
+    """An application that limits attribute values (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, ``SpanLimits``: some
+    vendors' distributions do by default) gets its spans cut to that length; carrot's records keep the whole input
+    and output (a prompt cut in the middle is worthless for training), also of a call that fails."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=120), shutdown_on_exit=False)
+    provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=receiver.endpoint), schedule_delay_millis=50)
+    )
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
+    try:
+        client = carrot_ai.wrap(anthropic_client(fake, open_telemetry=False))
+        question = "a long question " * 30
+
+        @carrot_ai.trace(name="answer")
+        def answer(text: str) -> dict[str, str]:
+            reply = client.messages.create(
+                model="claude-opus-4-5", max_tokens=50, messages=[{"role": "user", "content": text}]
+            )
+            return {"answer": reply.content[0].text, "padding": "x" * 300}
+
+        @carrot_ai.trace(name="fails")
+        def fails(text: str) -> None:
+            raise ValueError("no " + "y" * 300)
+
+        answer(question)
+        with pytest.raises(ValueError):
+            fails(question)
+        delivered(provider, ingest, receiver, records=3, spans=3)
+    finally:
+        carrot_ai.shutdown()
+        provider.shutdown()
+    assert all(len(v) <= 120 for s in receiver.spans for v in s.attributes.values() if isinstance(v, str))
+    function = ingest.by_name("answer")
+    assert function["input"] == {"text": question}
+    assert function["output"]["padding"] == "x" * 300
+    [llm] = [r for r in ingest.records if r["metadata"]["type"] == "llm"]
+    assert llm["input"]["messages"] == [{"role": "user", "content": question}]
+    assert ingest.by_name("fails")["input"] == {"text": question}

@@ -48,20 +48,73 @@ if type(_runtime).__name__ != "ContextVarsRuntimeContext" or not isinstance(_con
 # call (``litellm.call_id``): the span processor leaves such a span out of the records (the same call).
 litellm_calls: dict[str, None] = {}
 _LITELLM_CALLS_MAX = 10_000
-_litellm_lock = threading.Lock()
+_tables_lock = threading.Lock()
 
 
 def remember_litellm_call(call_id: Any) -> None:
     """A LiteLLM call carrot records (see :data:`litellm_calls`). Never raises."""
     if type(call_id) is str and call_id:
-        with _litellm_lock:
+        with _tables_lock:
             if len(litellm_calls) >= _LITELLM_CALLS_MAX:
                 del litellm_calls[next(iter(litellm_calls))]
             litellm_calls[call_id] = None
 
 
+# The whole text of carrot's own content attributes (the record's input and output) of SDK spans whose attribute
+# values the application limits (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, ``SpanLimits``): the span keeps the cut value
+# the application asked for, and the record is made from this, by span id (taken by the converter). Bounded: a span
+# that never reaches carrot's exporter gives way, oldest first.
+whole_values: dict[int, dict[str, str]] = {}
+_WHOLE_KEYS = (semconv.CARROT_INPUT, semconv.CARROT_OUTPUT)
+_WHOLE_MAX = 2_000  # spans
+_WHOLE_MAX_CHARS = 16 * 1024 * 1024  # of text, all spans together
+_whole_chars = [0]
+
+
+def keep_whole(span: Any, attributes: Mapping[str, Any]) -> None:
+    """Keep what the SDK span's attribute length limit would cut of ``attributes``' content (:data:`whole_values`).
+    Nothing to do, and one attribute read, when the application sets no limit. Never raises."""
+    try:
+        limit = getattr(getattr(span, "_attributes", None), "max_value_len", None)
+        if limit is None:
+            return
+        for key in _WHOLE_KEYS:
+            value = attributes.get(key)
+            if type(value) is str and len(value) > limit:
+                span_id = span.get_span_context().span_id
+                with _tables_lock:
+                    kept = whole_values.get(span_id)
+                    if kept is None:
+                        kept = whole_values[span_id] = {}
+                    _whole_chars[0] += len(value) - len(kept.get(key, ""))
+                    kept[key] = value
+                    while whole_values and (len(whole_values) > _WHOLE_MAX or _whole_chars[0] > _WHOLE_MAX_CHARS):
+                        oldest = whole_values.pop(next(iter(whole_values)))
+                        _whole_chars[0] -= sum(map(len, oldest.values()))
+    except Exception as exc:
+        report_internal_error("keep whole attribute", exc)
+
+
+def _reset_tables_after_fork() -> None:
+    """In a forked child: the parent's calls and spans are not the child's, and the lock may have been held."""
+    global _tables_lock
+    _tables_lock = threading.Lock()
+    litellm_calls.clear()
+    whole_values.clear()
+    _whole_chars[0] = 0
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=litellm_calls.clear)  # (the parent's calls: a child's spans are its own)
+    os.register_at_fork(after_in_child=_reset_tables_after_fork)
+
+
+def take_whole(span_id: int) -> dict[str, str] | None:
+    """The whole content values kept for a span (see :data:`whole_values`), once."""
+    with _tables_lock:
+        kept = whole_values.pop(span_id, None)
+        if kept is not None:
+            _whole_chars[0] -= sum(map(len, kept.values()))
+        return kept
 
 
 def current_context() -> Context:
@@ -207,6 +260,7 @@ class SpanCall:
             span = tracer.start_span(
                 name, context=parent_context, kind=kind, attributes=attributes, start_time=start_time
             )
+            keep_whole(span, attributes)
         self.span = span
         self._token: object | None = None
         self._ended = False
@@ -251,6 +305,8 @@ class SpanCall:
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         """Add attributes to the span while it is still open."""
         if attributes and not self._ended:
+            if type(self.span) is not FastSpan:
+                keep_whole(self.span, attributes)
             self.span.set_attributes(attributes)
 
     def stop(self, attributes: Mapping[str, AttributeValue] | None = None, end_time: int | None = None) -> None:
@@ -260,6 +316,8 @@ class SpanCall:
         self._ended = True
         try:
             if attributes:
+                if type(self.span) is not FastSpan:
+                    keep_whole(self.span, attributes)
                 self.span.set_attributes(attributes)
         finally:
             self.span.end(end_time=end_time)
@@ -283,6 +341,8 @@ class SpanCall:
             }
             if attributes:
                 error.update(attributes)
+            if type(self.span) is not FastSpan:
+                keep_whole(self.span, error)
             self.span.set_attributes(error)
             self.span.set_status(Status(StatusCode.ERROR, message))
         finally:

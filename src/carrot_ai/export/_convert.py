@@ -23,6 +23,7 @@ from carrot_ai._core import _content
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._serialize import dumps
+from carrot_ai._core._tracing import take_whole, whole_values
 from carrot_ai.export import _cost
 from carrot_ai.export._schema import TraceRecord, fits_reserved_metadata
 from carrot_ai.export._sizing import raw_attributes
@@ -158,6 +159,10 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     context = span.context
     if kind is None or context is None:
         return None
+    if whole_values:
+        whole = take_whole(context.span_id)
+        if whole is not None:  # what the application's attribute length limit cut of the span's content
+            attributes = {**attributes, **whole}
     ours = semconv.CARROT_KIND in attributes
     error = span.status.status_code is StatusCode.ERROR
     content_withheld = attributes.get(semconv.CARROT_CONTENT_CAPTURED) is False
