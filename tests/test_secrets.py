@@ -305,6 +305,9 @@ def test_settings_repr_masks_the_key_and_url_credentials() -> None:
         "credential", "credentials", "private_key", "Proxy-Authorization", "x-api-key", "Set-Cookie", "db_password",
         "openai_api_key", "X-Auth-Token", "client_secret", "api_\u212aey",
         "accessToken", "refreshToken", "clientSecret", "openaiApiKey", "apiKey", "dbPassword", "privateKey",
+        "aws_secret_access_key", "aws_access_key_id", "access_key", "secret_key", "awsSecretAccessKey",
+        "signing_key", "encryption_key", "account_key", "AZURE_STORAGE_ACCOUNT_KEY", "master_key", "pwd", "db_pwd",
+        "session_token", "aws_session_token",
     ],
 )  # fmt: skip
 def test_every_secret_name_is_seen_by_the_fast_path_hint(name: str) -> None:
@@ -321,6 +324,7 @@ def test_ordinary_keys_are_not_secret_names() -> None:
 
     for name in (
         "question", "top_k", "max_tokens", "maxTokens", "tokens", "author", "authorId", "oauth", "keyboard",
-        "cache_key", "cacheKey", "HTTPStatus", 3, None,
+        "cache_key", "cacheKey", "HTTPStatus", "primary_key", "sort_key", "partition_key", "key", "key_id",
+        "access_key_count", "keywords", 3, None,
     ):  # fmt: skip
         assert not is_secret_key(name), name

@@ -6,8 +6,9 @@ request parameters are not walked: their messages are content, and their headers
 
 The rule is a name rule (:func:`is_secret_name`), lower-cased with ``-`` and a camelCase hump read as ``_``
 (``accessToken`` is ``access_token``): a name that is, or ends in ``_`` followed by, one of ``password``,
-``passwd``, ``secret``, ``token``, ``api_key`` / ``apikey``, ``authorization``, ``auth``, ``cookie``,
-``credential(s)``, ``private_key``; and the header names ``set-cookie`` and ``x-api-key`` /
+``passwd``, ``pwd``, ``secret``, ``token``, ``api_key`` / ``apikey``, ``authorization``, ``auth``, ``cookie``,
+``credential(s)``, ``private_key``, ``access_key`` (``aws_secret_access_key``) / ``access_key_id``, ``secret_key``,
+``signing_key``, ``encryption_key``, ``account_key``, ``master_key``; and the header names ``set-cookie`` and ``x-api-key`` /
 ``proxy-authorization``, which it already covers. Keys are looked up in a bounded memo, so a dict key seen before
 costs one dict lookup, not a regex.
 """
@@ -19,11 +20,12 @@ from typing import Any
 
 REDACTED = "[REDACTED]"
 _SECRET_NAME = re.compile(
-    r"(?:^|_)(?:password|passwd|secret|token|api_?key|apikey|authorization|auth|cookie|credentials?|private_key)$"
+    r"(?:^|_)(?:password|passwd|pwd|secret|token|api_?key|apikey|authorization|auth|cookie|credentials?"
+    r"|private_key|access_key(?:_id)?|secret_key|signing_key|encryption_key|account_key|master_key)$"
 )
 # Lower-case substrings at least one of which every secret name contains (``str.lower`` applied to the whole JSON
 # text lower-cases its keys the same way): JSON text without any of them names no secret.
-_HINTS = ("pass", "secret", "token", "api", "auth", "cookie", "credential", "private")
+_HINTS = ("pass", "pwd", "secret", "token", "api", "auth", "cookie", "credential", "private", 'key"', "keyid", "key_id")
 _MEMO_SIZE = 4_096
 _memo: dict[str, bool] = {}
 
@@ -62,6 +64,10 @@ def may_name_secret(text: str) -> bool:
         or "cookie" in lowered
         or "credential" in lowered
         or "private" in lowered
+        or 'key"' in lowered  # (a JSON key ending in "key": access_key, secretKey, ...)
+        or "pwd" in lowered
+        or "keyid" in lowered
+        or "key_id" in lowered
     )
 
 
