@@ -4,6 +4,7 @@ import asyncio
 import inspect
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -269,6 +270,39 @@ def test_unserializable_arguments_become_repr_and_never_raise(carrot: IngestServ
     assert record["input"]["e"] == "nan"
     assert record["input"]["f"].endswith("...[truncated, 200000 chars]")
     assert record["output"] == {"same": [1, "<cyclic>"]}
+
+
+def test_plain_objects_are_recorded_by_their_public_attributes_as_in_0_2_1(carrot: IngestServer) -> None:
+    class Document:
+        def __init__(self, text: str, score: float) -> None:
+            self.text = text
+            self.score = score
+            self.source = SimpleNamespace(url="https://docs.example", api_key="sk-live-123")
+            self._cache = "private"
+            self.itself = self
+
+    class Hit:
+        def __init__(self, doc: Document) -> None:
+            self.doc = doc
+
+    class Bare:  # no public attribute: its repr, not an empty object
+        def __repr__(self) -> str:
+            return "<Bare>"
+
+    @carrot_ai.trace("rank")
+    def rank(doc: Document, bare: Bare) -> Hit:
+        return Hit(doc)
+
+    rank(Document("reset your password", 0.9), Bare())
+    [record] = records_after_flush(carrot, 1)
+    document = {
+        "text": "reset your password",
+        "score": 0.9,
+        "source": {"url": "https://docs.example", "api_key": "[REDACTED]"},
+        "itself": "<cyclic>",
+    }
+    assert record["input"] == {"doc": document, "bare": "<Bare>"}
+    assert record["output"] == {"doc": document}  # an object is the output as is, as a dict is
 
 
 def test_secret_named_arguments_are_redacted(carrot: IngestServer) -> None:

@@ -10,9 +10,13 @@ Rules (the decorator's and the wrappers' capture rules):
 * pydantic models (``model_dump``), dataclasses, ``datetime``/``date``/``time`` (ISO 8601), ``UUID``, ``Decimal``,
   ``Enum`` (its value) and ``os.PathLike`` get their natural JSON form.
 * ``bytes`` become a placeholder with their size, never the payload.
+* Any other object with public attributes in its ``__dict__`` (an instance of a class of your own, a
+  ``SimpleNamespace``) becomes an object of those attributes, as carrot-ai 0.2.1 recorded it; classes, modules,
+  functions and exceptions are not read that way.
 * A container seen again inside itself becomes ``"<cyclic>"``; nesting deeper than ``max_depth`` becomes a
   ``"<max depth ...>"`` marker.
-* Anything else becomes its ``repr`` (truncated); an object whose ``repr`` raises becomes ``"<unrepresentable T>"``.
+* Anything else (an object without public attributes too) becomes its ``repr`` (truncated); an object whose
+  ``repr`` raises becomes ``"<unrepresentable T>"``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import math
 import os
 import sys
+import types
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,6 +42,9 @@ DEFAULT_MAX_ITEMS = 10_000
 DEFAULT_MAX_DEPTH = 32
 
 _PRIMITIVES = (str, int, bool, type(None))
+# Objects whose ``__dict__`` is not their data: a class's or a module's namespace, a function's attributes, an
+# exception's (which may hold a whole HTTP response, request headers included).
+_NOT_BY_ATTRIBUTES = (type, types.ModuleType, types.FunctionType, types.MethodType, BaseException)
 
 
 def truncate_string(value: str, max_string: int) -> str:
@@ -196,6 +204,8 @@ class _Converter:
             return self._container(value, depth, self._pydantic)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return self._container(value, depth, self._dataclass)
+        if not isinstance(value, _NOT_BY_ATTRIBUTES) and isinstance(getattr(value, "__dict__", None), dict):
+            return self._container(value, depth, self._attributes)
         return _safe_repr(value, self.max_string)
 
     def _container(self, value: Any, depth: int, convert: Any) -> Any:
@@ -242,6 +252,17 @@ class _Converter:
             secret = self.mask and is_secret_key(name)
             out[name] = REDACTED if secret else self.convert(getattr(value, name, None), depth + 1)
         return out
+
+    def _attributes(self, value: Any, depth: int) -> Any:
+        out: dict[str, Any] = {}
+        for name, item in list(value.__dict__.items()):
+            if type(name) is not str or name.startswith("_"):
+                continue
+            if len(out) >= self.max_items:
+                out["<truncated>"] = "more attributes"
+                break
+            out[name] = REDACTED if self.mask and is_secret_key(name) else self.convert(item, depth + 1)
+        return out if out else _safe_repr(value, self.max_string)
 
 
 def _key(key: Any) -> str:
