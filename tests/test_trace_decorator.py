@@ -66,6 +66,19 @@ def test_name_tags_and_metadata_forms(carrot: IngestServer) -> None:
     assert second["output"] == {"result": None}
 
 
+def test_metadata_under_a_key_carrot_sets_itself_is_kept_beside_it(carrot: IngestServer) -> None:
+    # carrot-ai 0.2.1 sent @trace(metadata=...) whole; a value under `source` or `latency_ms` used to be lost.
+    @carrot_ai.trace("ingest", metadata={"source": "slack-bot", "latency_ms": 5, "version": "2"})
+    def ingest() -> None:
+        return None
+
+    ingest()
+    [record] = records_after_flush(carrot, 1)
+    metadata = record["metadata"]
+    assert (metadata["source"], metadata["latency_ms"]) == ("decorator", IsFloat(ge=0, lt=5))
+    assert (metadata["user.source"], metadata["user.latency_ms"], metadata["version"]) == ("slack-bot", 5, "2")
+
+
 def test_decorated_function_keeps_name_doc_signature_and_kind() -> None:
     @carrot_ai.trace
     def plain(a: int, b: str = "x") -> str:

@@ -196,6 +196,10 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     service = _service_name(span)
     if service:
         metadata["service_name"] = service
+    if user_metadata:
+        for key, value in user_metadata.items():
+            if key in metadata and metadata[key] != value:  # replaced by the record's own field: kept beside it
+                metadata.setdefault(f"user.{key}", value)
 
     explicit_id = attributes.get(semconv.CARROT_RECORD_ID)
     head = {
