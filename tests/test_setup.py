@@ -6,10 +6,12 @@ import subprocess
 import sys
 import textwrap
 
+import openai
 import pytest
 
 import carrot_ai
 from carrot_ai import _setup
+from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -242,6 +244,50 @@ def test_trace_with_fn_by_keyword_like_the_reference_sdk(carrot: IngestServer) -
     assert carrot_ai.flush(5)
     records = carrot.wait_for(2)
     assert sorted(r["input"]["x"] for r in records) == [3, 4]
+
+
+def test_the_reference_sdks_module_paths_still_import() -> None:
+    # carrot-ai 0.2.1 left CarrotClient out of __all__: a type-checked program imported it from its module.
+    from carrot_ai._client import CarrotClient
+    from carrot_ai._litellm import patch_litellm
+    from carrot_ai._trace import trace
+    from carrot_ai._wrap import wrap
+
+    assert (CarrotClient, patch_litellm, trace, wrap) == (
+        carrot_ai.CarrotClient,
+        carrot_ai.patch_litellm,
+        carrot_ai.trace,
+        carrot_ai.wrap,
+    )
+
+
+def test_current_trace_id_is_the_id_children_name_as_parent_like_the_reference_sdk(
+    carrot: IngestServer, fake_openai: FakeOpenAI
+) -> None:
+    from carrot_ai._context import current_trace_id
+
+    client = carrot_ai.wrap(openai.OpenAI(base_url=fake_openai.base_url + "/v1", api_key="sk-test", max_retries=0))
+    seen: dict[str, str | None] = {}
+
+    @carrot_ai.trace("inner")
+    def inner() -> None:
+        seen["inner"] = current_trace_id.get()
+
+    @carrot_ai.trace("outer")
+    def outer() -> None:
+        seen["outer"] = current_trace_id.get()
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        inner()
+        seen["outer after inner"] = current_trace_id.get()
+
+    outer()
+    assert current_trace_id.get() is None
+    assert current_trace_id.get("none here") == "none here"
+    assert carrot_ai.flush(5)
+    records = {r["name"]: r for r in carrot.wait_for(3)}
+    ids = {"outer": records["outer"]["id"], "inner": records["inner"]["id"]}
+    assert seen == {**ids, "outer after inner": ids["outer"]}
+    assert records["chat.completions"]["metadata"]["parent_trace_id"] == seen["outer"]
 
 
 def test_carrot_client_built_with_settings_like_the_reference_sdk_sends_on_its_own() -> None:

@@ -4,7 +4,7 @@ The scope lives in a ``contextvars.ContextVar``: asyncio tasks inherit it, and s
 propagation is installed (``init()`` installs it). Nested scopes merge, the inner one winning.
 
 Also here: ``carrot_ai.tool_call_id(id)``, which names the tool call that the tool execution traced directly
-inside the block answers.
+inside the block answers; and carrot-ai 0.2.1's ``current_trace_id``, read-only.
 """
 
 from __future__ import annotations
@@ -169,3 +169,39 @@ def pending_tool_call_id() -> str | None:
         return None
     call_id, span_id = pending
     return call_id if span_id == _current_span_id() else None
+
+
+class _CurrentTraceId:
+    """carrot-ai 0.2.1's ``carrot_ai._context.current_trace_id``, for reading: ``get()`` is the id of the record that a
+    record started here names as its ``parent_trace_id`` (the enclosing ``@trace`` function's), else ``default``.
+
+    0.2.1's was a ``ContextVar`` one could also ``set()``; here the parent is the enclosing span, so there is no
+    ``set()``.
+    """
+
+    __slots__ = ()
+
+    def get(self, default: str | None = None) -> str | None:
+        """Return the record id of the enclosing exported record, or ``default`` outside one. Never raises."""
+        try:
+            from carrot_ai._core._tracing import current_context, parent_attribute
+            from carrot_ai.export._convert import record_id
+
+            here = current_context()
+            span_context = trace.get_current_span(here).get_span_context()
+            if not span_context.is_valid:
+                return default
+            exported = parent_attribute(here)  # None: the current span is the exported parent itself
+            span_id = span_context.span_id if exported is None else int(exported or "0", 16)
+            return record_id(span_context.trace_id, span_id) if span_id else default
+        except Exception as exc:
+            from carrot_ai._core._guard import report_internal_error
+
+            report_internal_error("current_trace_id.get", exc)
+            return default
+
+    def __repr__(self) -> str:
+        return "carrot_ai._context.current_trace_id"
+
+
+current_trace_id = _CurrentTraceId()
