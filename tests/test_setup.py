@@ -290,6 +290,25 @@ def test_current_trace_id_is_the_id_children_name_as_parent_like_the_reference_s
     assert records["chat.completions"]["metadata"]["parent_trace_id"] == seen["outer"]
 
 
+def test_init_flush_interval_zero_sends_soon_like_the_reference_sdk(
+    ingest: IngestServer, tracer_provider: object
+) -> None:
+    # 0.2.1's worker sent what it had every 50 ms with flush_interval=0; carrot raised ValueError.
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0, tracer_provider=tracer_provider)
+    try:
+        assert _setup._state is not None and _setup._state.settings.flush_interval == 0.05
+
+        @carrot_ai.trace("soon")
+        def soon() -> None:
+            return None
+
+        soon()
+        [record] = ingest.wait_for(1, timeout=5)  # no flush()
+        assert record["name"] == "soon"
+    finally:
+        carrot_ai.shutdown()
+
+
 def test_carrot_client_built_with_settings_like_the_reference_sdk_sends_on_its_own() -> None:
     with IngestServer(api_key="ck-own-key") as ingest:
         _submit_through_own_client(ingest)

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.carrotlabs.ai"
+MIN_FLUSH_INTERVAL = 0.05  # seconds: what a flush_interval of 0 (or less) means
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -120,6 +121,6 @@ def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any)
     values["base_url"] = str(values["base_url"]).rstrip("/")
     if values["batch_size"] < 1:
         raise ValueError("batch_size must be >= 1")
-    if values["flush_interval"] <= 0:
-        raise ValueError("flush_interval must be > 0")
+    if values["flush_interval"] <= 0:  # as soon as possible, as carrot-ai 0.2.1's worker took it: every 50 ms
+        values["flush_interval"] = MIN_FLUSH_INTERVAL
     return Settings(**values)

@@ -62,7 +62,7 @@ def init(
     Args:
         api_key: your Carrot API key; defaults to ``CARROT_API_KEY``. Not needed for a local ingest server.
         base_url: the API endpoint; defaults to ``CARROT_BASE_URL``, then ``https://api.carrotlabs.ai``.
-        flush_interval: seconds between background flushes.
+        flush_interval: seconds between background flushes (0: as soon as possible, every 50 ms).
         batch_size: the most records sent in one request.
         capture_content: record prompts and responses (default ``CARROT_TRACE_CONTENT``, else true).
         redact: mask emails, phone numbers and card numbers (default ``CARROT_TRACE_REDACT``, else false).
