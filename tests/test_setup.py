@@ -309,6 +309,23 @@ def test_init_flush_interval_zero_sends_soon_like_the_reference_sdk(
         carrot_ai.shutdown()
 
 
+def test_tags_given_as_one_string_are_one_tag(carrot: IngestServer, fake_openai: FakeOpenAI) -> None:
+    # 0.2.1 took tags="prod" (and sent it split into letters); carrot raised at decoration / wrap() time.
+    client = carrot_ai.wrap(
+        openai.OpenAI(base_url=fake_openai.base_url + "/v1", api_key="sk-test", max_retries=0), tags="prod"
+    )
+
+    @carrot_ai.trace("tagged", tags="nightly")
+    def tagged() -> None:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+
+    tagged()
+    assert carrot_ai.flush(5)
+    records = {r["name"]: r for r in carrot.wait_for(2)}
+    assert records["tagged"]["tags"] == ["nightly"]
+    assert records["chat.completions"]["tags"] == ["prod"]
+
+
 def test_carrot_client_built_with_settings_like_the_reference_sdk_sends_on_its_own() -> None:
     with IngestServer(api_key="ck-own-key") as ingest:
         _submit_through_own_client(ingest)

@@ -87,7 +87,9 @@ def trace(
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, not {kind!r}")
-    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+    if isinstance(tags, str):  # one tag (carrot-ai 0.2.1 took a string, and split it into letters)
+        tags = (tags,)
+    if tags is not None and not all(isinstance(t, str) for t in tags):
         raise ValueError("tags must be a list of strings")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise ValueError("metadata must be a mapping")

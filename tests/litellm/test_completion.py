@@ -121,6 +121,19 @@ def test_patch_litellm_name_and_tags(oai: FakeOpenAI, carrot: IngestServer) -> N
     records(carrot, 1)
 
 
+def test_patch_litellm_tags_given_as_one_string_are_one_tag(oai: FakeOpenAI, carrot: IngestServer) -> None:
+    import carrot_ai
+    from carrot_ai.instrumentation.litellm._patch import unpatch
+
+    carrot_ai.patch_litellm(tags="prod")  # carrot-ai 0.2.1 took it (split into letters); carrot raised TypeError
+    try:
+        litellm.completion(model=OPENAI_MODEL, messages=user("one tag"), **via_openai(oai))
+    finally:
+        unpatch()
+    [record] = records(carrot, 1)
+    assert record["tags"] == ["prod"]
+
+
 def test_positional_model_and_messages(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
     litellm.completion(OPENAI_MODEL, user("positional"), **via_openai(oai))
     [record] = records(carrot, 1)

@@ -33,7 +33,9 @@ def patch_litellm(name: str | None = None, tags: Sequence[str] | None = None) ->
     on every record. Calling it again replaces the name and tags. Raises ``ImportError`` when litellm is not
     installed and ``TypeError`` for tags that are not a list of strings.
     """
-    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+    if isinstance(tags, str):  # one tag (carrot-ai 0.2.1 took a string, and split it into letters)
+        tags = (tags,)
+    if tags is not None and not all(isinstance(t, str) for t in tags):
         raise TypeError("tags must be a list of strings")
     if name is not None and not isinstance(name, str):
         raise TypeError("name must be a string")
