@@ -198,6 +198,7 @@ def test_existing_tracer_provider_keeps_its_exporter_and_carrot_only_gets_its_sp
 
 def test_get_client_submit_like_the_reference_sdk(carrot: IngestServer) -> None:
     client = carrot_ai.get_client()
+    assert carrot_ai.get_client() is client  # one client, as 0.2.1's global one
     client.submit(
         {
             "name": "my-agent",

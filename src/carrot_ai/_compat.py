@@ -67,11 +67,16 @@ class CarrotClient:
 
 
 def get_client() -> CarrotClient:
-    """Return the client facade, auto-initializing from ``CARROT_API_KEY`` if needed.
+    """Return the client facade (always the same object), auto-initializing from ``CARROT_API_KEY`` if needed.
 
     Raises ``RuntimeError`` when ``init()`` was not called and ``CARROT_API_KEY`` is not set, as 0.2 did.
     """
     _setup.ensure_started()
     if _setup.current_exporter() is None:
         raise RuntimeError("carrot_ai.init() has not been called and CARROT_API_KEY is not set")
-    return CarrotClient()
+    return _CLIENT
+
+
+# What get_client() returns, always the same object as 0.2.1's global client was: it sends through whatever exporter
+# init() set up at the time of each call.
+_CLIENT = CarrotClient()
