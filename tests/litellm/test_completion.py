@@ -24,7 +24,7 @@ def test_completion_through_openai_is_one_record_with_the_real_provider(
     [record] = records(carrot, 1)
     assert record == {
         "id": IsStr(),
-        "name": "litellm.completion",
+        "name": "chat.completions",  # carrot-ai 0.2.1's name for a litellm completion
         "input": {"model": OPENAI_MODEL, "messages": user("hello there"), "temperature": 0.2},
         "output": {"message": {"role": "assistant", "content": "Echo: hello there"}},
         "metadata": {
@@ -70,7 +70,7 @@ def test_acompletion_is_one_record(way: str, oai: FakeOpenAI, ant: FakeAnthropic
 
     asyncio.run(main())
     got = {r["metadata"]["provider"]: r for r in records(carrot, 2)}
-    assert got["openai"]["name"] == "litellm.acompletion"
+    assert got["openai"]["name"] == "chat.completions"
     assert got["openai"]["output"]["message"]["content"] == "Echo: async openai"
     assert got["anthropic"]["output"]["message"]["content"] == "Echo: async claude"
 

@@ -112,7 +112,7 @@ def test_inside_a_trace_the_call_names_its_parent(way: str, oai: FakeOpenAI, car
         answer("with a parent")
     records(carrot, 2)
     parent = carrot.by_name("answer")
-    child = carrot.by_name("litellm.completion")
+    child = carrot.by_name("chat.completions")
     assert child["metadata"]["parent_trace_id"] == parent["id"]
     assert child["metadata"]["user_id"] == "u-1"
     assert child["tags"] == ["ctx"]

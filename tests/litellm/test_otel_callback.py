@@ -73,7 +73,7 @@ def test_one_record_per_call_with_litellms_otel_callback(
     else:
         litellm.completion(model=OPENAI_MODEL, messages=user("otel"), **via_openai(oai))
     [record] = records(carrot, 1)
-    assert record["name"] == "litellm.completion"
+    assert record["name"] == "chat.completions"
     assert record["metadata"]["source"] == "litellm"
 
 

@@ -27,7 +27,7 @@ def test_stream_keeps_its_type_and_chunks(way: str, oai: FakeOpenAI, carrot: Ing
     chunks = list(stream)
     assert "".join(t for t in texts(chunks) if t) == "Echo: stream me please"
     [record] = records(carrot, 1)
-    assert record["name"] == "litellm.completion"
+    assert record["name"] == "chat.completions"
     assert record["input"]["stream"] is True
     assert record["output"] == {"message": {"role": "assistant", "content": "Echo: stream me please"}}
     assert record["metadata"]["provider"] == "openai"
@@ -105,7 +105,7 @@ def test_async_stream_is_one_record(way: str, oai: FakeOpenAI, ant: FakeAnthropi
 
     assert asyncio.run(main()) == ["Echo: async stream", "Echo: async stream"]
     got = records(carrot, 2)
-    assert {r["name"] for r in got} == {"litellm.acompletion"}
+    assert {r["name"] for r in got} == {"chat.completions"}
     assert {r["metadata"]["provider"] for r in got} == {"openai", "anthropic"}
     assert all(r["output"]["message"]["content"] == "Echo: async stream" for r in got)
 

@@ -67,6 +67,11 @@ def _route(arguments: dict[str, Any]) -> tuple[str | None, str | None, str | Non
     return route
 
 
+# carrot-ai 0.2.1's record name for a litellm completion (what patch_litellm(name=...) replaces); the functions it did
+# not record (embedding, a Router's methods) are named after themselves.
+_RECORD_NAMES = {"completion": "chat.completions", "acompletion": "chat.completions"}
+
+
 def start_call(
     function: str,
     operation: str,
@@ -93,7 +98,7 @@ def start_call(
             semconv.SCOPE_LITELLM,
             f"{operation} {model}" if model else operation,
             attributes,
-            record_name=options.name or f"litellm.{function}",
+            record_name=options.name or _RECORD_NAMES.get(function) or f"litellm.{function}",
             record_input=params,
             tags=options.tags,
             metadata_only=metadata_only,

@@ -29,9 +29,9 @@ def patch_litellm(name: str | None = None, tags: Sequence[str] | None = None) ->
     """Record every ``litellm.completion`` / ``acompletion`` / ``embedding`` / ``aembedding`` call as a trace, and
     every call of those ``litellm.Router`` methods as one trace, however many attempts it makes.
 
-    ``name`` replaces the record name (by default ``litellm.completion``, ``litellm.acompletion``, ...); ``tags`` go
-    on every record. Calling it again replaces the name and tags. Raises ``ImportError`` when litellm is not
-    installed and ``TypeError`` for tags that are not a list of strings.
+    ``name`` replaces the record name (by default ``chat.completions``, as carrot-ai 0.2.1's, ``litellm.embedding``,
+    ...); ``tags`` go on every record. Calling it again replaces the name and tags. Raises ``ImportError`` when
+    litellm is not installed and ``TypeError`` for tags that are not a list of strings.
     """
     if isinstance(tags, str):  # one tag (carrot-ai 0.2.1 took a string, and split it into letters)
         tags = (tags,)
