@@ -7,10 +7,10 @@ request parameters are not walked: their messages are content, and their headers
 The rule is a name rule (:func:`is_secret_name`), lower-cased with ``-`` and a camelCase hump read as ``_``
 (``accessToken`` is ``access_token``): a name that is, or ends in ``_`` followed by, one of ``password``,
 ``passwd``, ``pwd``, ``secret``, ``token``, ``api_key`` / ``apikey``, ``authorization``, ``auth``, ``cookie``,
-``credential(s)``, ``private_key``, ``access_key`` (``aws_secret_access_key``) / ``access_key_id``, ``secret_key``,
-``signing_key``, ``encryption_key``, ``account_key``, ``master_key``; and the header names ``set-cookie`` and ``x-api-key`` /
-``proxy-authorization``, which it already covers. Keys are looked up in a bounded memo, so a dict key seen before
-costs one dict lookup, not a regex.
+``credential(s)``, ``private_key``, ``access_key`` (``aws_secret_access_key``) / ``access_key_id``,
+``secret_key``, ``signing_key``, ``encryption_key``, ``account_key``, ``master_key``; and the header names
+``set-cookie`` and ``x-api-key`` / ``proxy-authorization``, which it already covers. Keys are looked up in a
+bounded memo, so a dict key seen before costs one dict lookup, not a regex.
 """
 
 from __future__ import annotations
