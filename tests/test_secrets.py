@@ -328,3 +328,30 @@ def test_ordinary_keys_are_not_secret_names() -> None:
         "access_key_count", "keywords", 3, None,
     ):  # fmt: skip
         assert not is_secret_key(name), name
+
+
+def test_secret_named_fields_of_a_namedtuple_are_redacted_in_its_list(carrot: IngestServer) -> None:
+    """A namedtuple is recorded as a list of its values (as JSON writes a tuple); a field named like a secret (a
+    database URL's ``password``, reached through an engine object recorded by its attributes) is masked there."""
+    import collections
+
+    DSN = collections.namedtuple("DSN", ["user", "password", "host"])
+
+    class Engine:
+        def __init__(self) -> None:
+            self.url = DSN("app", "canary-DB-PW-91x", "db.internal")
+            self.echo = False
+
+    @carrot_ai.trace
+    def query(engine: Engine, dsn: DSN) -> str:
+        return "ok"
+
+    query(Engine(), DSN("ro", "canary-DB-PW-92y", "replica.internal"))
+    assert carrot_ai.flush(5)
+    [record] = carrot.wait_for(1)
+    assert record["input"] == {
+        "engine": {"url": ["app", "[REDACTED]", "db.internal"], "echo": False},
+        "dsn": ["ro", "[REDACTED]", "replica.internal"],
+    }
+    for value in ("canary-DB-PW-91x", "canary-DB-PW-92y"):
+        assert_absent(value, {"request": everything_sent(carrot)})

@@ -230,7 +230,16 @@ class _Converter:
 
     def _sequence(self, value: Any, depth: int) -> list[Any]:
         items = value if isinstance(value, list | tuple) else _sorted_if_possible(value)
-        out = [self.convert(v, depth + 1) for v in items[: self.max_items]]
+        fields = getattr(value, "_fields", None) if self.mask and type(value) is not tuple else None
+        if type(fields) is tuple and any(map(is_secret_key, fields)):
+            # A namedtuple (a database URL's): a list, as JSON writes a tuple, with its secret-named fields masked.
+            secret = [is_secret_key(name) for name in fields]
+            out = [
+                REDACTED if index < len(secret) and secret[index] else self.convert(v, depth + 1)
+                for index, v in enumerate(items[: self.max_items])
+            ]
+        else:
+            out = [self.convert(v, depth + 1) for v in items[: self.max_items]]
         if len(items) > self.max_items:
             out.append(f"<truncated: {len(items) - self.max_items} more items>")
         return out
