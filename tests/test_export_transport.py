@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from carrot_ai.export._transport import HttpTransport, Outcome, backoff_delay, parse_retry_after
 from tests.ingest_server import Fault, IngestServer, refused_url
@@ -224,3 +225,38 @@ def test_backoff_is_exponential_with_bounded_jitter() -> None:
     assert backoff_delay(3, lambda: 0.0) == pytest.approx(1.6)
     assert backoff_delay(3, lambda: 1.0) == pytest.approx(2.4)
     assert backoff_delay(50, lambda: 0.5) == 30.0  # capped
+
+
+def test_an_endpoint_that_refuses_gzip_gets_plain_json(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    """A server (a self-hosted endpoint, a gateway in front of it) answering 415 Unsupported Media Type to the gzip
+    body gets the same batch again as plain JSON at once, and every later batch plain: nothing is lost (carrot-ai
+    0.2.1 sent plain JSON)."""
+    import carrot_ai
+
+    def refuse_gzip(request: object) -> tuple[int, dict[str, str], bytes] | None:
+        if getattr(request, "headers", {}).get("content-encoding") == "gzip":
+            return 415, {}, b'{"error":"gzip is not supported"}'
+        return None
+
+    ingest.behaviour = refuse_gzip  # type: ignore[assignment]
+    carrot_ai.init(
+        api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=tracer_provider
+    )
+    try:
+
+        @carrot_ai.trace
+        def step(index: int) -> int:
+            return index
+
+        step(1)
+        assert carrot_ai.flush(5)
+        step(2)
+        step(3)
+        assert carrot_ai.flush(5)
+        records = ingest.wait_for(3)
+        assert sorted(r["input"]["index"] for r in records) == [1, 2, 3]
+        assert carrot_ai.stats()["dropped"] == 0
+        encodings = [r.headers.get("content-encoding") for r in ingest.requests]
+        assert encodings[0] == "gzip" and all(e is None for e in encodings[1:]), encodings
+    finally:
+        carrot_ai.shutdown()

@@ -23,6 +23,7 @@ import base64
 import datetime
 import encodings.idna  # noqa: F401  (see below)
 import enum
+import gzip
 import logging
 import math
 import random
@@ -193,6 +194,9 @@ class HttpTransport:
             token = base64.b64encode(f"{userinfo[0]}:{userinfo[1]}".encode()).decode("ascii")
             self._headers["Authorization"] = f"Basic {token}"
         self._timeout = timeout
+        # The endpoint answered a gzip body with 415 Unsupported Media Type (a self-hosted endpoint, a gateway that
+        # does not take Content-Encoding): bodies go as plain JSON from then on (what the caller reads to skip gzip).
+        self.plain = False
         self._ca_bundle = ca_bundle
         self._client_lock = threading.Lock()
         self._stop = threading.Event()
@@ -308,13 +312,17 @@ class HttpTransport:
         # Cut short by shutdown's deadline rather than the batch's own: a shutdown loss, not a network one.
         return Outcome.SHUTDOWN if self._cap <= deadline else Outcome.NETWORK
 
-    def send(self, body: bytes, *, deadline: float, record_count: int = 0) -> SendResult:
-        """Deliver one gzip-compressed batch, retrying until ``deadline`` (a ``clock()`` time); never raises."""
+    def send(self, body: bytes, *, deadline: float, record_count: int = 0, compressed: bool = True) -> SendResult:
+        """Deliver one batch (gzip-compressed, unless ``compressed`` is False), retrying until ``deadline`` (a
+        ``clock()`` time); never raises. A 415 answer to a gzip body sends it again as plain JSON at once, and sets
+        :attr:`plain` for the batches after it."""
         if self._setup_error is not None:
             reason = type(self._setup_error).__name__
             return SendResult(Outcome.INTERNAL_ERROR, None, 0, f"cannot set up the HTTP client: {reason}")
         httpx2 = self._httpx
         headers = dict(self._headers)
+        if not compressed:
+            del headers["Content-Encoding"]
         if record_count:
             headers["X-Carrot-Record-Count"] = str(record_count)
         attempt = 0
@@ -359,6 +367,15 @@ class HttpTransport:
                     return SendResult(Outcome.DELIVERED, status, attempt)
                 if status == 413:
                     return SendResult(Outcome.TOO_LARGE, status, attempt, "HTTP 413")
+                if status == 415 and compressed:
+                    body, compressed = gzip.decompress(body), False
+                    del headers["Content-Encoding"]
+                    if not self.plain:
+                        self.plain = True
+                        logging.getLogger("carrot_ai").warning(
+                            "carrot_ai: the ingest API does not take gzip (HTTP 415): sending plain JSON"
+                        )
+                    continue
                 if 300 <= status < 400:
                     shown = redact_url(location) if location else None
                     return SendResult(Outcome.REJECTED, status, attempt, f"HTTP {status} redirect", location=shown)
