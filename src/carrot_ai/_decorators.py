@@ -36,6 +36,7 @@ from carrot_ai._core import _content
 from carrot_ai._core._guard import guard, report_internal_error
 from carrot_ai._core._secret_keys import REDACTED, is_secret_key, is_secret_name
 from carrot_ai._core._serialize import dumps
+from carrot_ai._core._tags import checked_tags
 from carrot_ai._core._tracing import SpanCall
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,10 +88,7 @@ def trace(
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, not {kind!r}")
-    if isinstance(tags, str):  # one tag (carrot-ai 0.2.1 took a string, and split it into letters)
-        tags = (tags,)
-    if tags is not None and not all(isinstance(t, str) for t in tags):
-        raise ValueError("tags must be a list of strings")
+    tags = checked_tags(tags, ValueError)
     if metadata is not None and not isinstance(metadata, Mapping):
         raise ValueError("metadata must be a mapping")
     if isinstance(fn, str):

@@ -176,32 +176,36 @@ def _join_application_provider(state: _State, tracer_provider: TracerProvider | 
     _tracing.set_tracer_provider(None if provider is trace.get_tracer_provider() else provider)
 
 
+def _processors_and_exporters(provider: Any) -> list[tuple[Any, str, Any]]:
+    """``(processor, attribute, exporter)`` for each span processor of ``provider`` with an exporter: carrot's
+    (``exporter``) or the SDK's batch / simple processor (``span_exporter``)."""
+    multi = getattr(provider, "_active_span_processor", None)
+    found = []
+    for processor in getattr(multi, "_span_processors", None) or ():
+        for name in ("exporter", "span_exporter"):
+            try:
+                exporter = getattr(processor, name, None)
+            except Exception:
+                continue
+            if exporter is not None:
+                found.append((processor, name, exporter))
+    return found
+
+
 def _processors_feeding(provider: Any, exporters: list[Any]) -> list[Any]:
     """The SDK span processors of ``provider`` (batch or simple) whose exporter is one of ``exporters``."""
-    multi = getattr(provider, "_active_span_processor", None)
-    feeding = []
-    for processor in getattr(multi, "_span_processors", None) or ():
-        try:
-            exporter = getattr(processor, "span_exporter", None)
-        except Exception:
-            continue
-        if any(exporter is e for e in exporters):
-            feeding.append(processor)
-    return feeding
+    return [
+        processor
+        for processor, name, exporter in _processors_and_exporters(provider)
+        if name == "span_exporter" and any(exporter is e for e in exporters)
+    ]
 
 
 def _exporters_fed_by(provider: Any, exporters: list[Any]) -> list[Any]:
     """The carrot exporters, of ``exporters`` and not set up by ``init()``, that ``provider``'s span processors feed
     (ours, or the SDK's batch / simple processor). Another one (a ``CarrotClient`` of its own, an exporter on another
     provider) never sees this provider's spans."""
-    multi = getattr(provider, "_active_span_processor", None)
-    fed = []
-    for processor in getattr(multi, "_span_processors", None) or ():
-        for name in ("exporter", "span_exporter"):
-            try:
-                fed.append(getattr(processor, name, None))
-            except Exception:
-                pass
+    fed = [exporter for _, _, exporter in _processors_and_exporters(provider)]
     return [e for e in exporters if getattr(e, "_carrot_attached_by", None) is None and any(e is f for f in fed)]
 
 

@@ -6,6 +6,8 @@ import importlib
 from collections.abc import Sequence
 from typing import TypeVar
 
+from carrot_ai._core._tags import checked_tags
+
 T = TypeVar("T")
 
 
@@ -29,10 +31,7 @@ def wrap(client: T, *, name: str | None = None, tags: Sequence[str] | None = Non
     Clients derived with ``with_options()`` / ``copy()`` are instrumented too. Raises ``TypeError`` (also a
     ``ValueError``, as carrot-ai 0.2.1 raised) for an object that is not a supported client.
     """
-    if isinstance(tags, str):  # one tag (carrot-ai 0.2.1 took a string, and split it into letters)
-        tags = (tags,)
-    if tags is not None and not all(isinstance(t, str) for t in tags):
-        raise TypeError("tags must be a list of strings")
+    tags = checked_tags(tags, TypeError)
     # The SDK a client's class (or the SDK class it derives from: a subclass of the application's) comes from.
     adapter = next(
         (

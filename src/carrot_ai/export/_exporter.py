@@ -492,14 +492,11 @@ class CarrotSpanExporter(SpanExporter):
     def _send(self, records: list[bytes], deadline: float, tally: collections.Counter[str]) -> None:
         """Send one request body's worth of records; on 413 halve it, down to one record cut to its minimum."""
         try:
-            if getattr(self._transport, "plain", False):  # the endpoint refused gzip (HTTP 415)
-                body = body_of(records)
-                result: SendResult = self._transport.send(
-                    body, deadline=deadline, record_count=len(records), compressed=False
-                )
-            else:
-                body = compress(body_of(records))
-                result = self._transport.send(body, deadline=deadline, record_count=len(records))
+            plain = getattr(self._transport, "plain", False)  # the endpoint refused gzip (HTTP 415)
+            body = body_of(records) if plain else compress(body_of(records))
+            result: SendResult = self._transport.send(
+                body, deadline=deadline, record_count=len(records), compressed=not plain
+            )
         except Exception as exc:
             tally["internal_error"] += len(records)
             report_internal_error("transport", exc)

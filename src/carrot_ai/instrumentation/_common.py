@@ -219,14 +219,20 @@ def _is_ours(wrapper: Any, ours: Collection[Any]) -> bool:
 
 
 def _switch(function: Any, ours: Collection[Any]) -> list[bool] | None:
-    """The on/off switch of our patch in ``function``'s chain of wrappers (``__wrapped__``, through other
-    instrumentations'), or None when none of ``ours`` is there."""
+    """The on/off switch of our patch in ``function``'s chain of wrappers, or None when none of ``ours`` is there."""
+    link = wrapper_in_chain(function, lambda wrapper: _is_ours(wrapper, ours))
+    switch = getattr(getattr(link, "_self_enabled", None), "__self__", None)
+    return switch if isinstance(switch, list) else None
+
+
+def wrapper_in_chain(function: Any, is_ours: Callable[[Any], bool]) -> Any:
+    """The wrapt wrapper in ``function``'s chain of wrappers (``__wrapped__``, through other instrumentations') whose
+    wrapper function ``is_ours``, or None. Ours may sit below another instrumentation's, which holds it."""
     for _ in range(32):
         if function is None:
             return None
-        if _is_ours(getattr(function, "_self_wrapper", None), ours):
-            switch = getattr(getattr(function, "_self_enabled", None), "__self__", None)
-            return switch if isinstance(switch, list) else None
+        if is_ours(getattr(function, "_self_wrapper", None)):
+            return function
         function = getattr(function, "__wrapped__", None)
     return None
 

@@ -13,7 +13,8 @@ import wrapt
 
 from carrot_ai import semconv
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai.instrumentation._common import CallOptions
+from carrot_ai._core._tags import checked_tags
+from carrot_ai.instrumentation._common import CallOptions, wrapper_in_chain
 from carrot_ai.instrumentation.litellm._calls import RouterWrapper, Wrapper
 
 # (function, GenAI operation, async): on the litellm module, and the same methods of litellm.Router
@@ -33,10 +34,7 @@ def patch_litellm(name: str | None = None, tags: Sequence[str] | None = None) ->
     ...); ``tags`` go on every record. Calling it again replaces the name and tags. Raises ``ImportError`` when
     litellm is not installed and ``TypeError`` for tags that are not a list of strings.
     """
-    if isinstance(tags, str):  # one tag (carrot-ai 0.2.1 took a string, and split it into letters)
-        tags = (tags,)
-    if tags is not None and not all(isinstance(t, str) for t in tags):
-        raise TypeError("tags must be a list of strings")
+    tags = checked_tags(tags, TypeError)
     if name is not None and not isinstance(name, str):
         raise TypeError("name must be a string")
     import litellm  # noqa: F401  (the ImportError is the caller's answer)
@@ -102,12 +100,6 @@ def _own(owner: object, function: str) -> object:
 
 
 def _ours(function: object) -> Wrapper | None:
-    """Our wrapper in ``function``'s chain of wrappers (``__wrapped__``, through other instrumentations'), or None."""
-    for _ in range(32):
-        wrapper = getattr(function, "_self_wrapper", None)
-        if isinstance(wrapper, Wrapper):
-            return wrapper
-        function = getattr(function, "__wrapped__", None)
-        if function is None:
-            return None
-    return None
+    """Our wrapper in ``function``'s chain of wrappers (through other instrumentations'), or None."""
+    link = wrapper_in_chain(function, lambda wrapper: isinstance(wrapper, Wrapper))
+    return None if link is None else link._self_wrapper
