@@ -178,6 +178,16 @@ def test_numbers_beyond_the_stores_integers_are_kept_and_the_batch_stored(client
     assert stored["huge"]["metadata"]["input_tokens"] == 2**63  # exact in the record
 
 
+@pytest.mark.parametrize("moment", ["inf", "-inf", "nan", "1e300", "-1e20"])
+def test_epoch_seconds_out_of_range_are_rejected_naming_the_field(client: Client, moment: str) -> None:
+    # inf raised OverflowError and 1e300 overflowed the store's column: a 500, and the whole batch was lost.
+    response = client.ingest([{**SEED_CUSTOM_RECORD, "started_at": moment}, {**SEED_CUSTOM_RECORD, "name": "plain"}])
+
+    assert response.status_code == 422, response.text
+    assert [(r["index"], r["field"]) for r in response.json()["rejected"]] == [(0, "started_at")]
+    assert client.names() == ["plain"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

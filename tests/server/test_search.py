@@ -122,6 +122,9 @@ def test_received_order_with_latest_cursor_follows_new_arrivals_only(client: Cli
         ({"limit": "0"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"since": "last week"}, "since"),
+        ({"since": "inf"}, "since"),
+        ({"until": "1e300"}, "until"),
+        ({"cursor": "c3RhcnRlZDo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTox"}, "cursor"),  # started:99999999999999999999999:1
         ({"cursor": "!!!"}, "cursor"),
         ({"cursor": "latest"}, "cursor"),
         ({"modle": "gpt-4o"}, "modle"),

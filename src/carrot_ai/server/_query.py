@@ -125,6 +125,8 @@ def decode_cursor(cursor: str, order: str) -> tuple[int, ...]:
         position = tuple(int(p) for p in parts)
     except ValueError:
         raise QueryError("cursor", "not a cursor returned by this server") from None
+    if any(not -(2**63) <= p < 2**63 for p in position):  # beyond SQLite's integers: never one of ours
+        raise QueryError("cursor", "not a cursor returned by this server")
     expected = 2 if order == "started" else 1
     if kind != order or len(position) != expected:
         raise QueryError("cursor", f"this cursor belongs to another ordering than order={order}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MIN_SECONDS = -62_135_596_800.0  # 0001-01-01T00:00:00Z
+_MAX_SECONDS = 253_402_300_800.0  # 10000-01-01T00:00:00Z
 
 
 def parse_timestamp_us(value: str) -> int:
@@ -16,9 +18,14 @@ def parse_timestamp_us(value: str) -> int:
     if not text:
         raise ValueError("empty timestamp")
     try:
-        return round(float(text) * 1_000_000)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # inf, nan and 1e300 are floats too: keep to the years a datetime (and a 64-bit column) can hold.
+        if not _MIN_SECONDS <= seconds < _MAX_SECONDS:
+            raise ValueError(f"epoch seconds {text!r} out of range (years 1 to 9999)")
+        return round(seconds * 1_000_000)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     moment = datetime.datetime.fromisoformat(text)  # raises ValueError with its own message
