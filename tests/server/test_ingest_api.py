@@ -204,6 +204,15 @@ def test_malformed_ingest_body_is_a_400(client: Client, body: bytes, field: str 
     assert response.json().get("field") == field
 
 
+@pytest.mark.parametrize("path", ["/v1/traces/ingest", "/v1/traces"])
+def test_body_nested_too_deeply_is_a_400(client: Client, path: str) -> None:
+    # json.loads raised RecursionError: a 500.
+    deep = b'{"traces": [{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+    response = client.post(path, deep, {"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "nested too deeply" in response.text
+
+
 def test_body_larger_than_the_limit_after_decompression_is_a_413(store: TraceStore) -> None:
     with TraceServer(store, max_body_bytes=10_000) as small:
         client = Client(small.url)

@@ -119,6 +119,8 @@ class TraceServer:
             payload = json.loads(body, parse_constant=_not_json)  # NaN / Infinity are not JSON
         except ValueError as exc:
             raise HttpError(400, f"body is not JSON: {exc}") from None
+        except RecursionError:
+            raise HttpError(400, "body is nested too deeply") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("traces"), list):
             raise HttpError(400, 'body must be {"traces": [record, ...]}', "traces")
         valid: list[dict[str, Any]] = []

@@ -54,6 +54,8 @@ def decode_request(body: bytes, content_type: str) -> Any:
         payload = json.loads(body)
     except ValueError as exc:
         raise OtlpError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise OtlpError("body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise OtlpError("body must be a JSON object with resourceSpans")
     for span in _json_spans(payload):
