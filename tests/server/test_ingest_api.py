@@ -178,6 +178,19 @@ def test_numbers_beyond_the_stores_integers_are_kept_and_the_batch_stored(client
     assert stored["huge"]["metadata"]["input_tokens"] == 2**63  # exact in the record
 
 
+def test_lone_surrogates_are_stored_as_question_marks_with_the_rest_of_the_batch(client: Client) -> None:
+    # JSON may escape a lone surrogate, UTF-8 (and so SQLite) cannot hold one: a 500, and the whole batch was lost.
+    record = json.dumps({**SEED_CUSTOM_RECORD, "name": "odd", "input": {"text": "a\ud800b"}, "tags": ["t\udc00"]})
+    body = ('{"traces": [' + record + ", " + json.dumps(SEED_CUSTOM_RECORD) + "]}").encode()
+    response = client.post("/v1/traces/ingest", body, {"Content-Type": "application/json"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 2
+    [odd] = client.search(q="a?b")
+    assert (odd["name"], odd["input"], odd["tags"]) == ("odd", {"text": "a?b"}, ["t?"])
+    assert client.names(tag="t?") == ["odd"]
+
+
 @pytest.mark.parametrize("moment", ["inf", "-inf", "nan", "1e300", "-1e20"])
 def test_epoch_seconds_out_of_range_are_rejected_naming_the_field(client: Client, moment: str) -> None:
     # inf raised OverflowError and 1e300 overflowed the store's column: a 500, and the whole batch was lost.

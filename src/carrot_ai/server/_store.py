@@ -198,13 +198,14 @@ class TraceStore:
         A record whose ``id`` is already stored is a duplicate and changes nothing (the first delivery wins).
         """
         received_us = time.time_ns() // 1000
-        rows = [_row(record, received_us) for record in records]
+        stored = [_storable(record) for record in records]
+        rows = [_row(record, text, received_us) for record, text in stored]
         inserted = 0
         with self._write_lock:
             writer = self._writer
             writer.execute("BEGIN IMMEDIATE")
             try:
-                for record, row in zip(records, rows, strict=True):
+                for (record, _), row in zip(stored, rows, strict=True):
                     cursor = writer.execute(_INSERT, row)
                     if cursor.rowcount != 1:
                         continue
@@ -413,7 +414,21 @@ _INSERT = (
 )
 
 
-def _row(record: dict[str, Any], received_us: int) -> tuple[Any, ...]:
+def _storable(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Return the record and its JSON text as stored.
+
+    A lone surrogate (JSON's ``"\\ud800"``, which UTF-8 cannot hold) becomes ``?``, as the exporter does when it sends.
+    """
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+        return json.loads(text), text
+    return record, text
+
+
+def _row(record: dict[str, Any], record_json: str, received_us: int) -> tuple[Any, ...]:
     metadata = record.get("metadata") or {}
 
     def text(key: str) -> str | None:
@@ -452,7 +467,7 @@ def _row(record: dict[str, Any], received_us: int) -> tuple[Any, ...]:
         number("output_tokens"),
         number("total_tokens"),
         received_us,
-        json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+        record_json,
     )
 
 
