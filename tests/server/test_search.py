@@ -78,6 +78,7 @@ def test_full_text_search_over_input_and_output(tmp_path: Path, full_text: bool)
             if full_text:  # FTS indexes the values only; the LIKE fallback also matches JSON keys
                 assert client.names(q="question") == []
             assert client.names(q='"quoted" OR') == []
+            assert client.names(q="reset\x00password") == ["a"]  # a NUL ended FTS5's query text: a 500
     finally:
         store.close()
 

@@ -330,12 +330,13 @@ class TraceStore:
             params.append(query.until_us)
         if query.root:
             where.append("r.parent_id IS NULL")
-        if query.q:
+        q = (query.q or "").replace("\x00", " ")  # a word separator: SQLite would end the text at a NUL
+        if q.strip():
             if self.full_text:
                 where.append("r.seq IN (SELECT rowid FROM record_text WHERE record_text MATCH ?)")
-                params.append(fts_query(query.q))
+                params.append(fts_query(q))
             else:
-                for word in query.q.split():
+                for word in q.split():
                     pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                     where.append(
                         "(json_extract(r.record, '$.input') LIKE ? ESCAPE '\\' "
