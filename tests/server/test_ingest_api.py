@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from dirty_equals import IsStr
 from opentelemetry.sdk.trace import TracerProvider
@@ -262,6 +263,27 @@ def test_api_key_is_required_on_every_api_route_when_configured(
         finally:
             carrot_ai.shutdown()
         assert Client(secured.url, api_key="local-secret").names() == ["step"]
+
+
+def test_a_web_page_of_another_site_can_neither_write_nor_read_traces(client: Client) -> None:
+    # Any page the user visits could POST text/plain to 127.0.0.1 (no preflight) and have its records stored.
+    body = json.dumps({"traces": [SEED_CUSTOM_RECORD]}).encode()
+    foreign = {"Content-Type": "text/plain", "Origin": "https://attacker.example"}
+    assert client.post("/v1/traces/ingest", body, foreign).status_code == 403
+    assert httpx2.get(client.url + "/v1/traces", headers={"Origin": "null"}).status_code == 403
+    assert client.search() == []
+
+    own = {"Content-Type": "application/json", "Origin": client.url}
+    assert client.post("/v1/traces/ingest", body, own).status_code == 200
+
+
+@pytest.mark.parametrize(("host", "status"), [("attacker.example", 403), ("localhost", 200), ("127.0.0.1", 200)])
+def test_a_host_name_rebound_to_loopback_is_refused(client: Client, host: str, status: int) -> None:
+    # DNS rebinding: attacker.example resolving to 127.0.0.1 let a page read every trace of the local server.
+    client.ingest([SEED_CUSTOM_RECORD])
+    port = client.url.rsplit(":", 1)[1]
+    response = httpx2.get(client.url + "/v1/traces", headers={"Host": f"{host}:{port}"})
+    assert response.status_code == status, response.text
 
 
 def test_unknown_trace_id_is_a_404(client: Client) -> None:

@@ -8,13 +8,16 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
 * ``GET /``: the trace viewer; ``GET /openapi.json``; ``GET /healthz``.
 
 When an API key is configured, every ``/v1/`` route needs ``Authorization: Bearer <key>``; the viewer page and
-the OpenAPI document do not (the page asks for the key).
+the OpenAPI document do not (the page asks for the key). Whatever the key, a request a web page made for another site
+(its ``Origin`` is not this server) is refused, and so, on a loopback address, is one naming a host other than this
+machine (a DNS name rebound to 127.0.0.1): otherwise any page the user visits could write traces, or read them.
 """
 
 from __future__ import annotations
 
 import datetime
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -67,6 +70,7 @@ class TraceServer:
         self.store = store
         self.api_key = api_key or None
         self.max_body_bytes = max_body_bytes
+        self.loopback_only = _is_loopback(host)
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -107,6 +111,13 @@ class TraceServer:
         self.stop()
 
     # --- request handling (called from the handler's thread) ---------------------------------------------------
+
+    def check_browser_headers(self, host: str | None, origin: str | None) -> None:
+        """Refuse a web page's request for another site (``Origin``) or via a name rebound to 127.0.0.1 (``Host``)."""
+        if self.loopback_only and host is not None and not _is_loopback(_hostname(host)):
+            raise HttpError(403, f"Host {host!r} is not this machine: use {self.url}")
+        if origin is not None and (host is None or urlsplit(origin).netloc.lower() != host.lower()):
+            raise HttpError(403, f"a request from the web page at {origin!r} is refused (only the viewer's own pages)")
 
     def authorized(self, header: str | None) -> bool:
         if self.api_key is None:
@@ -194,6 +205,22 @@ class TraceServer:
         return self.store.stats(query, buckets)
 
 
+def _hostname(host_header: str) -> str:
+    try:
+        return urlsplit("//" + host_header).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _parse_query(query_string: str) -> SearchQuery:
     try:
         return SearchQuery.from_params(parse_qs(query_string, keep_blank_values=False))
@@ -263,6 +290,7 @@ def _make_handler(server: TraceServer) -> type[BaseHTTPRequestHandler]:
                 self._json(500, {"error": "internal server error (see the server's log)"})
 
         def _route(self, method: str) -> None:
+            server.check_browser_headers(self.headers.get("Host"), self.headers.get("Origin"))
             parts = urlsplit(self.path)
             path = parts.path.rstrip("/") or "/"
             if path in _STATIC or path == "/openapi.json" or path == "/healthz":
