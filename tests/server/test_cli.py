@@ -119,6 +119,20 @@ def test_tail_once_prints_the_newest_traces_as_trees(client: Client, server: Tra
     )
 
 
+def test_tail_prints_control_characters_of_a_record_escaped_not_to_the_terminal(
+    client: Client, server: TraceServer
+) -> None:
+    # A record's name reached the terminal raw: anyone who can ingest could retitle, clear or recolour it.
+    evil = make_record("evil\x1b]0;owned\x07\x1b[2J\nname", model="m\x9b31m")
+    assert client.ingest([evil]).status_code == 200
+    result = subprocess.run(
+        [*CLI, "tail", "--once", "--url", server.url], env=cli_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "evil\\x1b]0;owned\\x07\\x1b[2J\\x0aname  [function]  ok  500.0 ms  m\\x9b31m" in result.stdout
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", result.stdout)
+
+
 @pytest.fixture
 def tail_process(server: TraceServer) -> Iterator[subprocess.Popen[str]]:
     process = subprocess.Popen(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+# C0 and C1 controls and DEL: a record's text must not move the cursor, retitle or clear the user's terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def render_tree(node: dict[str, Any], *, details: bool = True, width: int = 110) -> str:
@@ -28,7 +32,7 @@ def summary_line(record: dict[str, Any]) -> str:
     cost = metadata.get("cost_usd")
     if isinstance(cost, int | float):
         parts.append(f"${cost:.6f}")
-    return "  ".join(parts)
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", "  ".join(parts))
 
 
 def _render(node: dict[str, Any], first: str, rest: str, details: bool, width: int, lines: list[str]) -> None:
