@@ -21,7 +21,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carrot_ai.server import TraceStore
 
 DEFAULT_PORT = 8787
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
@@ -99,7 +102,7 @@ def _console_utf8() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from carrot_ai.server import TraceServer, TraceStore
+        from carrot_ai.server import TraceServer
         from carrot_ai.server._validate import _validator
 
         _validator()
@@ -107,7 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"carrot-ai serve: {exc} ({_SERVER_EXTRA})", file=sys.stderr)
         return 1
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    store = TraceStore(args.db)
+    store = _open_store(args.db, "serve")
+    if store is None:
+        return 1
     try:
         server = TraceServer(store, host=args.host, port=args.port, api_key=args.api_key)
     except OSError as exc:
@@ -132,6 +137,19 @@ def _serve(args: argparse.Namespace) -> int:
         server.stop()
         store.close()
     return 0
+
+
+def _open_store(path: str, command: str) -> TraceStore | None:
+    """Open the database, or say in one line why it cannot be (no such directory, not SQLite, a newer schema)."""
+    import sqlite3
+
+    from carrot_ai.server._store import StoreError, TraceStore
+
+    try:
+        return TraceStore(path)
+    except (sqlite3.Error, StoreError, OSError) as exc:
+        print(f"carrot-ai {command}: cannot use the database {os.path.abspath(path)}: {exc}", file=sys.stderr)
+        return None
 
 
 # --- tail -----------------------------------------------------------------------------------------------------------
@@ -245,7 +263,7 @@ def find_example() -> Path | None:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from carrot_ai.server import StandInModel, TraceServer, TraceStore, render_tree
+        from carrot_ai.server import StandInModel, TraceServer, render_tree
         from carrot_ai.server._validate import _validator
 
         _validator()
@@ -258,7 +276,9 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
     temp_dir = None if args.db else tempfile.mkdtemp(prefix="carrot-ai-demo-")
     db = args.db or os.path.join(str(temp_dir), "traces.db")
-    store = TraceStore(db)
+    store = _open_store(db, "demo")
+    if store is None:
+        return 1
     stand_in: StandInModel | None = None
     server: TraceServer | None = None
     try:

@@ -214,6 +214,23 @@ def test_serve_command_stores_what_it_receives_and_stops_on_ctrl_c(tmp_path: Pat
     assert len(texts) == 1 and '"name":"served"' in texts[0]
 
 
+@pytest.mark.parametrize("command", ["serve", "demo"])
+@pytest.mark.parametrize("problem", ["no such directory", "not a database"])
+def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(
+    tmp_path: Path, command: str, problem: str
+) -> None:
+    db = tmp_path / "missing" / "traces.db"
+    if problem == "not a database":
+        db = tmp_path / "notes.txt"
+        db.write_text("not SQLite, " * 100)
+    result = subprocess.run(
+        [*CLI, command, "--port", "0", "--db", str(db)], env=cli_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"carrot-ai {command}: cannot use the database {db}: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_cli_without_a_command_prints_help_and_fails() -> None:
     result = subprocess.run(CLI, env=cli_env(), capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
