@@ -4,6 +4,8 @@ import datetime
 import gzip
 import json
 import sqlite3
+import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -329,6 +331,21 @@ def test_database_is_one_wal_file_at_the_current_schema_version(tmp_path: Path) 
     reopened = TraceStore(path)
     assert reopened.count() == 1
     reopened.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_a_new_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    # Created with the umask's 0644: any user of the machine could read every stored prompt and response.
+    store = TraceStore(tmp_path / "traces.db")
+    try:
+        store.insert([make_record("private")])
+        files = sorted(tmp_path.iterdir())
+        assert [f.name for f in files] == ["traces.db", "traces.db-shm", "traces.db-wal"]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == dict.fromkeys(
+            ["traces.db", "traces.db-shm", "traces.db-wal"], 0o600
+        )
+    finally:
+        store.close()
 
 
 def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:

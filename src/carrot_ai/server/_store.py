@@ -90,6 +90,19 @@ def fts5_available() -> bool:
         connection.close()
 
 
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only: records hold prompts and responses.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's permissions.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # an existing database keeps the permissions its owner gave it
+
+
 class TraceStore:
     """Trace records in one SQLite file. Thread-safe."""
 
@@ -100,6 +113,7 @@ class TraceStore:
         ``False`` forces the ``LIKE`` fallback.
         """
         self.path = os.fspath(path)
+        _create_private(self.path)
         self._write_lock = threading.Lock()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
