@@ -136,6 +136,18 @@ def test_invalid_records_are_rejected_naming_the_field_while_valid_ones_are_kept
     assert client.names() == ["valid"]
 
 
+def test_a_rejection_quotes_a_large_offending_value_shortened(client: Client) -> None:
+    # The whole value came back in the answer (twice for the first record): a 1 MB field, a 2 MB answer.
+    huge = {**make_record("x"), "input": "a" * 1_000_000}
+    response = client.ingest([huge, {**make_record("y"), "ended_at": "b" * 1_000_000}])
+
+    assert response.status_code == 422
+    assert len(response.content) < 2_000
+    first, second = response.json()["rejected"]
+    assert (first["field"], second["field"]) == ("input", "ended_at")
+    assert first["error"] == IsStr(regex=r"^'aaaa.* \.\.\. a+' is not of type 'object'$")
+
+
 # The docs' "Custom trace ingestion" curl example (seed 000), as it is written: no id, no timestamps.
 SEED_CUSTOM_RECORD = {
     "name": "my-agent",

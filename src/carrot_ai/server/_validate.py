@@ -44,14 +44,24 @@ def validate_record(record: Any, index: int = 0) -> RecordError | None:
     )
     if errors:
         error = errors[0]
-        return RecordError(index, record_id, _field_of(error), error.message)
+        return RecordError(index, record_id, _field_of(error), _shortened(error.message))
     # The schema's "date-time" format is only checked when optional packages are installed: check it here.
     for key in ("started_at", "ended_at"):
         try:
             parse_timestamp_us(record[key])
         except ValueError as exc:
-            return RecordError(index, record_id, key, f"{record[key]!r} is not an ISO 8601 date-time ({exc})")
+            return RecordError(
+                index, record_id, key, _shortened(f"{record[key]!r} is not an ISO 8601 date-time ({exc})")
+            )
     return None
+
+
+def _shortened(message: str, limit: int = 300) -> str:
+    # A message quotes the offending value: a 10 MB string would come back in the answer, once per record.
+    if len(message) <= limit:
+        return message
+    half = (limit - 5) // 2
+    return f"{message[:half]} ... {message[-half:]}"
 
 
 def _field_of(error: Any) -> str:
