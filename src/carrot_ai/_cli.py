@@ -318,6 +318,8 @@ def _demo(args: argparse.Namespace) -> int:
                 print()
         print(f"Open {server.url}/#/trace/{roots[-1]} to see it in the trace viewer.")
         if args.no_wait:
+            kept = f"`carrot-ai serve --db {db}` serves it again" if args.db else "its temporary database is deleted"
+            print(f"--no-wait: the server stops now, and that URL with it; {kept}.")
             return 0
         print("Serving until Ctrl-C.", flush=True)
         try:

@@ -53,6 +53,8 @@ def test_demo_runs_the_pipeline_offline_and_prints_the_stored_tree(tmp_path: Pat
     assert re.search(r"^[└├]─ search_knowledge_base  \[function\]  ok", out, re.M)
     match = re.search(r"Open (http://127\.0\.0\.1:\d+)/#/trace/([0-9a-f-]{36}) ", out)
     assert match, out
+    # The URL above is dead once the command returns: say so, and how to see the traces again.
+    assert f"--no-wait: the server stops now, and that URL with it; `carrot-ai serve --db {db}` serves it again." in out
 
     store = TraceStore(db)
     try:
