@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import json
+import socket
 import sqlite3
 import stat
 import sys
@@ -249,6 +250,21 @@ def test_body_larger_than_the_limit_after_decompression_is_a_413(store: TraceSto
         response = client.post("/v1/traces/ingest", bomb, {"Content-Encoding": "gzip"})
         assert response.status_code == 413
         assert client.ingest([make_record("small")]).status_code == 200
+
+
+def test_a_negative_chunk_size_is_a_400_at_once(store: TraceStore) -> None:
+    # int("-1", 16) passed, and rfile.read(-1) read to the end of the connection: past the body limit, into memory.
+    with TraceServer(store, max_body_bytes=10_000) as small:
+        port = int(small.url.rsplit(":", 1)[1])
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        head = b"POST /v1/traces/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sock.sendall(head + b"-1\r\n" + b"a" * 50_000)
+        try:
+            answer = sock.recv(1000)
+        finally:
+            sock.close()
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b'{"error":"malformed chunked body"}')
 
 
 def test_api_key_is_required_on_every_api_route_when_configured(

@@ -370,8 +370,10 @@ def _make_handler(server: TraceServer) -> type[BaseHTTPRequestHandler]:
                 try:
                     size = int(line.split(b";", 1)[0].strip(), 16)
                 except ValueError:
+                    size = -1
+                if size < 0:  # read(-1) would read to the end of the connection, past the body limit
                     self.close_connection = True
-                    raise HttpError(400, "malformed chunked body") from None
+                    raise HttpError(400, "malformed chunked body")
                 if size == 0:
                     while self.rfile.readline(1024).strip():
                         pass  # trailers
