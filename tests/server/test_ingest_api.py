@@ -316,6 +316,25 @@ def test_a_host_name_rebound_to_loopback_is_refused(client: Client, host: str, s
     assert response.status_code == status, response.text
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_the_server_listens_on_the_ipv6_loopback(store: TraceStore) -> None:
+    # `carrot-ai serve --host ::1` failed: "Address family for hostname not supported".
+    with TraceServer(store, host="::1") as server:
+        assert server.url.startswith("http://[::1]:")
+        client = Client(server.url)
+        assert client.ingest([make_record("over ipv6")]).status_code == 200
+        assert client.names() == ["over ipv6"]
+
+
 def test_unknown_trace_id_is_a_404(client: Client) -> None:
     response = client.get("/v1/traces/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404

@@ -21,6 +21,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 import threading
 import zlib
 from http import HTTPStatus
@@ -55,6 +56,10 @@ class HttpError(Exception):
         self.field = field
 
 
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6  # the stdlib server is IPv4 only: "::1" failed with "address family not supported"
+
+
 class TraceServer:
     """The local ingest server, search API and viewer. ``with TraceServer(store) as server: server.url``."""
 
@@ -71,7 +76,8 @@ class TraceServer:
         self.api_key = api_key or None
         self.max_body_bytes = max_body_bytes
         self.loopback_only = _is_loopback(host)
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        server_type = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer
+        self._httpd = server_type((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -81,7 +87,7 @@ class TraceServer:
         host, port = self._httpd.server_address[:2]
         if isinstance(host, bytes):
             host = host.decode()
-        shown = "127.0.0.1" if host == "0.0.0.0" else f"[{host}]" if ":" in host else host
+        shown = "127.0.0.1" if host == "0.0.0.0" else "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
 
     def start(self) -> TraceServer:
