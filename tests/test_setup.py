@@ -11,6 +11,7 @@ import pytest
 
 import carrot_ai
 from carrot_ai import _setup
+from carrot_ai._config import is_loopback_url
 from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
 
@@ -110,6 +111,19 @@ def test_init_without_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("CARROT_API_KEY", raising=False)
     with pytest.raises(ValueError, match="CARROT_API_KEY"):
         carrot_ai.init(base_url="https://api.carrotlabs.ai")
+
+
+@pytest.mark.parametrize("host", ["127.example.com", "127.0.0.1.example.com", "localhost.example.com", "10.0.0.1"])
+def test_init_without_api_key_refuses_a_host_that_only_looks_local(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    # A name that starts like a loopback address is an ordinary remote host: it needs the API key like any other.
+    monkeypatch.delenv("CARROT_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="CARROT_API_KEY"):
+        carrot_ai.init(base_url=f"http://{host}:8787")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "localhost", "[::1]"])
+def test_loopback_urls_need_no_api_key(host: str) -> None:
+    assert is_loopback_url(f"http://{host}:8787")
 
 
 def test_init_rejects_unknown_options() -> None:
