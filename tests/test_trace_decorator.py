@@ -171,6 +171,30 @@ def test_exception_is_recorded_and_reraised_unchanged(carrot: IngestServer) -> N
     assert record["input"] == {"x": 1}
 
 
+def test_generator_called_with_arguments_that_do_not_bind_is_recorded_as_an_error(carrot: IngestServer) -> None:
+    @carrot_ai.trace("numbers")
+    def numbers(n: int) -> Any:
+        yield n
+
+    @carrot_ai.trace("anumbers")
+    async def anumbers(n: int) -> Any:
+        yield n
+
+    async def consume() -> list[int]:
+        return [i async for i in anumbers(1, 2)]  # type: ignore[call-arg]
+
+    with pytest.raises(TypeError):
+        list(numbers(1, 2))  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        asyncio.run(consume())
+    records = records_after_flush(carrot, 2)
+    assert sorted(r["name"] for r in records) == ["anumbers", "numbers"]
+    for record in records:
+        assert record["status"] == "error"
+        assert record["output"]["error_type"] == "TypeError"
+        assert record["input"] == {"n": 1, "args": [2]}
+
+
 def test_async_nesting_across_gather_and_create_task(carrot: IngestServer) -> None:
     @carrot_ai.trace
     async def step(i: int) -> int:

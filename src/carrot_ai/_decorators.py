@@ -419,10 +419,10 @@ def _generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) -> Calla
         if call is not None:
             call.deactivate()  # active only while the generator's own code runs
         collected = _Collected(call)
-        gen = fn(*args, **kwargs)
         to_send: Any = None
         to_throw: BaseException | None = None
         try:
+            gen = fn(*args, **kwargs)  # (arguments that do not bind fail here: the span ends with the error)
             while True:
                 _activate(call)
                 try:
@@ -458,10 +458,10 @@ def _async_generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) ->
         if call is not None:
             call.deactivate()
         collected = _Collected(call)
-        agen = fn(*args, **kwargs)
         to_send: Any = None
         to_throw: BaseException | None = None
         try:
+            agen = fn(*args, **kwargs)
             while True:
                 _activate(call)
                 try:
