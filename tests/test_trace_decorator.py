@@ -11,6 +11,7 @@ import pytest
 from dirty_equals import IsFloat, IsStr
 
 import carrot_ai
+from tests.export_helpers import run_python
 from tests.ingest_server import IngestServer
 
 UUID = IsStr(regex=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -438,3 +439,40 @@ def test_int_too_long_to_write_as_text_is_recorded_as_a_placeholder(carrot: Inge
     assert by_name["big"]["output"] == {"n": "<int: -5001 digits>", "small": 10**30}
     assert by_name["returns_big"]["output"] == {"result": "<int: 5001 digits>"}
     assert all(r["status"] == "success" for r in records)
+
+
+# Objects in a reference cycle are freed by the garbage collector, which runs their finalizers wherever an allocation
+# triggers it: on Python 3.10 / 3.11 also in the middle of another ContextVar.set() of the same thread.
+FINALIZER_PROGRAM = """
+import carrot_ai
+
+@carrot_ai.trace
+def close(handle):
+    return handle
+
+class Resource:
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        close(1)
+
+@carrot_ai.trace
+def work(index):
+    Resource()
+    return index
+
+carrot_ai.init(batch_size=500)
+for index in range(1000):
+    work(index)
+assert carrot_ai.flush(10)
+print(carrot_ai.stats()["delivered"])
+"""
+
+
+def test_traced_function_called_from_finalizers_during_garbage_collection(ingest: IngestServer) -> None:
+    result = run_python(FINALIZER_PROGRAM, {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": ingest.base_url})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["2000"]
+    closes = [r for r in ingest.records if r["name"] == "close"]
+    assert len(closes) == 1000 and all(r["status"] == "success" for r in closes)

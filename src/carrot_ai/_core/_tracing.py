@@ -11,7 +11,9 @@ of one span.
 from __future__ import annotations
 
 import contextvars
+import gc
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +44,21 @@ _context_var: Any = getattr(_runtime, "_current_context", None)
 if type(_runtime).__name__ != "ContextVarsRuntimeContext" or not isinstance(_context_var, contextvars.ContextVar):
     _context_var = None
 
+
+# CPython 3.10 / 3.11 (python/cpython#148891): the garbage collector, run by an allocation inside a ContextVar.set(),
+# runs finalizers there; a set() they make on the same thread frees the context's variables under the first one. A
+# span started while the collector runs on this thread (a @trace function called from ``__del__``) is recorded
+# without being made current.
+_collecting_on: int | None = None  # the thread the garbage collector runs on, while it runs
+
+
+def _note_collection(phase: str, info: dict[str, int]) -> None:
+    global _collecting_on
+    _collecting_on = threading.get_ident() if phase == "start" else None
+
+
+if sys.version_info < (3, 12):  # (3.12 runs the collector between bytecodes, never inside set())
+    gc.callbacks.append(_note_collection)
 
 # The LiteLLM call ids (``litellm_call_id``) of the streams carrot records, oldest first, bounded: LiteLLM's own
 # OpenTelemetry callback makes its span of a stream after the stream has ended, outside carrot's call, and names the
@@ -130,10 +147,22 @@ def _attach(context: Context) -> object:
     return otel_context.attach(context)
 
 
+# CPython 3.10 / 3.11: resetting a variable to "never set" leaves its lookup cache pointing at the value it held
+# when the garbage collector, run by that reset, had a finalizer read it (``__del__`` calling a @trace function,
+# or any code reading the OpenTelemetry context); the next read returns freed memory and the interpreter crashes.
+# Our outermost span therefore ends by setting the empty context that an unset variable reads as.
+_RESET_TO_UNSET = sys.version_info >= (3, 12)
+_UNSET = contextvars.Token.MISSING
+_EMPTY_CONTEXT = Context()
+
+
 def _detach(token: Any) -> None:
     if type(token) is contextvars.Token and token.var is _context_var:
         try:
-            _context_var.reset(token)
+            if _RESET_TO_UNSET or token.old_value is not _UNSET:
+                _context_var.reset(token)
+            else:
+                _context_var.set(_EMPTY_CONTEXT)
             return
         except Exception:
             pass  # e.g. a token of another Context: OpenTelemetry's detach logs it, as it always did
@@ -287,6 +316,9 @@ class SpanCall:
         if self._llm:
             values[LLM_CALL_KEY] = self
             self._thread = threading.get_ident()
+        if _collecting_on is not None and _collecting_on == threading.get_ident():
+            self._token = None  # in a finalizer the garbage collector runs: see _note_collection
+            return
         self._token = _attach(Context(values))
 
     def deactivate(self) -> None:
