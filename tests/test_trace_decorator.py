@@ -216,6 +216,28 @@ def test_async_nesting_across_gather_and_create_task(carrot: IngestServer) -> No
     assert {r["metadata"]["parent_trace_id"] for r in steps} == {root["id"]}
 
 
+def test_callable_object_with_an_async_call_is_traced_as_a_coroutine(carrot: IngestServer) -> None:
+    @carrot_ai.trace
+    async def lookup(key: str) -> str:
+        return key.upper()
+
+    class Agent:
+        async def __call__(self, question: str) -> str:
+            await asyncio.sleep(0.01)
+            return await lookup(question)
+
+    agent = carrot_ai.trace(Agent())
+    assert inspect.iscoroutinefunction(agent)
+    assert asyncio.run(agent("q")) == "Q"
+    records = records_after_flush(carrot, 2)
+    [parent] = [r for r in records if not r["name"].endswith("lookup")]
+    [child] = [r for r in records if r["name"].endswith("lookup")]
+    assert parent["input"] == {"question": "q"}
+    assert parent["output"] == {"result": "Q"}
+    assert parent["metadata"]["latency_ms"] >= 10
+    assert child["metadata"]["parent_trace_id"] == parent["id"]
+
+
 def test_generators_span_the_whole_iteration_and_record_items(carrot: IngestServer) -> None:
     @carrot_ai.trace
     def inner() -> int:

@@ -124,11 +124,13 @@ def _decorate(fn: Any, options: _Options) -> Any:
     if not callable(fn):
         raise TypeError(f"@carrot_ai.trace needs a function, not {type(fn).__name__}")
     traced = _TracedFunction(fn, options)
-    if inspect.isasyncgenfunction(fn):
+    # A callable object's kind is its __call__'s (inspect looks at functions, methods and partials only).
+    kind = fn if inspect.isroutine(fn) or isinstance(fn, type | functools.partial) else type(fn).__call__
+    if inspect.isasyncgenfunction(kind):
         wrapper: Any = _async_generator_wrapper(fn, traced)
-    elif inspect.iscoroutinefunction(fn):
+    elif inspect.iscoroutinefunction(kind):
         wrapper = _coroutine_wrapper(fn, traced)
-    elif inspect.isgeneratorfunction(fn):
+    elif inspect.isgeneratorfunction(kind):
         wrapper = _generator_wrapper(fn, traced)
     else:
         wrapper = _function_wrapper(fn, traced)
