@@ -54,6 +54,38 @@ def test_auto_init_from_environment_and_flush_at_exit(ingest: IngestServer) -> N
     assert ingest.requests[0].headers["content-encoding"] == "gzip"
 
 
+def test_calls_of_other_threads_while_set_up_on_first_use_runs_are_recorded(ingest: IngestServer) -> None:
+    result = run_program(
+        """
+        import threading
+        import carrot_ai
+
+        start = threading.Barrier(8)
+
+        @carrot_ai.trace
+        def step(worker, index):
+            return index
+
+        def work(worker):
+            start.wait()
+            for index in range(10):
+                step(worker, index)
+
+        threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        """,
+        {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": ingest.base_url},
+    )
+    assert result.returncode == 0, result.stderr
+    records = ingest.wait_for(80)
+    assert sorted((r["input"]["worker"], r["input"]["index"]) for r in records) == [
+        (worker, index) for worker in range(8) for index in range(10)
+    ]
+
+
 def test_set_up_on_first_use_carrot_leaves_the_global_provider_to_the_application(ingest: IngestServer) -> None:
     # A traced call before the application sets up OpenTelemetry (at import, a warm-up): the application's
     # set_tracer_provider() afterwards must still take effect (OpenTelemetry refuses a second global provider).

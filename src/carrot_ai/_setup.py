@@ -231,20 +231,21 @@ def _auto_init() -> bool:
     global _auto_init_tried, _auto_initializing
     if sdk_disabled():
         return False
-    if _auto_init_tried:
+    if _auto_init_tried and not _auto_initializing:
         return True
-    with _lock:
+    with _lock:  # (held while another thread sets up: its calls wait for the exporter rather than go unrecorded)
         if _auto_init_tried or _state is not None:
             return True
-        _auto_init_tried = True
         if os.environ.get("CARROT_API_KEY") or is_loopback_url(os.environ.get("CARROT_BASE_URL", "")):
             _auto_initializing = True
+            _auto_init_tried = True
             try:
                 init()
             except Exception as exc:
                 report_internal_error("auto-init", exc)
             finally:
                 _auto_initializing = False
+        _auto_init_tried = True
     return True
 
 
