@@ -122,6 +122,27 @@ def test_context_follows_threads_and_thread_pools(ingest: IngestServer, tracer_p
             assert record["tags"] == ["t"]
 
 
+def test_a_later_init_can_turn_thread_propagation_off(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    with carrot_session(ingest, tracer_provider):  # the default: the context follows threads
+        pass
+    with carrot_session(ingest, tracer_provider, propagate_to_threads=False):
+        with carrot_ai.context(user_id="not-carried"):
+            thread = threading.Thread(target=step, args=("thread",))
+            thread.start()
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                assert pool.submit(step, "submit").result() == "submit"
+            thread.join()
+        records = _by_input_label(records_after_flush(ingest, 2))
+        assert set(records) == {"thread", "submit"}
+        assert all("user_id" not in record["metadata"] for record in records.values())
+    with carrot_session(ingest, tracer_provider):  # and on again
+        with carrot_ai.context(user_id="carried"):
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(step, "again").result()
+        (record,) = [r for r in records_after_flush(ingest, 3) if r["input"].get("label") == "again"]
+        assert record["metadata"]["user_id"] == "carried"
+
+
 def test_context_follows_asyncio_tasks_and_stays_separate_per_task(
     ingest: IngestServer, tracer_provider: TracerProvider
 ) -> None:

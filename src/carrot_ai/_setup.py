@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from carrot_ai._config import Settings, is_loopback_url, resolve_settings, sdk_disabled
 from carrot_ai._core import _content, _fastspan, _tracing
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai._core._threads import install_thread_propagation
+from carrot_ai._core._threads import install_thread_propagation, uninstall_thread_propagation
 
 logger = logging.getLogger("carrot_ai")
 
@@ -155,6 +155,8 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     _tracing.set_tracer_provider(None if provider is trace.get_tracer_provider() else provider)
     if settings.propagate_to_threads:
         install_thread_propagation()
+    else:
+        uninstall_thread_propagation()  # (an earlier init() may have switched it on)
     if not _atexit_registered:
         atexit.register(_at_exit)
         _atexit_registered = True

@@ -14,30 +14,36 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-_installed = False
+_installed = False  # whether the two methods are patched (once per process)
+_enabled = False  # whether the patches carry the context (a later init() may say not to)
 _original_start: Any = None
 _original_submit: Any = None
 
 
 def _start(self: threading.Thread) -> None:
-    try:
-        ctx = contextvars.copy_context()
-        run = self.run
-        # An instance attribute shadows the class's run(), subclasses' overrides included.
-        self.run = functools.partial(ctx.run, run)  # type: ignore[method-assign]
-    except Exception:
-        pass
+    if _enabled:
+        try:
+            ctx = contextvars.copy_context()
+            run = self.run
+            # An instance attribute shadows the class's run(), subclasses' overrides included.
+            self.run = functools.partial(ctx.run, run)  # type: ignore[method-assign]
+        except Exception:
+            pass
     _original_start(self)
 
 
 def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+    if not _enabled:
+        return _original_submit(self, fn, *args, **kwargs)  # type: ignore[no-any-return]
     ctx = contextvars.copy_context()
     return _original_submit(self, ctx.run, fn, *args, **kwargs)  # type: ignore[no-any-return]
 
 
 def install_thread_propagation() -> None:
-    """Patch ``Thread.start`` and ``ThreadPoolExecutor.submit``; idempotent."""
-    global _installed, _original_start, _original_submit
+    """Carry the context into threads: patch ``Thread.start`` and ``ThreadPoolExecutor.submit`` (once), or switch the
+    patches back on."""
+    global _installed, _enabled, _original_start, _original_submit
+    _enabled = True
     if _installed:
         return
     _original_start = threading.Thread.start
@@ -48,10 +54,7 @@ def install_thread_propagation() -> None:
 
 
 def uninstall_thread_propagation() -> None:
-    """Restore the originals."""
-    global _installed
-    if not _installed:
-        return
-    threading.Thread.start = _original_start  # type: ignore[method-assign]
-    ThreadPoolExecutor.submit = _original_submit  # type: ignore[method-assign]
-    _installed = False
+    """Stop carrying the context into threads. The patches stay (switched off): another library may have wrapped them
+    since, and restoring the originals would take its wrapper out too."""
+    global _enabled
+    _enabled = False
