@@ -8,6 +8,11 @@ rounds of the per-call time (calling thread's CPU time), and of the difference t
 Configurations:
   bare          the SDK alone
   bare+usage    (streams) the SDK alone, asking for ``stream_options.include_usage`` itself
+  event-step    (streams, a reference, not carrot) the SDK alone, one Python generator step per SSE event added
+                between its decoder and its chunk builder, doing nothing
+  usage-rule    (streams, a reference, not carrot) the least the issue's usage rule takes: ``include_usage`` asked
+                for (``extra_body``) and the usage-only event kept from the SDK by such a per-event step; no span,
+                no record
   carrot        ``carrot_ai.wrap(client)``
 
 ``create`` is measured on ``OpenAI`` and on ``AsyncOpenAI`` (each awaited call run on one event loop kept for the
@@ -137,6 +142,46 @@ def stream_call(client: openai.OpenAI, **options: Any) -> Callable[[], Any]:
     return call
 
 
+def _usage_event(data: str) -> bool:
+    """Whether an event's data is the usage-only chunk (the plain string test a filter needs, nothing decoded)."""
+    return '"usage"' in data and '"usage":null' not in data and '"usage": null' not in data
+
+
+class _EventLayer:
+    """A stand-in for the SDK stream's SSE decoder: the SDK's own decoder, with one Python generator step per event
+    after it, which drops the usage-only event when ``hide_usage`` is set. Nothing else: no span, no record."""
+
+    def __init__(self, decoder: Any, hide_usage: bool) -> None:
+        self._decoder = decoder
+        self._hide_usage = hide_usage
+
+    def iter_bytes(self, iterator: Any) -> Any:
+        return self._events(self._decoder.iter_bytes(iterator))
+
+    def _events(self, events: Any) -> Any:
+        hide_usage = self._hide_usage
+        for event in events:
+            if hide_usage and _usage_event(event.data):
+                continue
+            yield event
+
+
+def layered_stream_call(client: openai.OpenAI, ask_usage: bool) -> Callable[[], Any]:
+    """A bare stream read through :class:`_EventLayer`: with ``ask_usage``, what the issue's usage rule costs alone
+    (``include_usage`` asked for through ``extra_body`` and its chunk kept from the SDK by a per-event filter, the
+    least carrot could do); without, what one per-event Python step costs alone."""
+    messages = [{"role": "user", "content": "Hello!"}]
+    options: dict[str, Any] = {"extra_body": {"stream_options": {"include_usage": True}}} if ask_usage else {}
+
+    def call() -> Any:
+        stream = client.chat.completions.create(model=MODEL, messages=messages, stream=True, **options)  # type: ignore[arg-type]
+        stream._decoder = _EventLayer(stream._decoder, hide_usage=ask_usage)  # type: ignore[assignment]
+        for _chunk in stream:
+            pass
+
+    return call
+
+
 def measure(configs: dict[str, Callable[[], Any]], rounds: int, calls: int) -> dict[str, list[float]]:
     """Per-call microseconds per round, for each configuration, interleaved with a rotating order."""
     for call in configs.values():  # warm up: imports, connection pools, caches
@@ -213,6 +258,8 @@ def run(url: str, rounds: int, calls: int) -> None:
             {
                 "bare": stream_call(bare),
                 "bare+usage": stream_call(bare, stream_options={"include_usage": True}),
+                "event-step": layered_stream_call(bare, ask_usage=False),
+                "usage-rule": layered_stream_call(bare, ask_usage=True),
                 "carrot": stream_call(wrapped),
             },
             rounds,
@@ -224,7 +271,9 @@ def run(url: str, rounds: int, calls: int) -> None:
             f"\nsummary: create overhead {create_result['carrot']:.1f} us (budget 30), "
             f"async {async_result['carrot']:.1f} us; "
             f"{STREAM_CHUNKS}-chunk stream overhead {stream_result['carrot']:.1f} us (budget 60), "
-            f"{own:+.1f} us against a caller who asks for the usage chunk itself"
+            f"{own:+.1f} us against a caller who asks for the usage chunk itself; "
+            f"the usage rule alone (asked for, its chunk filtered out, nothing recorded) "
+            f"{stream_result['usage-rule']:.1f} us, one Python step an event alone {stream_result['event-step']:.1f} us"
         )
         drain()
         stats = carrot_ai.stats()
