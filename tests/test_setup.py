@@ -54,6 +54,26 @@ def test_auto_init_from_environment_and_flush_at_exit(ingest: IngestServer) -> N
     assert ingest.requests[0].headers["content-encoding"] == "gzip"
 
 
+def test_set_up_on_first_use_takes_the_batch_size_from_the_environment(ingest: IngestServer) -> None:
+    result = run_program(
+        """
+        import carrot_ai
+
+        @carrot_ai.trace
+        def step(i: int) -> int:
+            return i
+
+        for i in range(5):
+            step(i)
+        carrot_ai.flush()
+        """,
+        {"CARROT_API_KEY": "ck-test-key", "CARROT_BASE_URL": ingest.base_url, "CARROT_BATCH_SIZE": "2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(ingest.wait_for(5)) == 5
+    assert [len(request.json["traces"]) for request in ingest.requests] == [2, 2, 1]
+
+
 def test_calls_of_other_threads_while_set_up_on_first_use_runs_are_recorded(ingest: IngestServer) -> None:
     result = run_program(
         """

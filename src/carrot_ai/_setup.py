@@ -242,7 +242,8 @@ def _auto_init() -> bool:
             _auto_initializing = True
             _auto_init_tried = True
             try:
-                init()
+                from_env = resolve_settings()  # init()'s own defaults would hide CARROT_FLUSH_INTERVAL / _BATCH_SIZE
+                init(flush_interval=from_env.flush_interval, batch_size=from_env.batch_size)
             except Exception as exc:
                 report_internal_error("auto-init", exc)
             finally:
