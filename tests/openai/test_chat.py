@@ -432,8 +432,6 @@ def test_a_call_from_another_thread_started_inside_a_call_is_a_call_of_its_own(
     import contextvars
     import threading
 
-    import httpx2
-
     client = carrot_ai.wrap(make_client(fake))
     done: list[str] = []
 
@@ -451,7 +449,7 @@ def test_a_call_from_another_thread_started_inside_a_call_is_a_call_of_its_own(
         thread.join(10)
         client.chat.completions.create(model=MODEL, messages=user("nested, same thread"))  # the same call
 
-    client._client = httpx2.Client(event_hooks={"request": [on_request]})
+    client._client = type(client._client)(event_hooks={"request": [on_request]})  # (httpx2, or httpx for openai 1.x)
     client.chat.completions.create(model=MODEL, messages=user("outer"))
     assert done == ["thread"]
     got = records(carrot, 2)
