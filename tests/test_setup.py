@@ -13,7 +13,7 @@ import carrot_ai
 from carrot_ai import _setup
 from carrot_ai._config import is_loopback_url
 from tests.fakes.openai_server import FakeOpenAI
-from tests.ingest_server import IngestServer
+from tests.ingest_server import Fault, IngestServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -472,3 +472,21 @@ def test_shutdown_stops_recording_on_the_private_provider(ingest: IngestServer) 
     carrot_ai.shutdown()
     assert _tracing._tracer_provider is None
     provider.shutdown()
+
+
+def test_stats_after_shutdown_still_count_what_shutdown_could_not_deliver(ingest: IngestServer) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    ingest.fault = Fault.hang()
+    provider = TracerProvider(shutdown_on_exit=False)
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=provider, exit_timeout=0.2)
+
+    @carrot_ai.trace
+    def step() -> int:
+        return 1
+
+    step()
+    carrot_ai.shutdown()
+    ingest.release_hangs()
+    provider.shutdown()
+    assert carrot_ai.stats()["shutdown"] == 1

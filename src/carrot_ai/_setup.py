@@ -40,6 +40,7 @@ class _State:
 
 _lock = threading.RLock()
 _state: _State | None = None
+_ended_exporter: Any = None  # the exporter shutdown() ended: stats() still reports its final counts
 _auto_init_tried = False
 _atexit_registered = False
 _auto_initializing = False  # set while init() runs from the environment on first use (_auto_init)
@@ -281,12 +282,13 @@ def flush(timeout: float = 10.0) -> bool:
 
 def shutdown() -> None:
     """Deliver what is queued (bounded by ``exit_timeout``) and stop exporting."""
-    global _state, _auto_init_tried
+    global _state, _auto_init_tried, _ended_exporter
     with _lock:
         state, _state = _state, None
         _auto_init_tried = False
     if state is None:
         return
+    _ended_exporter = state.exporter
     from carrot_ai.export._lifecycle import end_open_streams
 
     end_open_streams()
@@ -316,7 +318,10 @@ def stats() -> dict[str, Any]:
     from carrot_ai.export._exporter import live_exporters, merged_stats
 
     state = _state
-    data: dict[str, Any] = merged_stats([state.exporter] if state is not None else live_exporters())
+    exporters = [state.exporter] if state is not None else live_exporters()
+    if not exporters and _ended_exporter is not None:
+        exporters = [_ended_exporter]
+    data: dict[str, Any] = merged_stats(exporters)
     data["internal_errors"] = _guard.internal_errors
     return data
 
