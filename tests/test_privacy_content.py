@@ -154,6 +154,58 @@ def test_generator_started_in_metadata_only_block_stays_metadata_only(
         assert record["metadata"]["content_captured"] is False
 
 
+def _submitted_record(text: str) -> dict[str, Any]:
+    return {
+        "name": "custom-ingest",
+        "input": {"messages": [{"role": "user", "content": f"{text} prompt"}]},
+        "output": {"message": {"role": "assistant", "content": f"{text} answer"}},
+        "metadata": {"model": "gpt-4o", "input_tokens": 12, "contact": text},
+        "status": "success",
+        "tags": [text],
+    }
+
+
+def test_submitted_record_obeys_the_content_switch(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    with carrot_session(ingest, tracer_provider, capture_content=False):
+        carrot_ai.get_client().submit(_submitted_record(SECRET))
+        failed = {**_submitted_record(SECRET), "status": "error"}
+        failed["output"] = {"error": "rate limited", "error_type": "RateLimitError", "partial": SECRET}
+        carrot_ai.get_client().submit(failed)
+        records = {r["status"]: r for r in records_after_flush(ingest, 2)}
+        for text in (f"{SECRET} prompt", f"{SECRET} answer", '"partial"'):
+            assert text not in payload_text(ingest)
+        for record in records.values():
+            assert record["input"] == {}
+            assert record["metadata"]["content_captured"] is False
+            assert record["metadata"]["input_tokens"] == 12
+        assert records["success"]["output"] == {}
+        assert records["error"]["output"] == {"error": "rate limited", "error_type": "RateLimitError"}
+
+
+def test_submitted_record_obeys_a_metadata_only_block(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    with carrot_session(ingest, tracer_provider):
+        with carrot_ai.context(metadata_only=True):
+            carrot_ai.get_client().submit(_submitted_record(SECRET))
+        [record] = records_after_flush(ingest, 1)
+        assert (record["input"], record["output"]) == ({}, {})
+        assert f"{SECRET} prompt" not in payload_text(ingest)
+
+
+def test_submitted_record_is_redacted_and_truncated(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    with carrot_session(ingest, tracer_provider, redact=True, max_string_length=1000):
+        record = _submitted_record(EMAIL)
+        record["input"]["document"] = "x" * 5000
+        carrot_ai.get_client().submit(record)
+        [got] = records_after_flush(ingest, 1)
+        assert EMAIL not in payload_text(ingest)
+        assert got["input"]["messages"] == [{"role": "user", "content": f"{EMAIL_MASK} prompt"}]
+        assert got["input"]["document"] == "x" * 1000 + "...[truncated, 5000 chars]"
+        assert got["output"] == {"message": {"role": "assistant", "content": f"{EMAIL_MASK} answer"}}
+        assert got["metadata"]["contact"] == EMAIL_MASK
+        assert got["metadata"]["model"] == "gpt-4o"
+        assert got["tags"] == [EMAIL_MASK]
+
+
 # --- per-call header ---------------------------------------------------------------------------------------------
 
 

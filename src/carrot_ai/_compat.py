@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from carrot_ai import _setup
+from carrot_ai._core import _content
 from carrot_ai.export._schema import complete_record
 
 
@@ -49,7 +50,7 @@ class CarrotClient:
         exporter = self._target()
         if exporter is None:
             return
-        exporter.enqueue_record(complete_record(dict(trace)))
+        exporter.enqueue_record(complete_record(_obey_content_policy(dict(trace))))
 
     def flush(self) -> None:
         """Deliver queued records now."""
@@ -64,6 +65,28 @@ class CarrotClient:
             self._exporter.shutdown()
         else:
             _setup.shutdown()
+
+
+def _obey_content_policy(record: dict[str, Any]) -> dict[str, Any]:
+    """Withhold or clean a submitted record's input, output, metadata and tags as the content policy says."""
+    captured = _content.capture_enabled()
+    for field in ("input", "output"):
+        if field not in record:
+            continue  # (the schema rejects the record, as before)
+        value = record[field]
+        if not captured:
+            kept = isinstance(value, Mapping) and field == "output"
+            value = {key: value[key] for key in ("error", "error_type") if key in value} if kept else {}
+        record[field] = _content.prepare(value)
+    metadata = record.get("metadata")
+    if isinstance(metadata, Mapping):
+        record["metadata"] = metadata = _content.prepare(metadata)
+        if not captured and isinstance(metadata, dict):
+            metadata["content_captured"] = False
+    tags = record.get("tags")
+    if _content.redaction_enabled() and isinstance(tags, list | tuple):
+        record["tags"] = [_content.prepare_text(tag) if isinstance(tag, str) else tag for tag in tags]
+    return record
 
 
 def get_client() -> CarrotClient:
