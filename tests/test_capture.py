@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 import carrot_ai
 from carrot_ai import _capture, _events
 from tests.ingest_server import IngestServer
-from tests.privacy_helpers import carrot_session, payload_text, records_after_flush
+from tests.privacy_helpers import carrot_session, payload_text, records_after_flush, span_attribute_text
 
 
 def _iso(ms: float) -> str:
@@ -594,6 +594,22 @@ def test_content_policy_applies_to_manual_events(ingest: IngestServer, tracer_pr
         [record] = records_after_flush(ingest, 1)
     assert record["input"]["messages"][1]["content"] == "reach me at [EMAIL]"
     assert "ann@example.com" not in payload_text(ingest)
+
+
+def test_tool_description_obeys_the_content_switch_and_redaction(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    event = seed_tool_event()
+    event["properties"]["tool"]["description"] = "Search the index; questions go to ann@example.com"
+    with carrot_session(ingest, tracer_provider, redact=True) as spans:
+        carrot_ai.capture_tool_call(event)
+        records_after_flush(ingest, 1)
+        assert "ann@example.com" not in span_attribute_text(spans)
+        assert "questions go to [EMAIL]" in span_attribute_text(spans)
+    with carrot_session(ingest, tracer_provider, capture_content=False) as spans:
+        carrot_ai.capture_tool_call(event)
+        records_after_flush(ingest, 2)
+        assert "Search the index" not in span_attribute_text(spans)
 
 
 # --- property-based ----------------------------------------------------------------------------------------------

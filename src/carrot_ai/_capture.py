@@ -45,6 +45,7 @@ seed                                        here                                
 ``properties.tool.name/input/output``       ``properties.tool.name/input/output``        input/output: JSON text
                                                                                          or any value
 (none)                                      ``properties.tool.call_id``                  the model's tool call id
+(none)                                      ``properties.tool.description``              text (content policy)
 ==========================================  ===========================================  =========================
 
 Required: ``start_time_ms``, ``end_time_ms`` or ``duration_ms``, ``status.state``, and ``properties.llm.model``
@@ -148,6 +149,8 @@ def _content_attributes(event: Event, attributes: dict[str, AttributeValue]) -> 
             attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = dumps(arguments)
         if event.output is not None:
             attributes[semconv.GEN_AI_TOOL_CALL_RESULT] = dumps(record_output)
+        if event.description is not None:
+            attributes[semconv.GEN_AI_TOOL_DESCRIPTION] = _content.prepare_text(event.description)
         record_output = record_output if isinstance(record_output, dict) else {"result": record_output}
     attributes[semconv.CARROT_INPUT] = dumps(record_input)
     attributes[semconv.CARROT_OUTPUT] = dumps(record_output)

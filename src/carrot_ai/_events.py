@@ -163,6 +163,7 @@ class Event:
         "attributes",
         "input",
         "output",
+        "description",
     )
 
     def __init__(self) -> None:
@@ -181,6 +182,7 @@ class Event:
         self.attributes: dict[str, AttributeValue] = {}
         self.input: Any = None
         self.output: Any = None
+        self.description: str | None = None  # a tool's: text, so it obeys the content policy as input does
 
 
 def validate_event(event: Any, path: str = "event", expected: str | None = None) -> Event:
@@ -513,9 +515,7 @@ def _tool(value: Any, path: str, parsed: Event) -> None:
     call_id = _string(tool.get("call_id"), f"{path}.call_id")
     if call_id:
         attributes[semconv.GEN_AI_TOOL_CALL_ID] = call_id
-    description = _string(tool.get("description"), f"{path}.description")
-    if description:
-        attributes[semconv.GEN_AI_TOOL_DESCRIPTION] = description
+    parsed.description = _string(tool.get("description"), f"{path}.description") or None
     if parsed.name is None:
         parsed.name = name
     parsed.input = _decoded(tool.get("input"))
