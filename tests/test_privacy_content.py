@@ -206,6 +206,28 @@ def test_submitted_record_is_redacted_and_truncated(ingest: IngestServer, tracer
         assert got["tags"] == [EMAIL_MASK]
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("capture_content", "false", "capture_content must be True or False"),
+        ("redact", "yes", "redact must be True or False"),
+        ("redact_fn", "[MASKED]", "redact_fn must be a function"),
+        ("max_string_length", "1000", "max_string_length must be a whole number"),
+        ("max_string_length", 0, "max_string_length must be a whole number of characters >= 1"),
+        ("max_media_bytes", 1.5, "max_media_bytes must be a whole number"),
+    ],
+)
+def test_init_rejects_privacy_settings_of_the_wrong_type(
+    ingest: IngestServer, tracer_provider: TracerProvider, option: str, value: Any, message: str
+) -> None:
+    """A string "false" is truthy: taken as given, it would turn capture on. init() says so instead."""
+    with pytest.raises(ValueError, match=message):
+        carrot_ai.init(
+            api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=tracer_provider, **{option: value}
+        )
+    assert _content.policy().capture is True and _content.policy().redactor is None  # nothing was installed
+
+
 # --- per-call header ---------------------------------------------------------------------------------------------
 
 

@@ -101,6 +101,21 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def _check_privacy_settings(values: Mapping[str, Any]) -> None:
+    """Reject privacy settings of the wrong type: taken as given, ``capture_content="false"`` (truthy) captures."""
+    for name in ("capture_content", "redact"):
+        if not isinstance(values[name], bool):
+            raise ValueError(f"{name} must be True or False, not {values[name]!r}")
+    redact_fn = values.get("redact_fn")
+    if redact_fn is not None and not callable(redact_fn):
+        raise ValueError(f"redact_fn must be a function of one string, not {type(redact_fn).__name__}")
+    for name, least in (("max_string_length", 1), ("max_media_bytes", None)):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int) or (least is not None and value < least):
+            at_least = f" of characters >= {least}" if least is not None else ""
+            raise ValueError(f"{name} must be a whole number{at_least}, not {value!r}")
+
+
 def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from explicit arguments (``None`` means "not given"), the environment and defaults."""
     env = environ if environ is not None else os.environ
@@ -127,6 +142,7 @@ def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any)
     values["base_url"] = str(values["base_url"]).rstrip("/")
     if values["batch_size"] < 1:
         raise ValueError("batch_size must be >= 1")
+    _check_privacy_settings(values)
     if values["flush_interval"] <= 0:  # as soon as possible, as carrot-ai 0.2.1's worker took it: every 50 ms
         values["flush_interval"] = MIN_FLUSH_INTERVAL
     return Settings(**values)

@@ -73,7 +73,8 @@ def init(
             ``max_string_length``, ``max_media_bytes``, ``prices`` ...).
 
     Calling it again is harmless; with different settings, the new ones replace the old.
-    Raises ``ValueError`` when no API key is available for a remote ``base_url``.
+    Raises ``ValueError`` when no API key is available for a remote ``base_url``, and for a privacy setting of the
+    wrong type (``capture_content="false"``, a ``redact_fn`` that is not callable, a ``max_string_length`` below 1).
     """
     if sdk_disabled():
         return
