@@ -238,6 +238,38 @@ def test_secret_named_keys_in_tool_results_generator_items_and_manual_tool_event
         assert_absent(value, {"request": everything_sent(carrot)})
 
 
+def test_secret_named_keys_in_user_metadata_are_redacted(carrot: IngestServer) -> None:
+    @carrot_ai.trace("handler", metadata={"service": "api", "db_password": "canary-DECORATOR"})
+    def handler() -> str:
+        return "ok"
+
+    request = {"path": "/chat", "headers": {"Authorization": "Bearer canary-HEADER", "Cookie": "canary-COOKIE"}}
+    with carrot_ai.context(metadata={"request": request, "openaiApiKey": "canary-CONTEXT", "max_tokens": 7}):
+        handler()
+        carrot_ai.capture_llm_call(
+            {
+                "start_time_ms": 1_700_000_000_000,
+                "end_time_ms": 1_700_000_000_050,
+                "status": {"state": "ok"},
+                "additional_properties": {"client": {"api_key": "canary-MANUAL"}},
+                "properties": {"llm": {"model": "gpt-4o"}},
+            }
+        )
+    submitted = {"name": "submitted", "input": {}, "output": {}, "status": "success"}
+    carrot_ai.get_client().submit({**submitted, "metadata": {"headers": {"X-Api-Key": "canary-SUBMIT"}}})
+    assert carrot_ai.flush(5)
+    records = {r["name"]: r for r in carrot.wait_for(3)}
+    assert records["submitted"]["metadata"]["headers"] == {"X-Api-Key": "[REDACTED]"}
+    masked = {"path": "/chat", "headers": {"Authorization": "[REDACTED]", "Cookie": "[REDACTED]"}}
+    assert records["handler"]["metadata"]["request"] == masked
+    assert records["handler"]["metadata"]["openaiApiKey"] == "[REDACTED]"
+    assert records["handler"]["metadata"]["db_password"] == "[REDACTED]"
+    assert records["handler"]["metadata"]["service"] == "api"
+    assert records["handler"]["metadata"]["max_tokens"] == 7
+    assert records["chat gpt-4o"]["metadata"]["client"] == {"api_key": "[REDACTED]"}
+    assert_absent("canary", {"the request bodies": everything_sent(carrot)})
+
+
 def test_llm_message_content_is_not_redacted_by_key_name() -> None:
     from carrot_ai._core import _content
 

@@ -80,7 +80,7 @@ def _obey_content_policy(record: dict[str, Any]) -> dict[str, Any]:
         record[field] = _content.prepare(value)
     metadata = record.get("metadata")
     if isinstance(metadata, Mapping):
-        record["metadata"] = metadata = _content.prepare(metadata)
+        record["metadata"] = metadata = _content.prepare(metadata, mask_secrets=True)
         if not captured and isinstance(metadata, dict):
             metadata["content_captured"] = False
     tags = record.get("tags")

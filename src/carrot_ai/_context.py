@@ -130,7 +130,8 @@ def scope_attributes(
         attributes[semconv.CARROT_TAGS] = tuple(_content.prepare_text(t) if redacting else str(t) for t in all_tags)
     merged = {**scope.metadata, **metadata} if metadata else scope.metadata
     if merged:
-        attributes[semconv.CARROT_METADATA] = _content.prepare_json(dict(merged))
+        # Secret-named keys are masked as in a function's input: metadata may hold a request's headers.
+        attributes[semconv.CARROT_METADATA] = _content.prepare_json(dict(merged), mask_secrets=True)
 
 
 _tool_call: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("carrot_ai.tool_call", default=None)

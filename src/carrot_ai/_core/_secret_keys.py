@@ -1,8 +1,9 @@
 """Secrets known by their name: a ``password`` argument, an ``Authorization`` header, an ``openai_api_key`` field.
 
 ``@trace`` replaces the value of an argument so named with ``"[REDACTED]"``, and the value under a dict key so
-named at any depth of its captured input and output (:func:`mask_secret_keys`); so do manual tool events. LLM
-request parameters are not walked: their messages are content, and their headers are never captured.
+named at any depth of its captured input and output (:func:`mask_secret_keys`); so do manual tool events and user
+metadata (``context(metadata=...)``, ``@trace(metadata=...)``). LLM request parameters are not walked: their
+messages are content, and their headers are never captured.
 
 The rule is a name rule (:func:`is_secret_name`), lower-cased with ``-`` and a camelCase hump read as ``_``
 (``accessToken`` is ``access_token``): a name that is, or ends in ``_`` followed by, one of ``password``,
