@@ -110,7 +110,14 @@ def test_decorator_arguments_named_like_secrets_are_redacted(carrot: IngestServe
     def login(user: str, password: str, token: str, api_key: str, secret: str, authorization: str, **extra: str) -> str:
         return "ok"
 
-    login(user="ada", **canaries, cookie="canary-cookie-Zq81xw", x_api_key="canary-x-Zq81xw", note="visible")
+    login(
+        user="ada",
+        **canaries,
+        cookie="canary-cookie-Zq81xw",
+        x_api_key="canary-x-Zq81xw",
+        cookies={"sessionid": "canary-cookies-Zq81xw"},  # (requests' and httpx's argument)
+        note="visible",
+    )
     assert carrot_ai.flush(5)
     [record] = carrot.wait_for(1)
     assert record["input"] == {
@@ -118,9 +125,10 @@ def test_decorator_arguments_named_like_secrets_are_redacted(carrot: IngestServe
         **dict.fromkeys(canaries, "[REDACTED]"),
         "cookie": "[REDACTED]",
         "x_api_key": "[REDACTED]",
+        "cookies": "[REDACTED]",
         "note": "visible",
     }
-    for value in [*canaries.values(), "canary-cookie-Zq81xw", "canary-x-Zq81xw"]:
+    for value in [*canaries.values(), "canary-cookie-Zq81xw", "canary-x-Zq81xw", "canary-cookies-Zq81xw"]:
         assert_absent(value, {"request": everything_sent(carrot)})
 
 
@@ -339,7 +347,8 @@ def test_settings_repr_masks_the_key_and_url_credentials() -> None:
         "accessToken", "refreshToken", "clientSecret", "openaiApiKey", "apiKey", "dbPassword", "privateKey",
         "aws_secret_access_key", "aws_access_key_id", "access_key", "secret_key", "awsSecretAccessKey",
         "signing_key", "encryption_key", "account_key", "AZURE_STORAGE_ACCOUNT_KEY", "master_key", "pwd", "db_pwd",
-        "session_token", "aws_session_token",
+        "session_token", "aws_session_token", "cookies", "Cookies", "passphrase", "ssh_passphrase",
+        "subscription_key", "Ocp-Apim-Subscription-Key",
     ],
 )  # fmt: skip
 def test_every_secret_name_is_seen_by_the_fast_path_hint(name: str) -> None:

@@ -7,11 +7,11 @@ messages are content, and their headers are never captured.
 
 The rule is a name rule (:func:`is_secret_name`), lower-cased with ``-`` and a camelCase hump read as ``_``
 (``accessToken`` is ``access_token``): a name that is, or ends in ``_`` followed by, one of ``password``,
-``passwd``, ``pwd``, ``secret``, ``token``, ``api_key`` / ``apikey``, ``authorization``, ``auth``, ``cookie``,
-``credential(s)``, ``private_key``, ``access_key`` (``aws_secret_access_key``) / ``access_key_id``,
-``secret_key``, ``signing_key``, ``encryption_key``, ``account_key``, ``master_key``; and the header names
-``set-cookie`` and ``x-api-key`` / ``proxy-authorization``, which it already covers. Keys are looked up in a
-bounded memo, so a dict key seen before costs one dict lookup, not a regex.
+``passwd``, ``passphrase``, ``pwd``, ``secret``, ``token``, ``api_key`` / ``apikey``, ``authorization``, ``auth``,
+``cookie(s)``, ``credential(s)``, ``private_key``, ``access_key`` (``aws_secret_access_key``) / ``access_key_id``,
+``secret_key``, ``signing_key``, ``encryption_key``, ``account_key``, ``master_key``, ``subscription_key``; and the
+header names ``set-cookie`` and ``x-api-key`` / ``proxy-authorization``, which it already covers. Keys are looked
+up in a bounded memo, so a dict key seen before costs one dict lookup, not a regex.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 REDACTED = "[REDACTED]"
 _SECRET_NAME = re.compile(
-    r"(?:^|_)(?:password|passwd|pwd|secret|token|api_?key|apikey|authorization|auth|cookie|credentials?"
-    r"|private_key|access_key(?:_id)?|secret_key|signing_key|encryption_key|account_key|master_key)$"
+    r"(?:^|_)(?:password|passwd|passphrase|pwd|secret|token|api_?key|apikey|authorization|auth|cookies?|credentials?"
+    r"|private_key|access_key(?:_id)?|secret_key|signing_key|encryption_key|account_key|master_key|subscription_key)$"
 )
 # Lower-case substrings at least one of which every secret name contains (``str.lower`` applied to the whole JSON
 # text lower-cases its keys the same way): JSON text without any of them names no secret.
