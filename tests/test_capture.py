@@ -308,6 +308,22 @@ def test_capture_before_init_is_counted_and_logged_not_raised(caplog: pytest.Log
     assert _capture.undelivered() == before + 1
 
 
+def test_capture_after_shutdown_is_counted_and_says_so(
+    ingest: IngestServer,
+    tracer_provider: TracerProvider,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_capture, "_warned_not_initialized", False)
+    with carrot_session(ingest, tracer_provider):
+        pass
+    before = _capture.undelivered()
+    with caplog.at_level(logging.WARNING, logger="carrot_ai"):
+        assert carrot_ai.capture_llm_call(seed_llm_event())
+    assert _capture.undelivered() == before + 1
+    assert "after carrot_ai.shutdown()" in caplog.text
+
+
 def test_capture_is_a_no_op_when_the_sdk_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     before = _capture.undelivered()

@@ -200,13 +200,13 @@ def _lost() -> None:
     if not _warned_not_initialized:
         _warned_not_initialized = True
         logger.warning(
-            "carrot_ai: manual capture before carrot_ai.init() (and no CARROT_API_KEY): event not delivered "
-            "(further ones are counted, not logged)"
+            "carrot_ai: manual capture before carrot_ai.init() (and no CARROT_API_KEY) or after carrot_ai.shutdown(): "
+            "event not delivered (further ones are counted, not logged)"
         )
 
 
 def undelivered() -> int:
-    """How many valid events could not be queued because carrot-ai was not initialized."""
+    """How many valid events could not be queued because carrot-ai was not initialized (or was shut down)."""
     return _undelivered
 
 
