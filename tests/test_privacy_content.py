@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -226,6 +227,22 @@ def test_init_rejects_privacy_settings_of_the_wrong_type(
             api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=tracer_provider, **{option: value}
         )
     assert _content.policy().capture is True and _content.policy().redactor is None  # nothing was installed
+
+
+@pytest.mark.parametrize("variable", ["CARROT_TRACE_CONTENT", "CARROT_TRACE_REDACT"])
+def test_unrecognised_privacy_switch_value_is_logged(
+    variable: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``CARROT_TRACE_CONTENT=metadata-only`` is not a boolean: the default (capture) stays, and the log says so."""
+    from carrot_ai._config import resolve_settings
+
+    monkeypatch.setenv(variable, "metadata-only")
+    with caplog.at_level(logging.WARNING, logger="carrot_ai"):
+        settings = resolve_settings()
+        resolve_settings()
+    assert (settings.capture_content, settings.redact) == (True, False)
+    [line] = [r.getMessage() for r in caplog.records if variable in r.getMessage()]  # once, not per resolution
+    assert "'metadata-only'" in line and "true or false" in line
 
 
 # --- per-call header ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -54,7 +55,7 @@ class Settings:
 
 
 def env_flag(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
-    """Read a boolean environment variable; an unrecognised value keeps the default."""
+    """Read a boolean environment variable; an unrecognised value keeps the default (and is logged once)."""
     raw = (environ if environ is not None else os.environ).get(name)
     if raw is None:
         return default
@@ -63,7 +64,16 @@ def env_flag(name: str, default: bool, environ: Mapping[str, str] | None = None)
         return True
     if value in _FALSE:
         return False
+    if value and (name, raw) not in _warned_flags:
+        # A privacy switch set to a value we do not read (CARROT_TRACE_CONTENT=metadata-only) must not pass unseen.
+        _warned_flags.add((name, raw))
+        logging.getLogger("carrot_ai").warning(
+            "carrot_ai: %s=%r is not true or false; the default (%s) applies", name, raw, str(default).lower()
+        )
     return default
+
+
+_warned_flags: set[tuple[str, str]] = set()
 
 
 def _env_float(name: str, default: float, environ: Mapping[str, str]) -> float:
