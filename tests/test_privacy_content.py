@@ -475,6 +475,42 @@ def test_media_under_the_configured_size_is_kept() -> None:
     }
 
 
+@pytest.mark.parametrize("secret", [EMAIL, CARD, PHONE, "Project Falcon"])
+def test_value_cut_by_truncation_is_still_masked(
+    ingest: IngestServer, tracer_provider: TracerProvider, secret: str
+) -> None:
+    """A value the string limit cuts in two must not escape its pattern and leave its first half in the record."""
+
+    @carrot_ai.trace("t")
+    def handle(text: str) -> None:
+        return None
+
+    texts = [
+        "x " * 497 + f"{secret} and more" + " y" * 5000,  # the cut (at 1,000) falls inside the secret
+        "x " * 497 + f"{secret}" + " y" * 200,  # the same, in text shorter than the limit and the margin read past it
+    ]
+    mask = lambda s: s.replace("Project Falcon", "[CODENAME]")  # noqa: E731
+    with carrot_session(ingest, tracer_provider, redact=True, redact_fn=mask, max_string_length=1000):
+        for text in texts:
+            handle(text)
+        records = records_after_flush(ingest, 2)
+    assert secret[:5] not in payload_text(ingest)
+    for record in records:
+        kept, marker = record["input"]["text"].split("...[truncated, ")
+        assert len(kept) <= 1000
+        assert marker in {f"{len(text)} chars]" for text in texts}
+
+
+def test_cut_keeps_clear_of_a_value_split_past_the_redacted_margin() -> None:
+    from carrot_ai._core._redact import make_string_redactor
+
+    policy = _content.ContentPolicy(max_string=1000, redactor=make_string_redactor())
+    text = "ann@example.com " * 400  # every address masked: the masked text is half as long as the original
+    cleaned = policy.clean_string(text)
+    assert "ann@" not in cleaned
+    assert cleaned.endswith("...[truncated, 6400 chars]")
+
+
 def test_media_and_truncation_end_to_end(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
     @carrot_ai.trace("describe")
     def describe(messages: list[dict[str, Any]], notes: str) -> str:

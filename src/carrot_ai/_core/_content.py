@@ -26,12 +26,23 @@ from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._media import MIN_BARE_BASE64, MediaStripper
 from carrot_ai._core._redact import FAILED_MASK
 from carrot_ai._core._secret_keys import mask_secret_keys, may_name_secret
-from carrot_ai._core._serialize import DEFAULT_MAX_STRING, dumps, fast_encode, to_jsonable, truncate_string
+from carrot_ai._core._serialize import (
+    DEFAULT_MAX_STRING,
+    cut_string,
+    dumps,
+    fast_encode,
+    to_jsonable,
+    truncate_string,
+)
 
 if TYPE_CHECKING:
     from carrot_ai._config import Settings
 
 TRACE_HEADER = "x-carrot-trace"
+# Longer than any match of the built-in redaction patterns (an email reaches 64 + 640 characters around its "@"):
+# a string over the limit is masked up to twice this far past the limit, and cut at least this far before the end
+# of what was masked (where a value may have been split).
+_CUT_MARGIN = 1024
 METADATA_ONLY = "metadata-only"
 UNAVAILABLE = "<content unavailable>"
 
@@ -91,13 +102,26 @@ class ContentPolicy:
             replacement = self._media.string(value)
             if replacement is not None:
                 return replacement
-        if len(value) > self.max_string:
-            value = truncate_string(value, self.max_string)
         redactor = self.redactor
+        if len(value) > self.max_string:
+            if redactor is None:
+                return truncate_string(value, self.max_string)
+            return self._redact_and_cut(value, redactor)
         if redactor is not None:
             result = redactor(value)
             value = result if isinstance(result, str) else FAILED_MASK
         return value
+
+    def _redact_and_cut(self, value: str, redactor: Callable[[str], Any]) -> str:
+        """Mask a string over the limit, then cut it: cut first, a value the cut splits would escape its pattern."""
+        limit = self.max_string
+        head = redactor(value[: limit + 2 * _CUT_MARGIN])
+        if not isinstance(head, str):
+            return FAILED_MASK
+        if len(value) > limit + 2 * _CUT_MARGIN:
+            # The end of ``head`` may hold the first part of a value this read split, unmasked: keep clear of it.
+            limit = max(min(limit, len(head) - _CUT_MARGIN), 0)
+        return head if len(head) <= limit else cut_string(head, limit, len(value))
 
     def _redact_keys(self, data: dict[str, Any]) -> dict[str, Any]:
         redactor = self.key_redactor

@@ -51,7 +51,12 @@ def truncate_string(value: str, max_string: int) -> str:
     """Cut ``value`` to ``max_string`` characters, with a marker that keeps the original length."""
     if len(value) <= max_string:
         return value
-    return f"{value[:max_string]}...[truncated, {len(value)} chars]"
+    return cut_string(value, max_string, len(value))
+
+
+def cut_string(value: str, keep: int, length: int) -> str:
+    """The first ``keep`` characters of ``value`` and the truncation marker for an original of ``length``."""
+    return f"{value[:keep]}...[truncated, {length} chars]"
 
 
 def to_jsonable(
