@@ -593,6 +593,13 @@ def test_duplicate_ids_in_a_batch_are_rejected() -> None:
         carrot_ai.capture_events([first, second])
 
 
+def test_event_that_names_itself_as_parent_is_rejected() -> None:
+    event = seed_llm_event()
+    event["parent_id"] = event["id"].upper()
+    with pytest.raises(ValueError, match=r"^event\.parent_id: must not be the event's own id"):
+        carrot_ai.capture_llm_call(event)
+
+
 def test_event_passed_in_is_not_modified(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
     event = seed_llm_event()
     original = copy.deepcopy(event)

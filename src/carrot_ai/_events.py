@@ -204,6 +204,8 @@ def validate_event(event: Any, path: str = "event", expected: str | None = None)
     parsed.id = _uuid(data.get("id"), f"{path}.id") or str(uuid.uuid4())
     parsed.trace_id = _trace_id(data.get("trace_id"), f"{path}.trace_id")
     parsed.parent_id = _uuid(data.get("parent_id"), f"{path}.parent_id")
+    if parsed.parent_id == parsed.id:  # (a record its own parent: a cycle in the trace tree)
+        raise invalid(f"{path}.parent_id", "must not be the event's own id")
     parsed.name = _string(data.get("name"), f"{path}.name")
     if parsed.name is not None and not parsed.name.strip():
         raise invalid(f"{path}.name", "must not be empty")
