@@ -215,7 +215,7 @@ def test_submitted_record_is_redacted_and_truncated(ingest: IngestServer, tracer
         ("redact_fn", "[MASKED]", "redact_fn must be a function"),
         ("max_string_length", "1000", "max_string_length must be a whole number"),
         ("max_string_length", 0, "max_string_length must be a whole number of characters >= 1"),
-        ("max_media_bytes", 1.5, "max_media_bytes must be a whole number"),
+        ("max_string_length", 1.5, "max_string_length must be a whole number"),
     ],
 )
 def test_init_rejects_privacy_settings_of_the_wrong_type(
@@ -227,6 +227,17 @@ def test_init_rejects_privacy_settings_of_the_wrong_type(
             api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=tracer_provider, **{option: value}
         )
     assert _content.policy().capture is True and _content.policy().redactor is None  # nothing was installed
+
+
+def test_max_string_length_may_be_written_as_a_float(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
+    @carrot_ai.trace("t")
+    def handle(text: str) -> None:
+        return None
+
+    with carrot_session(ingest, tracer_provider, max_string_length=1e3):
+        handle("x" * 2000)
+        [record] = records_after_flush(ingest, 1)
+    assert record["input"] == {"text": "x" * 1000 + "...[truncated, 2000 chars]"}
 
 
 @pytest.mark.parametrize("variable", ["CARROT_TRACE_CONTENT", "CARROT_TRACE_REDACT"])

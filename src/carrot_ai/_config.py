@@ -111,7 +111,7 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def _check_privacy_settings(values: Mapping[str, Any]) -> None:
+def _check_privacy_settings(values: dict[str, Any]) -> None:
     """Reject privacy settings of the wrong type: taken as given, ``capture_content="false"`` (truthy) captures."""
     for name in ("capture_content", "redact"):
         if not isinstance(values[name], bool):
@@ -119,11 +119,11 @@ def _check_privacy_settings(values: Mapping[str, Any]) -> None:
     redact_fn = values.get("redact_fn")
     if redact_fn is not None and not callable(redact_fn):
         raise ValueError(f"redact_fn must be a function of one string, not {type(redact_fn).__name__}")
-    for name, least in (("max_string_length", 1), ("max_media_bytes", None)):
-        value = values[name]
-        if isinstance(value, bool) or not isinstance(value, int) or (least is not None and value < least):
-            at_least = f" of characters >= {least}" if least is not None else ""
-            raise ValueError(f"{name} must be a whole number{at_least}, not {value!r}")
+    limit = values["max_string_length"]
+    if isinstance(limit, float) and limit.is_integer():  # (1e5)
+        values["max_string_length"] = limit = int(limit)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"max_string_length must be a whole number of characters >= 1, not {limit!r}")
 
 
 def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
