@@ -478,6 +478,19 @@ def test_bare_base64_is_sniffed_and_replaced_but_long_text_is_not() -> None:
     assert _content.prepare({"word": "x" * 5000}) == {"word": "x" * 5000}
 
 
+def test_data_url_inside_text_becomes_a_placeholder() -> None:
+    """Markdown or HTML that inlines an image (a page to summarise, a rendered answer) keeps its text, not the image."""
+    html = f'<p>Our logo:</p><img alt="logo" src="data:image/png;base64,{PNG}"> and ![chart](data:;base64,{PNG}).'
+    assert _content.prepare({"text": html}) == {
+        "text": f'<p>Our logo:</p><img alt="logo" src="<media: image/png, {PNG_SIZE} bytes>"> and '
+        f"![chart](<media: image/png, {PNG_SIZE} bytes>)."
+    }
+    mentioned = "A data URL looks like data:image/png;base64,iVBORw0KGgo= " + "and so on " * 200
+    assert _content.prepare(mentioned) == mentioned.replace(
+        "data:image/png;base64,iVBORw0KGgo=", "<media: image/png, 8 bytes>"
+    )
+
+
 def test_media_under_the_configured_size_is_kept() -> None:
     url = f"data:image/png;base64,{PNG}"
     assert _content.strip_media({"url": url}, max_media_bytes=PNG_SIZE) == {"url": url}

@@ -3,7 +3,8 @@
 Recognised, in JSON-safe data:
 
 * any string that is a ``data:<media type>;base64,...`` URL (OpenAI ``image_url.url``, Responses ``input_image`` /
-  ``input_file``, LiteLLM);
+  ``input_file``, LiteLLM), and such a URL inside text of at least :data:`MIN_BARE_BASE64` characters (Markdown
+  or HTML that inlines an image);
 * the base64 payload of a dict that says it carries media: Anthropic ``{"type": "base64", "media_type", "data"}``
   sources, OpenAI ``{"input_audio": {"data", "format"}}`` and response ``audio.data``, Gemini
   ``inline_data {"mime_type", "data"}``, GenAI-convention ``{"type": "blob", "mime_type", "content"}`` parts,
@@ -24,6 +25,10 @@ from typing import Any
 MIN_BARE_BASE64 = 1024
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[^;,]*)*;base64,", re.ASCII)
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}", re.ASCII)
+# A data URL inside text (Markdown, HTML): its parameters end at the first character a URL in text cannot hold there.
+_EMBEDDED_DATA_URL = re.compile(
+    r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[^;,\s\"'()<>]*)*;base64,([A-Za-z0-9+/_-]+={0,2})", re.ASCII
+)
 _PAYLOAD_KEYS = ("data", "b64_json", "content", "file_data")
 _HINT_TYPES = frozenset({"base64", "blob", "input_audio", "image", "audio", "input_image", "input_file"})
 _HINT_PARENTS = frozenset({"input_audio", "inline_data", "inlineData", "audio", "source", "image", "file"})
@@ -104,11 +109,19 @@ class MediaStripper:
                 if size <= self.max_bytes:
                     return None
                 return placeholder(match.group(1) or sniff(value[start : start + 32]), size)
-            return None
-        if len(value) >= MIN_BARE_BASE64 and _looks_binary(value):
-            size = base64_size(value)
-            return None if size <= self.max_bytes else placeholder(sniff(value), size)
+        if len(value) >= MIN_BARE_BASE64:
+            if _looks_binary(value):
+                size = base64_size(value)
+                return None if size <= self.max_bytes else placeholder(sniff(value), size)
+            if ";base64," in value:
+                replaced = _EMBEDDED_DATA_URL.sub(self._embedded, value)
+                return replaced if replaced != value else None
         return None
+
+    def _embedded(self, match: re.Match[str]) -> str:
+        payload = match.group(2)
+        size = base64_size(payload)
+        return match.group(0) if size <= self.max_bytes else placeholder(match.group(1) or sniff(payload[:32]), size)
 
     def payload(self, owner: dict[str, Any], key: str, value: str, parent_key: str | None) -> str | None:
         """The placeholder for ``owner[key]`` when ``owner`` says it carries media, else None."""
