@@ -210,8 +210,10 @@ def test_submitted_record_is_redacted_and_truncated(ingest: IngestServer, tracer
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("capture_content", "false", "capture_content must be True or False"),
-        ("redact", "yes", "redact must be True or False"),
+        ("capture_content", "metadata-only", "capture_content must be True or False"),
+        ("capture_content", 2, "capture_content must be True or False"),
+        ("redact", "maybe", "redact must be True or False"),
+        ("redact", [True], "redact must be True or False"),
         ("redact_fn", "[MASKED]", "redact_fn must be a function"),
         ("max_string_length", "1000", "max_string_length must be a whole number"),
         ("max_string_length", 0, "max_string_length must be a whole number of characters >= 1"),
@@ -227,6 +229,26 @@ def test_init_rejects_privacy_settings_of_the_wrong_type(
             api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=tracer_provider, **{option: value}
         )
     assert _content.policy().capture is True and _content.policy().redactor is None  # nothing was installed
+
+
+@pytest.mark.parametrize(
+    ("value", "captured"), [("false", False), (" Off ", False), (0, False), ("yes", True), (1, True)]
+)
+def test_capture_content_given_as_a_word_or_a_number_is_read_as_the_variable_is(
+    ingest: IngestServer, tracer_provider: TracerProvider, value: Any, captured: bool
+) -> None:
+    """``capture_content="false"`` (from a config file) means off, as ``CARROT_TRACE_CONTENT=false`` does: taken as
+    given, the non-empty string would be true and capture everything."""
+
+    @carrot_ai.trace("t")
+    def handle(text: str) -> str:
+        return text
+
+    with carrot_session(ingest, tracer_provider, capture_content=value, redact="no"):
+        handle("secret plan")
+        [record] = records_after_flush(ingest, 1)
+    assert (record["input"] == {"text": "secret plan"}) is captured
+    assert ("secret plan" in json.dumps(record)) is captured
 
 
 def test_max_string_length_may_be_written_as_a_float(ingest: IngestServer, tracer_provider: TracerProvider) -> None:

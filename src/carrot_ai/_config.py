@@ -114,8 +114,17 @@ def is_loopback_url(url: str) -> bool:
 def _check_privacy_settings(values: dict[str, Any]) -> None:
     """Reject privacy settings of the wrong type: taken as given, ``capture_content="false"`` (truthy) captures."""
     for name in ("capture_content", "redact"):
-        if not isinstance(values[name], bool):
-            raise ValueError(f"{name} must be True or False, not {values[name]!r}")
+        value = values[name]
+        if isinstance(value, bool):
+            continue
+        # What a config file or another variable gives: 0 / 1, or the words the environment variables take.
+        word = value.strip().lower() if isinstance(value, str) else value if type(value) is int else None
+        if word in _TRUE or word == 1:
+            values[name] = True
+        elif word in _FALSE or word == 0:
+            values[name] = False
+        else:
+            raise ValueError(f"{name} must be True or False, not {value!r}")
     redact_fn = values.get("redact_fn")
     if redact_fn is not None and not callable(redact_fn):
         raise ValueError(f"redact_fn must be a function of one string, not {type(redact_fn).__name__}")
