@@ -684,6 +684,22 @@ def test_a_wrapped_stream_copies_as_the_sdks(fake: FakeOpenAI, carrot: IngestSer
     assert len(records(carrot, 1)) == 1
 
 
+def test_pickling_a_wrapped_stream_fails_as_the_sdks(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    """``pickle`` of a stream raises the SDK's own error (a TypeError), not the proxy's NotImplementedError."""
+    import pickle
+
+    errors = []
+    for client in (make_client(fake), carrot_ai.wrap(make_client(fake))):
+        stream = client.chat.completions.create(**body(LONG), stream=True)
+        with pytest.raises(Exception) as info:
+            pickle.dumps(stream)
+        errors.append((type(info.value), str(info.value)))
+        assert len(list(stream)) > 2
+    assert errors[1] == errors[0]
+    assert errors[0][0] is TypeError
+    assert len(records(carrot, 1)) == 1
+
+
 def test_an_async_streams_iterator_is_a_new_async_generator_each_time(fake: FakeOpenAI, carrot: IngestServer) -> None:
     """As the SDK's ``AsyncStream.__aiter__``: closing the iterator an ``async for`` got leaves the stream open."""
 

@@ -755,6 +755,15 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return copy.deepcopy(self.__wrapped__, memo)
 
+    # Pickled as the stream itself would be (the SDKs' raise a TypeError: a lock, a client), not with the proxy's
+    # NotImplementedError.
+
+    def __reduce__(self) -> Any:
+        return self.__wrapped__.__reduce__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.__wrapped__.__reduce_ex__(protocol)
+
 
 class SyncStreamProxy(_StreamProxy):
     """Transparent proxy of a sync stream (``openai.Stream``, ``anthropic.Stream``, ...)."""
