@@ -135,6 +135,17 @@ def test_clients_derived_with_with_options_and_copy_are_recorded(fake: FakeOpenA
     assert {r["output"]["message"]["content"] for r in got} == {"Echo: with options", "Echo: copy"}
 
 
+def test_a_wrapped_clients_copy_and_with_options_keep_their_name_and_signature(fake: FakeOpenAI) -> None:
+    import inspect
+
+    bare, wrapped = make_client(fake), carrot_ai.wrap(make_client(fake))
+    for method in ("copy", "with_options"):
+        expected, got = getattr(bare, method), getattr(wrapped, method)
+        assert inspect.signature(got) == inspect.signature(expected)
+        assert (got.__name__, got.__qualname__) == (expected.__name__, expected.__qualname__)
+        assert got.__doc__ == expected.__doc__
+
+
 def test_async_client_derived_clients_are_recorded(fake: FakeOpenAI, carrot: IngestServer) -> None:
     async def main() -> None:
         async with carrot_ai.wrap(make_client(fake, is_async=True)) as client:

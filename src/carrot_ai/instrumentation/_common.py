@@ -265,7 +265,7 @@ def wrap_derived_clients(client: Any, options: CallOptions, wrap: Callable[[Any,
                 wrap(derived, options)
         return derived
 
-    copy_wrapped.__doc__ = copy.__doc__
+    functools.update_wrapper(copy_wrapped, copy)  # the SDK method's name, docstring and signature
     client.__dict__["copy"] = copy_wrapped
     client.__dict__["with_options"] = copy_wrapped
 
