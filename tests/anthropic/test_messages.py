@@ -117,6 +117,18 @@ def test_wrap_name_and_tags_go_on_every_record(fake: FakeAnthropic, carrot: Inge
     assert record["tags"] == ["prod", "v2"]
 
 
+def test_a_wrapped_clients_methods_stay_bound_methods_of_their_resource(fake: FakeAnthropic) -> None:
+    import inspect
+
+    for is_async in (False, True):
+        bare, wrapped = make_client(fake, is_async=is_async), carrot_ai.wrap(make_client(fake, is_async=is_async))
+        for method in ("create", "stream"):
+            expected, got = getattr(bare.messages, method), getattr(wrapped.messages, method)
+            assert inspect.ismethod(got) and got.__self__ is wrapped.messages
+            assert inspect.signature(got) == inspect.signature(expected)
+            assert (got.__name__, got.__qualname__) == (expected.__name__, expected.__qualname__)
+
+
 def test_clients_derived_with_with_options_and_copy_are_recorded(fake: FakeAnthropic, carrot: IngestServer) -> None:
     client = carrot_ai.wrap(make_client(fake), name="derived")
     client.with_options(timeout=30).messages.create(model=MODEL, max_tokens=10, messages=user("with options"))

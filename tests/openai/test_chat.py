@@ -146,6 +146,32 @@ def test_a_wrapped_clients_copy_and_with_options_keep_their_name_and_signature(f
         assert got.__doc__ == expected.__doc__
 
 
+def test_a_wrapped_clients_methods_stay_bound_methods_of_their_resource(fake: FakeOpenAI) -> None:
+    import inspect
+
+    for is_async in (False, True):
+        bare, wrapped = make_client(fake, is_async=is_async), carrot_ai.wrap(make_client(fake, is_async=is_async))
+        for resource in ("chat.completions", "responses", "embeddings", "completions"):
+            for method in ("create", "parse"):
+                expected = getattr(_resolve(bare, resource), method, None)
+                if expected is None:
+                    continue
+                got = getattr(_resolve(wrapped, resource), method)
+                assert inspect.ismethod(got) and got.__self__ is _resolve(wrapped, resource)
+                assert inspect.signature(got) == inspect.signature(expected)
+                assert (got.__name__, got.__qualname__, got.__doc__) == (
+                    expected.__name__,
+                    expected.__qualname__,
+                    expected.__doc__,
+                )
+
+
+def _resolve(client: Any, path: str) -> Any:
+    for name in path.split("."):
+        client = getattr(client, name)
+    return client
+
+
 def test_async_client_derived_clients_are_recorded(fake: FakeOpenAI, carrot: IngestServer) -> None:
     async def main() -> None:
         async with carrot_ai.wrap(make_client(fake, is_async=True)) as client:

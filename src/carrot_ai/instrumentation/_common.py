@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -45,22 +46,27 @@ def server_address(resource: Any) -> tuple[str, int] | None:
 def bind(
     wrapper: Wrapper, original: Callable[..., Any], instance: Any, options: CallOptions, *, is_async: bool
 ) -> Callable[..., Any]:
-    """``original`` (a bound method of ``instance``) with ``wrapper`` around it; a coroutine function stays one."""
+    """``original`` (a bound method of ``instance``) with ``wrapper`` around it: a method of ``instance`` as the
+    original is (``__self__``, ``inspect.ismethod``, its signature); a coroutine function stays one."""
     if is_async:
 
-        async def async_method(*args: Any, **kwargs: Any) -> Any:
+        async def async_method(_self: Any, /, *args: Any, **kwargs: Any) -> Any:
             return await wrapper(original, instance, args, kwargs, options)
 
-        method: Callable[..., Any] = async_method
+        method: Any = async_method
     else:
 
-        def sync_method(*args: Any, **kwargs: Any) -> Any:
+        def sync_method(_self: Any, /, *args: Any, **kwargs: Any) -> Any:
             return wrapper(original, instance, args, kwargs, options)
 
         method = sync_method
     functools.update_wrapper(method, original)
-    method._carrot_wrapped = True  # type: ignore[attr-defined]
-    return method
+    method._carrot_wrapped = True
+    function = getattr(original, "__func__", None)
+    if function is None:  # not a bound method (a function of the caller's set on the instance): no ``self`` to bind
+        return functools.update_wrapper(functools.partial(method, instance), original)
+    method.__wrapped__ = function  # the signature (with ``self``) that binding turns into the original's
+    return types.MethodType(method, instance)
 
 
 # --- the response body (openai and anthropic clients share the layout) --------------------------------------------
