@@ -129,6 +129,23 @@ def test_a_wrapped_clients_methods_stay_bound_methods_of_their_resource(fake: Fa
             assert (got.__name__, got.__qualname__) == (expected.__name__, expected.__qualname__)
 
 
+def test_a_wrapped_async_clients_methods_are_coroutine_functions_as_the_sdks(fake: FakeAnthropic) -> None:
+    import inspect
+
+    bare, wrapped = make_client(fake, is_async=True), carrot_ai.wrap(make_client(fake, is_async=True))
+    for resource in ("messages", "beta.messages"):
+        for method in ("create", "parse", "stream"):
+            expected = getattr(_resolve(bare, resource), method)
+            got = getattr(_resolve(wrapped, resource), method)
+            assert inspect.iscoroutinefunction(got) == inspect.iscoroutinefunction(expected), (resource, method)
+
+
+def _resolve(client: Any, path: str) -> Any:
+    for name in path.split("."):
+        client = getattr(client, name)
+    return client
+
+
 def test_clients_derived_with_with_options_and_copy_are_recorded(fake: FakeAnthropic, carrot: IngestServer) -> None:
     client = carrot_ai.wrap(make_client(fake), name="derived")
     client.with_options(timeout=30).messages.create(model=MODEL, max_tokens=10, messages=user("with options"))

@@ -166,6 +166,20 @@ def test_a_wrapped_clients_methods_stay_bound_methods_of_their_resource(fake: Fa
                 )
 
 
+def test_a_wrapped_async_clients_methods_are_coroutine_functions_as_the_sdks(fake: FakeOpenAI) -> None:
+    """``inspect.iscoroutinefunction`` (which tenacity, for one, reads to pick how to retry) answers as on the SDK's
+    method: False for a ``create`` behind the SDK's argument check, True for a plain ``async def``."""
+    import inspect
+
+    bare, wrapped = make_client(fake, is_async=True), carrot_ai.wrap(make_client(fake, is_async=True))
+    for resource in ("chat.completions", "beta.chat.completions", "responses", "embeddings", "completions"):
+        for method in ("create", "parse"):
+            expected = getattr(_resolve(bare, resource), method, None)
+            if expected is not None:
+                got = getattr(_resolve(wrapped, resource), method)
+                assert inspect.iscoroutinefunction(got) == inspect.iscoroutinefunction(expected), (resource, method)
+
+
 def _resolve(client: Any, path: str) -> Any:
     for name in path.split("."):
         client = getattr(client, name)

@@ -47,8 +47,9 @@ def bind(
     wrapper: Wrapper, original: Callable[..., Any], instance: Any, options: CallOptions, *, is_async: bool
 ) -> Callable[..., Any]:
     """``original`` (a bound method of ``instance``) with ``wrapper`` around it: a method of ``instance`` as the
-    original is (``__self__``, ``inspect.ismethod``, its signature); a coroutine function stays one."""
-    if is_async:
+    original is (``__self__``, ``inspect.ismethod``, its signature), a coroutine function only where it is one (an
+    async ``wrapper``'s coroutine is returned as is, as the SDKs' argument-checking decorator returns theirs)."""
+    if is_async and inspect.iscoroutinefunction(original):
 
         async def async_method(_self: Any, /, *args: Any, **kwargs: Any) -> Any:
             return await wrapper(original, instance, args, kwargs, options)
