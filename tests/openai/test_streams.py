@@ -684,6 +684,15 @@ def test_a_wrapped_stream_copies_as_the_sdks(fake: FakeOpenAI, carrot: IngestSer
     assert len(records(carrot, 1)) == 1
 
 
+def test_a_wrapped_streams_repr_is_the_sdk_streams(way: str, fake: FakeOpenAI, carrot: IngestServer) -> None:
+    bare = make_client(fake).chat.completions.create(**body(LONG), stream=True)
+    stream = client_for(way, fake).chat.completions.create(**body(LONG), stream=True)
+    assert repr(stream) == repr(stream.__wrapped__)
+    assert repr(stream).split(" at ")[0] == repr(bare).split(" at ")[0] == "<openai.Stream object"
+    assert len(list(stream)) == len(list(bare))
+    records(carrot, 1 if way == "wrap" else 2)  # (the instrumentor records the bare client's call too)
+
+
 def test_pickling_a_wrapped_stream_fails_as_the_sdks(fake: FakeOpenAI, carrot: IngestServer) -> None:
     """``pickle`` of a stream raises the SDK's own error (a TypeError), not the proxy's NotImplementedError."""
     import pickle

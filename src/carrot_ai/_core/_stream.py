@@ -688,6 +688,9 @@ class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
         if not state.done:
             _OPEN[id(state)] = state  # until it ends: a stream still open at exit is ended then (end_open_streams)
 
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)  # the stream's own (wrapt's names the proxy)
+
     def __copy__(self) -> Any:
         duplicate = copy.copy(self.__wrapped__)
         decoder = getattr(duplicate, "_decoder", None)
