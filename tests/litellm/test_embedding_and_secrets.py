@@ -10,9 +10,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
-from tests.litellm.conftest import OPENAI_KEY, OPENAI_MODEL, records, user, via_openai
+from tests.litellm.conftest import ANTHROPIC_MODEL, OPENAI_KEY, OPENAI_MODEL, records, user, via_openai
 
 litellm = pytest.importorskip("litellm", reason="litellm runs in its own environment: .ci/litellm_env.sh")
 pytestmark = pytest.mark.litellm
@@ -106,3 +107,15 @@ def test_metadata_only_header_and_context_keep_no_content(way: str, oai: FakeOpe
         assert record["output"] == {}
         assert record["metadata"]["content_captured"] is False
         assert record["metadata"]["provider"] == "openai"
+
+
+def test_the_keys_of_fallback_models_are_never_recorded(
+    way: str, oai: FakeOpenAI, ant: FakeAnthropic, carrot: IngestServer
+) -> None:
+    """``completion(fallbacks=[{"model": ..., "api_key": ...}])`` carries other deployments' credentials."""
+    fallback = {"model": ANTHROPIC_MODEL, "max_tokens": 40, "api_base": ant.base_url, "api_key": "CANARY-fallback-key"}
+    litellm.completion(model=OPENAI_MODEL, messages=user("with fallbacks"), fallbacks=[fallback], **via_openai(oai))
+    [record] = records(carrot, 1)
+    assert record["input"]["fallbacks"] == [{k: v for k, v in fallback.items() if k != "api_key"}]
+    assert b"CANARY-fallback-key" not in b"".join(request.body for request in carrot.requests)
+    assert fallback["api_key"] == "CANARY-fallback-key"  # the caller's own dict is left as it was

@@ -52,6 +52,19 @@ def test_request_params_drop_bookkeeping_and_secret_extra_body_keys() -> None:
     assert params == {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "service_tier": "flex"}
 
 
+def test_deployment_settings_arguments_keep_no_credentials() -> None:
+    deployment = {"model": "openai/gpt-4o", "api_key": "CANARY", "extra_headers": {"Authorization": "CANARY"}}
+    params = _extract.request_params(
+        {"model": "m", "fallbacks": ["gpt-4o", deployment], "model_list": [{"litellm_params": deployment}]}
+    )
+    assert params == {
+        "model": "m",
+        "fallbacks": ["gpt-4o", {"model": "openai/gpt-4o"}],
+        "model_list": [{"litellm_params": {"model": "openai/gpt-4o"}}],
+    }
+    assert deployment["api_key"] == "CANARY"
+
+
 def test_positional_arguments_are_named() -> None:
     assert _extract.call_arguments(("m", ["x"]), {"stream": True}, "messages") == {
         "model": "m",

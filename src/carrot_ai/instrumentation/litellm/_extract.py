@@ -70,6 +70,9 @@ _NOT_INPUT = frozenset(
         "max_fallbacks",
     }
 )
+# Arguments that hold other deployments' settings, their credentials included
+# (``fallbacks=[{"model": ..., "api_key": ...}]``): recorded without those.
+_DEPLOYMENT_SETTINGS = ("fallbacks", "model_list")
 # LiteLLM's private and bookkeeping arguments (``litellm_trace_id``, ``_context_compaction_state`` ...).
 _NOT_INPUT_PREFIXES = ("_", "litellm_")
 _REQUEST_NUMBERS = (
@@ -115,7 +118,19 @@ def request_params(arguments: Mapping[str, Any]) -> dict[str, Any]:
     extra_body = arguments.get("extra_body")
     if isinstance(extra_body, dict):
         params.update({k: v for k, v in extra_body.items() if not is_secret(str(k))})
+    for name in _DEPLOYMENT_SETTINGS:
+        if name in params:
+            params[name] = _without_secrets(params[name])
     return params
+
+
+def _without_secrets(value: Any) -> Any:
+    """A copy of ``value`` without the dict keys, at any depth, that :func:`request_params` leaves out by name."""
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items() if not is_secret(str(k))}
+    if isinstance(value, list | tuple):
+        return [_without_secrets(v) for v in value]
+    return value
 
 
 def provider_name(litellm_provider: str | None) -> str | None:
