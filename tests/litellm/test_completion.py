@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from dirty_equals import IsPositiveFloat, IsStr
 
+from tests.fakes._http import ErrorReply
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI, model_not_found
 from tests.ingest_server import IngestServer
@@ -236,3 +238,53 @@ def test_an_http_error_raised_while_handling_a_timeout_keeps_its_status(
         "slow": None,
         "fallback": 429,
     }
+
+
+def test_a_completion_answered_by_a_fallback_records_the_fallbacks_model_and_provider(
+    way: str, oai: FakeOpenAI, ant: FakeAnthropic, carrot: IngestServer
+) -> None:
+    """``completion(fallbacks=[...])``: LiteLLM tries each model in turn (through ``litellm.acompletion``); the record
+    is the one call, with the model, provider and cost of the one that answered."""
+    fallbacks = [{"model": ANTHROPIC_MODEL, "max_tokens": 40, **via_anthropic(ant)}]
+    oai.enqueue(ErrorReply(500, message="primary down"))
+    response = litellm.completion(
+        model=OPENAI_MODEL, messages=user("fall back"), fallbacks=fallbacks, max_retries=0, **via_openai(oai)
+    )
+    oai.enqueue(ErrorReply(500, message="primary down"))
+    asyncio.run(
+        litellm.acompletion(
+            model=OPENAI_MODEL, messages=user("fall back"), fallbacks=fallbacks, max_retries=0, **via_openai(oai)
+        )
+    )
+    assert response.model == "claude-opus-4-5"
+    for record in records(carrot, 2):
+        assert record["status"] == "success"
+        assert record["metadata"]["provider"] == "anthropic"
+        assert record["metadata"]["model"] == "claude-opus-4-5"
+        assert record["metadata"]["cost_usd"] == pytest.approx(response._hidden_params["response_cost"])
+
+
+def test_a_stream_answered_by_a_fallback_is_recorded_when_it_ends(
+    way: str, oai: FakeOpenAI, ant: FakeAnthropic, carrot: IngestServer
+) -> None:
+    fallbacks = [{"model": ANTHROPIC_MODEL, "max_tokens": 40, **via_anthropic(ant)}]
+    oai.enqueue(ErrorReply(500, message="primary down"))
+
+    async def main() -> list[Any]:
+        stream = await litellm.acompletion(
+            model=OPENAI_MODEL,
+            messages=user("stream fall back"),
+            fallbacks=fallbacks,
+            stream=True,
+            max_retries=0,
+            **via_openai(oai),
+        )
+        assert isinstance(stream, litellm.CustomStreamWrapper)
+        return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(main())
+    [record] = records(carrot, 1)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: stream fall back"
+    assert record["output"] == {"message": {"role": "assistant", "content": "Echo: stream fall back"}}
+    assert record["metadata"]["provider"] == "anthropic"
+    assert record["metadata"]["output_tokens"] == 4

@@ -11,7 +11,8 @@ A ``litellm.Router`` call is one record too, whatever it retries or falls back t
 / ``aembedding`` is a part of it (:class:`_Routed`): the attempt names the model and provider the record shows (the
 last one is the one that answered, or the last that failed), and the stream of the attempt the Router hands back ends
 the call. That stream is the one we proxy, inside the Router's own stream wrapper, so the caller gets the Router's
-``SyncFallbackStreamWrapper`` / ``FallbackStreamWrapper`` itself.
+``SyncFallbackStreamWrapper`` / ``FallbackStreamWrapper`` itself. A completion given ``fallbacks`` is such a call too:
+LiteLLM makes each try through ``litellm.acompletion``.
 """
 
 from __future__ import annotations
@@ -174,6 +175,8 @@ class Wrapper:
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
         if call is None:
             return wrapped(*args, **kwargs)
+        if self.operation == semconv.OP_CHAT and _falls_back(kwargs):
+            return _run_routed(call, wrapped, args, kwargs, self.operation)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -196,6 +199,8 @@ class Wrapper:
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
         if call is None:
             return await wrapped(*args, **kwargs)
+        if self.operation == semconv.OP_CHAT and _falls_back(kwargs):
+            return await _run_routed_async(call, wrapped, args, kwargs, self.operation)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -207,7 +212,8 @@ class Wrapper:
 
 
 class _Routed:
-    """A Router call under way (current in :data:`_ROUTED` while the Router runs): its attempts are parts of it."""
+    """A Router call, or a completion with fallbacks, under way (current in :data:`_ROUTED` while it runs): its
+    attempts are parts of it."""
 
     __slots__ = ("call", "stream")
 
@@ -250,9 +256,11 @@ class _Routed:
             return result
 
     def finish(self, result: Any, operation: str, is_async: bool) -> Any:
-        """End the Router call with what the Router returned (its stream: when the attempt's stream inside ends)."""
+        """End the call with what it returned (a stream: the Router's wrapping the attempt's, or the attempt's own
+        proxy a completion with fallbacks hands back, when the attempt's stream ends)."""
         stream = self.stream
-        if stream is not None and operation != semconv.OP_EMBEDDINGS and _is_stream(result):
+        proxied = isinstance(result, SyncStreamProxy | AsyncStreamProxy)
+        if stream is not None and operation != semconv.OP_EMBEDDINGS and (proxied or _is_stream(result)):
             with guard("litellm router stream release"):
                 stream.release()
                 return result
@@ -260,6 +268,50 @@ class _Routed:
 
 
 _ROUTED: ContextVar[_Routed | None] = ContextVar("carrot_ai.litellm.router_call", default=None)
+
+
+def _falls_back(kwargs: dict[str, Any]) -> bool:
+    """Whether LiteLLM tries other models for this completion if its model fails (``fallbacks=``, or
+    ``litellm.model_fallbacks``): it then makes each try through ``litellm.acompletion``, an attempt of the call."""
+    if kwargs.get("fallbacks"):
+        return True
+    import litellm
+
+    return bool(getattr(litellm, "model_fallbacks", None))
+
+
+def _run_routed(
+    call: LLMCall, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], operation: str
+) -> Any:
+    """Make ``call`` (a Router's, or a completion with fallbacks), whose attempts are parts of it."""
+    routed = _Routed(call)
+    token = _ROUTED.set(routed)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        fail_call(call, exc)
+        raise
+    finally:
+        _ROUTED.reset(token)
+        LLMCall.leave(call)
+    return routed.finish(result, operation, False)
+
+
+async def _run_routed_async(
+    call: LLMCall, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], operation: str
+) -> Any:
+    """:func:`_run_routed` of an async function."""
+    routed = _Routed(call)
+    token = _ROUTED.set(routed)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        fail_call(call, exc)
+        raise
+    finally:
+        _ROUTED.reset(token)
+        LLMCall.leave(call)
+    return routed.finish(result, operation, True)
 
 
 class RouterWrapper(Wrapper):
@@ -280,17 +332,7 @@ class RouterWrapper(Wrapper):
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only, routed=False)
         if call is None:
             return wrapped(*args, **kwargs)
-        routed = _Routed(call)
-        token = _ROUTED.set(routed)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            fail_call(call, exc)
-            raise
-        finally:
-            _ROUTED.reset(token)
-            LLMCall.leave(call)
-        return routed.finish(result, self.operation, False)
+        return _run_routed(call, wrapped, args, kwargs, self.operation)
 
     async def _route_async(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not self.active or in_llm_call():
@@ -299,14 +341,4 @@ class RouterWrapper(Wrapper):
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only, routed=False)
         if call is None:
             return await wrapped(*args, **kwargs)
-        routed = _Routed(call)
-        token = _ROUTED.set(routed)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            fail_call(call, exc)
-            raise
-        finally:
-            _ROUTED.reset(token)
-            LLMCall.leave(call)
-        return routed.finish(result, self.operation, True)
+        return await _run_routed_async(call, wrapped, args, kwargs, self.operation)
