@@ -12,7 +12,7 @@ from tests.fakes._http import ErrorReply
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI, model_not_found
 from tests.ingest_server import IngestServer
-from tests.litellm.conftest import ANTHROPIC_MODEL, OPENAI_MODEL, records, user, via_anthropic, via_openai
+from tests.litellm.conftest import ANTHROPIC_MODEL, OPENAI_KEY, OPENAI_MODEL, records, user, via_anthropic, via_openai
 
 litellm = pytest.importorskip("litellm", reason="litellm runs in its own environment: .ci/litellm_env.sh")
 pytestmark = pytest.mark.litellm
@@ -288,3 +288,16 @@ def test_a_stream_answered_by_a_fallback_is_recorded_when_it_ends(
     assert record["output"] == {"message": {"role": "assistant", "content": "Echo: stream fall back"}}
     assert record["metadata"]["provider"] == "anthropic"
     assert record["metadata"]["output_tokens"] == 4
+
+
+def test_arguments_litellm_rejects_are_recorded_with_its_error(way: str, oai: FakeOpenAI, carrot: IngestServer) -> None:
+    """An ``api_base`` or ``custom_llm_provider`` that is no string: LiteLLM's own error, and a record of it."""
+    with pytest.raises(litellm.BadRequestError):
+        litellm.completion(model=OPENAI_MODEL, messages=user("base"), api_base=5, api_key=OPENAI_KEY)
+    with pytest.raises(litellm.BadRequestError):
+        litellm.completion(
+            model=OPENAI_MODEL, messages=user("provider"), custom_llm_provider=["openai"], **via_openai(oai)
+        )
+    got = records(carrot, 2)
+    assert [r["status"] for r in got] == ["error", "error"]
+    assert [r["output"]["error_type"] for r in got] == ["BadRequestError", "BadRequestError"]

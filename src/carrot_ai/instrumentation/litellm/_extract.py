@@ -135,8 +135,8 @@ def _without_secrets(value: Any) -> Any:
 
 def provider_name(litellm_provider: str | None) -> str | None:
     """The GenAI conventions' name of a LiteLLM provider (``openai``, ``anthropic``, ``aws.bedrock`` ...)."""
-    if not litellm_provider:
-        return None
+    if not isinstance(litellm_provider, str) or not litellm_provider:
+        return None  # (LiteLLM rejects any other value the application passed)
     return _PROVIDERS.get(litellm_provider, litellm_provider)
 
 
@@ -180,8 +180,8 @@ def route_attributes(model: str | None, provider: str | None, api_base: str | No
 
 def server_attributes(api_base: str | None, attributes: dict[str, AttributeValue]) -> None:
     """``server.address`` / ``server.port`` of the API base a call goes to."""
-    if not api_base:
-        return
+    if not isinstance(api_base, str) or not api_base:
+        return  # (LiteLLM rejects any other value the application passed)
     try:
         url = urlsplit(api_base)
         if url.hostname:
