@@ -301,3 +301,24 @@ def test_arguments_litellm_rejects_are_recorded_with_its_error(way: str, oai: Fa
     got = records(carrot, 2)
     assert [r["status"] for r in got] == ["error", "error"]
     assert [r["output"]["error_type"] for r in got] == ["BadRequestError", "BadRequestError"]
+
+
+def test_a_sync_stream_with_fallbacks_is_recorded_as_its_caller_read_it(
+    way: str, oai: FakeOpenAI, ant: FakeAnthropic, carrot: IngestServer
+) -> None:
+    """LiteLLM makes a sync completion's tries through ``litellm.acompletion``: the stream it hands back is an async
+    call's (litellm 1.105 then fails reading it as a sync one); the record is what the caller got, either way."""
+    fallbacks = [{"model": ANTHROPIC_MODEL, "max_tokens": 40, **via_anthropic(ant)}]
+    stream = litellm.completion(
+        model=OPENAI_MODEL, messages=user("sync stream"), fallbacks=fallbacks, stream=True, **via_openai(oai)
+    )
+    error = None
+    try:
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    except Exception as exc:
+        error = type(exc).__name__
+    [record] = records(carrot, 1)
+    if error is None:
+        assert record["output"] == {"message": {"role": "assistant", "content": text}}
+    else:
+        assert (record["status"], record["output"]["error_type"]) == ("error", error)

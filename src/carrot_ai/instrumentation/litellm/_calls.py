@@ -169,7 +169,7 @@ class Wrapper:
             if routed is None:
                 return wrapped(*args, **kwargs)
             routed.attempt(args, kwargs)
-            return routed.adopt(wrapped(*args, **kwargs), False)
+            return routed.adopt(wrapped(*args, **kwargs))
         # kwargs is this call's own dict (wrapt made it): X-Carrot-Trace: metadata-only is taken out of it.
         metadata_only = pop_trace_header(kwargs)
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
@@ -194,7 +194,7 @@ class Wrapper:
             if routed is None:
                 return await wrapped(*args, **kwargs)
             routed.attempt(args, kwargs)
-            return routed.adopt(await wrapped(*args, **kwargs), True)
+            return routed.adopt(await wrapped(*args, **kwargs))
         metadata_only = pop_trace_header(kwargs)
         call = start_call(self.function, self.operation, args, kwargs, self.options, metadata_only)
         if call is None:
@@ -215,10 +215,11 @@ class _Routed:
     """A Router call, or a completion with fallbacks, under way (current in :data:`_ROUTED` while it runs): its
     attempts are parts of it."""
 
-    __slots__ = ("call", "stream")
+    __slots__ = ("call", "is_async", "stream")
 
-    def __init__(self, call: LLMCall) -> None:
+    def __init__(self, call: LLMCall, is_async: bool) -> None:
         self.call = call
+        self.is_async = is_async  # the call's, which its caller reads a stream as (an attempt's may differ)
         self.stream: StreamState | None = None  # the last attempt's stream, held until the Router returns it
 
     @staticmethod
@@ -238,7 +239,7 @@ class _Routed:
             provider = _extract.provider_name(litellm_provider)
             self.call.span.set_attributes(_extract.route_attributes(model, provider, api_base))
 
-    def adopt(self, result: Any, is_async: bool) -> Any:
+    def adopt(self, result: Any) -> Any:
         """An attempt's result: a stream comes back proxied for the Router call, held until the Router returns it
         (the Router may still drop it for another attempt: :meth:`finish`). Never raises."""
         if not _is_stream(result):
@@ -248,14 +249,14 @@ class _Routed:
             _remember_call_id(result)
             state = StreamState(call, ChunkAccumulator(call.capture))
             state.hold()
-            proxy = AsyncStreamProxy(result, state) if is_async else SyncStreamProxy(result, state)
+            proxy = AsyncStreamProxy(result, state) if self.is_async else SyncStreamProxy(result, state)
             self.stream = state
             return proxy
         except Exception as exc:
             report_internal_error("litellm router stream", exc)
             return result
 
-    def finish(self, result: Any, operation: str, is_async: bool) -> Any:
+    def finish(self, result: Any, operation: str) -> Any:
         """End the call with what it returned (a stream: the Router's wrapping the attempt's, or the attempt's own
         proxy a completion with fallbacks hands back, when the attempt's stream ends)."""
         stream = self.stream
@@ -264,7 +265,7 @@ class _Routed:
             with guard("litellm router stream release"):
                 stream.release()
                 return result
-        return finish(self.call, result, operation, is_async)
+        return finish(self.call, result, operation, self.is_async)
 
 
 _ROUTED: ContextVar[_Routed | None] = ContextVar("carrot_ai.litellm.router_call", default=None)
@@ -284,7 +285,7 @@ def _run_routed(
     call: LLMCall, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], operation: str
 ) -> Any:
     """Make ``call`` (a Router's, or a completion with fallbacks), whose attempts are parts of it."""
-    routed = _Routed(call)
+    routed = _Routed(call, False)
     token = _ROUTED.set(routed)
     try:
         result = wrapped(*args, **kwargs)
@@ -294,14 +295,14 @@ def _run_routed(
     finally:
         _ROUTED.reset(token)
         LLMCall.leave(call)
-    return routed.finish(result, operation, False)
+    return routed.finish(result, operation)
 
 
 async def _run_routed_async(
     call: LLMCall, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], operation: str
 ) -> Any:
     """:func:`_run_routed` of an async function."""
-    routed = _Routed(call)
+    routed = _Routed(call, True)
     token = _ROUTED.set(routed)
     try:
         result = await wrapped(*args, **kwargs)
@@ -311,7 +312,7 @@ async def _run_routed_async(
     finally:
         _ROUTED.reset(token)
         LLMCall.leave(call)
-    return routed.finish(result, operation, True)
+    return routed.finish(result, operation)
 
 
 class RouterWrapper(Wrapper):
