@@ -103,10 +103,16 @@ def is_loopback_url(url: str) -> bool:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return False
+    return is_loopback_host(host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host (a URL's, a ``Host`` header's name, a bind address) is this machine: ``localhost`` or a loopback
+    address (127.0.0.0/8, ``::1``); not a name such as ``127.example.com``."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8 and ::1; not a name such as 127.example.com
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 

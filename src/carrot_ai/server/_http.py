@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -30,6 +29,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from carrot_ai._config import is_loopback_host
 from carrot_ai.export._schema import complete_record
 from carrot_ai.server import _otlp
 from carrot_ai.server._openapi import openapi_document
@@ -219,12 +219,7 @@ def _hostname(host_header: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host.endswith(".localhost") or is_loopback_host(host)  # (browsers resolve *.localhost to this machine)
 
 
 def _parse_query(query_string: str) -> SearchQuery:
