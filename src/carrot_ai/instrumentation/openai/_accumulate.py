@@ -23,6 +23,7 @@ from carrot_ai import semconv
 from carrot_ai._core._stream import View
 from carrot_ai.instrumentation.openai._extract import (
     assistant_message,
+    get,
     output_from_items,
     output_from_messages,
     responses_finish_reason,
@@ -225,6 +226,14 @@ class ChatStreamAccumulator:
                     arguments = getattr(function, "arguments", None)
                     if arguments:
                         entry[3].append(arguments)
+                elif kind == "custom" or entry[1] == "custom":  # a custom tool's call: name and input under "custom"
+                    custom = getattr(call, "custom", None)  # a dict: the SDK's delta model has no such field
+                    name = get(custom, "name")
+                    if name:
+                        entry[2] = name
+                    text = get(custom, "input")
+                    if text:
+                        entry[3].append(text)
         function_call = getattr(delta, "function_call", None)
         if function_call is not None:
             if state.function_call is None:

@@ -160,6 +160,17 @@ def chat_message(message: Any) -> dict[str, Any]:
         }
     parts = content_parts(get(message, "content"))
     for call in get(message, "tool_calls") or ():
+        custom = get(call, "custom") if get(call, "type") == "custom" else None
+        if custom is not None:  # a custom tool's call: its name and free-text input
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": get(call, "id"),
+                    "name": get(custom, "name"),
+                    "arguments": get(custom, "input"),
+                }
+            )
+            continue
         function = get(call, "function")
         parts.append(
             {
@@ -257,8 +268,10 @@ def tool_definition(tool: Any) -> dict[str, Any]:
     """A chat tool (``{"type": "function", "function": {...}}``), a legacy function or a Responses tool."""
     kind = get(tool, "type")
     function = get(tool, "function") if kind == "function" and get(tool, "function") is not None else tool
-    if kind in (None, "function"):
-        definition: dict[str, Any] = {"type": "function", "name": get(function, "name")}
+    if kind == "custom" and get(tool, "custom") is not None:
+        function = get(tool, "custom")  # a chat custom tool; a Responses one has its fields at the top
+    if kind in (None, "function", "custom"):
+        definition: dict[str, Any] = {"type": kind or "function", "name": get(function, "name")}
         description = get(function, "description")
         if description is not None:
             definition["description"] = description
@@ -376,11 +389,14 @@ def assistant_message(
             message["content"] = transcript
     calls = []
     for call in tool_calls or ():
-        function = get(call, "function")
-        name = get(function, "name")
-        arguments = get(function, "arguments")
-        call_id = get(call, "id")
         kind = get(call, "type")
+        custom = get(call, "custom") if kind == "custom" else None
+        if custom is not None:  # a custom tool's call as the API has it: its name and free-text input
+            name, arguments = get(custom, "name"), get(custom, "input")
+        else:
+            function = get(call, "function")
+            name, arguments = get(function, "name"), get(function, "arguments")
+        call_id = get(call, "id")
         if name is None and not arguments and call_id is None:
             continue  # nothing known about this call (a malformed delta)
         calls.append(
@@ -427,12 +443,14 @@ def output_from_messages(
             if message.get("refusal"):
                 parts.append({"type": "refusal", "content": message["refusal"]})
             for call in message.get("tool_calls", ()):
+                function = call["function"]
                 parts.append(
                     {
                         "type": "tool_call",
                         "id": call["id"],
-                        "name": call["function"]["name"],
-                        "arguments": _arguments(call["function"]),
+                        "name": function["name"],
+                        # A custom tool's input is free text, never read as JSON.
+                        "arguments": function["arguments"] if call["type"] == "custom" else _arguments(function),
                     }
                 )
             if "function_call" in message:
