@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import carrot_ai
 from carrot_ai import semconv
-from tests.fakes import JSONReply, SSEReply
+from tests.fakes import JSONReply, SSEEvent, SSEReply
 from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
 from tests.openai.conftest import make_client, records, user
@@ -96,3 +96,71 @@ def test_a_chat_custom_tool_call_is_recorded_with_its_name_and_input(
             {"type": "custom", "name": "code_exec", "description": "Run Python"}
         ]
     assert _json_attribute(second, semconv.GEN_AI_INPUT_MESSAGES)[1] == {"role": "assistant", "parts": [part]}
+
+
+def _response_with(fake: FakeOpenAI, output: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**fake.build_response({"model": "gpt-5", "input": "hi"}), "output": output}
+
+
+def _response_events(response: dict[str, Any], items: list[list[tuple[str, dict[str, Any]]]]) -> list[SSEEvent]:
+    """``response`` streamed: created, then per output item its events (kind, data) between added and done."""
+    events: list[SSEEvent] = []
+
+    def emit(kind: str, **data: Any) -> None:
+        events.append(SSEEvent({"type": kind, "sequence_number": len(events), **data}, kind))
+
+    emit("response.created", response={**response, "status": "in_progress", "output": [], "usage": None})
+    for index, (item, item_events) in enumerate(zip(response["output"], items, strict=True)):
+        emit("response.output_item.added", output_index=index, item=item_events[0][1])
+        for kind, data in item_events[1:]:
+            emit(kind, item_id=item["id"], output_index=index, **data)
+        emit("response.output_item.done", output_index=index, item=item)
+    emit("response.completed", response=response)
+    return events
+
+
+CUSTOM_CALL_ITEM = {
+    "type": "custom_tool_call",
+    "id": "ctc_1",
+    "call_id": "call_c1",
+    "name": "code_exec",
+    "input": "print(1 + 1)",
+    "status": "completed",
+}
+
+
+def test_a_responses_custom_tool_call_is_recorded_as_a_tool_call(
+    fake: FakeOpenAI, spans: InMemorySpanExporter, ingest: IngestServer
+) -> None:
+    response = _response_with(fake, [CUSTOM_CALL_ITEM])
+    added = {**CUSTOM_CALL_ITEM, "input": "", "status": "in_progress"}
+    deltas = [("response.custom_tool_call_input.delta", {"delta": piece}) for piece in ("print(1", " + 1)")]
+    events = _response_events(response, [[("", added), *deltas]])
+    fake.enqueue(JSONReply(200, response), SSEReply(events), SSEReply(events[:-2]))
+    client = carrot_ai.wrap(make_client(fake))
+    tool = {"type": "custom", "name": "code_exec"}
+    client.responses.create(model="gpt-5", input="run it", tools=[tool])
+    list(client.responses.create(model="gpt-5", input="run it", tools=[tool], stream=True))
+    history = ["run it", CUSTOM_CALL_ITEM, {"type": "custom_tool_call_output", "call_id": "call_c1", "output": "2"}]
+    list(
+        client.responses.create(
+            model="gpt-5", input=[{"role": "user", "content": history[0]}, *history[1:]], stream=True
+        )
+    )
+    got = records(ingest, 3)
+    recorded = {"id": "call_c1", "type": "custom", "function": {"name": "code_exec", "arguments": "print(1 + 1)"}}
+    for record in got:  # answered, streamed, and streamed up to the call's end only (its done event, no response)
+        assert record["output"]["message"] == {"role": "assistant", "content": None, "tool_calls": [recorded]}
+    assert [r["metadata"].get("finish_reasons") for r in got] == [["tool_calls"], ["tool_calls"], None]
+    part = {"type": "tool_call", "id": "call_c1", "name": "code_exec", "arguments": "print(1 + 1)"}
+    answered, streamed, cut = spans.get_finished_spans()
+    assert _json_attribute(answered, semconv.GEN_AI_OUTPUT_MESSAGES) == [
+        {"role": "assistant", "parts": [part], "finish_reason": "tool_calls"}
+    ]
+    assert _json_attribute(streamed, semconv.GEN_AI_OUTPUT_MESSAGES) == _json_attribute(
+        answered, semconv.GEN_AI_OUTPUT_MESSAGES
+    )
+    assert _json_attribute(cut, semconv.GEN_AI_INPUT_MESSAGES)[1:] == [
+        {"role": "assistant", "parts": [part]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_c1", "response": "2"}]},
+    ]

@@ -22,6 +22,7 @@ from opentelemetry.util.types import AttributeValue
 from carrot_ai import semconv
 from carrot_ai._core._stream import View
 from carrot_ai.instrumentation.openai._extract import (
+    CALL_ITEMS,
     assistant_message,
     get,
     output_from_items,
@@ -386,7 +387,7 @@ class ResponseStreamAccumulator:
                 delta = getattr(chunk, "delta", None)
                 if isinstance(delta, str):
                     self._texts.setdefault(_index(chunk, "output_index", 0), []).append(delta)
-        elif kind == "response.function_call_arguments.delta":
+        elif kind in ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta"):
             if self._capture:
                 delta = getattr(chunk, "delta", None)
                 if isinstance(delta, str):
@@ -428,13 +429,13 @@ class ResponseStreamAccumulator:
         for index in sorted(set(self._items) | set(self._texts) | set(self._arguments)):
             item = self._items.get(index)
             kind = getattr(item, "type", None)
-            if kind == "function_call" and getattr(item, "status", None) != "completed":
+            if kind in CALL_ITEMS and getattr(item, "status", None) != "completed":
                 items.append(
                     {
-                        "type": "function_call",
+                        "type": kind,
                         "call_id": getattr(item, "call_id", None),
                         "name": getattr(item, "name", None),
-                        "arguments": "".join(self._arguments.get(index, ())),
+                        "arguments" if kind == "function_call" else "input": "".join(self._arguments.get(index, ())),
                     }
                 )
             elif (item is None or kind == "message") and index in self._texts:
@@ -442,7 +443,7 @@ class ResponseStreamAccumulator:
                 items.append({"type": "message", "content": [{"type": "output_text", "text": text}]})
             elif item is not None:
                 items.append(item)
-        has_calls = any(_item_type(i) == "function_call" for i in items)
+        has_calls = any(_item_type(i) in CALL_ITEMS for i in items)
         reason = responses_finish_reason(response, has_calls) if response is not None else None
         reason = None if reason == "in_progress" else reason
         return attributes, output_from_items(items, reason, attributes, self._content_attributes)

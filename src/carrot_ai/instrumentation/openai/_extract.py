@@ -523,7 +523,19 @@ def input_item(item: Any) -> dict[str, Any]:
                 }
             ],
         }
-    if kind == "function_call_output":
+    if kind == "custom_tool_call":
+        return {
+            "role": "assistant",
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": get(item, "call_id"),
+                    "name": get(item, "name"),
+                    "arguments": get(item, "input"),
+                }
+            ],
+        }
+    if kind in ("function_call_output", "custom_tool_call_output"):
         return {
             "role": "tool",
             "parts": [{"type": "tool_call_response", "id": get(item, "call_id"), "response": get(item, "output")}],
@@ -541,6 +553,10 @@ def _summary_text(item: Any) -> str:
     return "".join(t for t in texts if isinstance(t, str))
 
 
+# Output items that are calls the caller's code is to make (the response's finish reason is then ``tool_calls``).
+CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+
+
 def responses_result(
     response: Any, capture: bool, content_attributes: bool = True
 ) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
@@ -549,7 +565,7 @@ def responses_result(
     _response_basics(response, attributes)
     output = get(response, "output")
     items = list(output) if isinstance(output, list | tuple) else []
-    has_calls = any(get(i, "type") == "function_call" for i in items)
+    has_calls = any(get(i, "type") in CALL_ITEMS for i in items)
     reason = responses_finish_reason(response, has_calls)
     if reason is not None:
         attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = (reason,)
@@ -594,6 +610,14 @@ def output_from_items(
                 {
                     "id": get(item, "call_id"),
                     "function": {"name": get(item, "name"), "arguments": get(item, "arguments")},
+                }
+            )
+        elif kind == "custom_tool_call":  # a custom tool's call: its input is free text
+            calls.append(
+                {
+                    "id": get(item, "call_id"),
+                    "type": "custom",
+                    "function": {"name": get(item, "name"), "arguments": get(item, "input")},
                 }
             )
         elif kind == "reasoning":
