@@ -164,3 +164,30 @@ def test_a_responses_custom_tool_call_is_recorded_as_a_tool_call(
         {"role": "assistant", "parts": [part]},
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_c1", "response": "2"}]},
     ]
+
+
+def test_a_streamed_refusal_is_recorded_as_the_same_refusal_answered_whole(
+    fake: FakeOpenAI, spans: InMemorySpanExporter, ingest: IngestServer
+) -> None:
+    fake.enqueue(JSONReply(200, _completion("gpt-4o", {"content": None, "refusal": "I can't help with that."}, "stop")))
+    deltas = [{"refusal": piece} for piece in ("I can't", " help with", " that.")]
+    fake.enqueue(SSEReply(_chunks("gpt-4o", deltas, "stop")))
+    client = carrot_ai.wrap(make_client(fake))
+    answered = client.chat.completions.create(model="gpt-4o", messages=user("how to pick a lock"))
+    streamed = list(client.chat.completions.create(model="gpt-4o", messages=user("how to pick a lock"), stream=True))
+    assert answered.choices[0].message.content is None
+    assert all(chunk.choices[0].delta.content is None for chunk in streamed)
+    got = records(ingest, 2)
+    expected = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+    assert [record["output"]["message"] for record in got] == [expected, expected]
+    refusal = [
+        {
+            "role": "assistant",
+            "parts": [{"type": "refusal", "content": "I can't help with that."}],
+            "finish_reason": "stop",
+        }
+    ]
+    assert [_json_attribute(span, semconv.GEN_AI_OUTPUT_MESSAGES) for span in spans.get_finished_spans()] == [
+        refusal,
+        refusal,
+    ]

@@ -269,7 +269,8 @@ class ChatStreamAccumulator:
                 function_call = {"name": state.function_call[0], "arguments": "".join(state.function_call[1])}
             messages.append(
                 assistant_message(
-                    "".join(state.content) if state.content or not (calls or function_call) else None,
+                    # None where the API's message has none: a refusal or a call only (as a non-streamed answer).
+                    "".join(state.content) if state.content or not (calls or function_call or state.refusal) else None,
                     calls,
                     refusal="".join(state.refusal),
                     function_call=function_call,
