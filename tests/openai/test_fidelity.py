@@ -191,3 +191,29 @@ def test_a_streamed_refusal_is_recorded_as_the_same_refusal_answered_whole(
         refusal,
         refusal,
     ]
+
+
+def test_a_streamed_audio_answer_is_recorded_with_its_transcript_as_answered_whole(
+    fake: FakeOpenAI, spans: InMemorySpanExporter, ingest: IngestServer
+) -> None:
+    audio = {"id": "audio_1", "data": "UklGRg==", "expires_at": 1700003600, "transcript": "Hello there."}
+    fake.enqueue(JSONReply(200, _completion("gpt-4o-audio-preview", {"content": None, "audio": audio}, "stop")))
+    deltas = [
+        {"audio": {"id": "audio_1", "transcript": "Hello"}},
+        {"audio": {"data": "UklGRg==", "transcript": " there."}},
+        {"audio": {"expires_at": 1700003600}},
+    ]
+    fake.enqueue(SSEReply(_chunks("gpt-4o-audio-preview", deltas, "stop")))
+    client = carrot_ai.wrap(make_client(fake))
+    request = {
+        "model": "gpt-4o-audio-preview",
+        "messages": user("say hello"),
+        "modalities": ["text", "audio"],
+        "audio": {"voice": "alloy", "format": "pcm16"},
+    }
+    client.chat.completions.create(**request)
+    list(client.chat.completions.create(**request, stream=True))
+    got = records(ingest, 2)
+    assert [record["output"]["message"] for record in got] == [{"role": "assistant", "content": "Hello there."}] * 2
+    text = [{"role": "assistant", "parts": [{"type": "text", "content": "Hello there."}], "finish_reason": "stop"}]
+    assert [_json_attribute(span, semconv.GEN_AI_OUTPUT_MESSAGES) for span in spans.get_finished_spans()] == [text] * 2

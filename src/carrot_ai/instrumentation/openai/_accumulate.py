@@ -34,11 +34,12 @@ from carrot_ai.instrumentation.openai._extract import (
 
 
 class _Choice:
-    __slots__ = ("content", "refusal", "tool_calls", "function_call", "finish_reason")
+    __slots__ = ("content", "refusal", "transcript", "tool_calls", "function_call", "finish_reason")
 
     def __init__(self) -> None:
         self.content: list[str] = []
         self.refusal: list[str] = []
+        self.transcript: list[str] = []  # an audio answer's transcript pieces (``delta.audio.transcript``)
         # index -> [id, type, name, argument pieces]
         self.tool_calls: dict[int, list[Any]] = {}
         self.function_call: list[Any] | None = None  # [name, argument pieces]
@@ -107,7 +108,7 @@ class ChunkView(View):
     ``usage`` is missing unless usage was asked for."""
 
     __slots__ = ()
-    tool_calls = refusal = function_call = usage = None
+    tool_calls = refusal = function_call = usage = audio = None
 
 
 class ChatStreamAccumulator:
@@ -160,7 +161,8 @@ class ChatStreamAccumulator:
                         content = delta.content
                         if content:
                             text.append(content)
-                        return True
+                            return True
+                        # No text (the role chunk, an audio chunk): the general path reads the rest of the delta.
             except AttributeError:
                 pass
         return self._process(chunk)
@@ -204,6 +206,11 @@ class ChatStreamAccumulator:
         refusal = getattr(delta, "refusal", None)
         if refusal:
             state.refusal.append(refusal)
+        audio = getattr(delta, "audio", None)
+        if audio is not None:
+            transcript = get(audio, "transcript")  # (a dict on SDKs whose delta model has no ``audio``)
+            if transcript:
+                state.transcript.append(transcript)
         tool_calls = getattr(delta, "tool_calls", None)
         if tool_calls:
             for call in tool_calls:
@@ -269,11 +276,15 @@ class ChatStreamAccumulator:
                 function_call = {"name": state.function_call[0], "arguments": "".join(state.function_call[1])}
             messages.append(
                 assistant_message(
-                    # None where the API's message has none: a refusal or a call only (as a non-streamed answer).
-                    "".join(state.content) if state.content or not (calls or function_call or state.refusal) else None,
+                    # None where the API's message has none: a refusal, audio or a call only (as a non-streamed
+                    # answer, whose audio transcript is then the content).
+                    "".join(state.content)
+                    if state.content or not (calls or function_call or state.refusal or state.transcript)
+                    else None,
                     calls,
                     refusal="".join(state.refusal),
                     function_call=function_call,
+                    audio={"transcript": "".join(state.transcript)} if state.transcript else None,
                 )
             )
         return attributes, output_from_messages(messages, reasons, attributes, self._content_attributes)
