@@ -217,3 +217,22 @@ def test_a_streamed_audio_answer_is_recorded_with_its_transcript_as_answered_who
     assert [record["output"]["message"] for record in got] == [{"role": "assistant", "content": "Hello there."}] * 2
     text = [{"role": "assistant", "parts": [{"type": "text", "content": "Hello there."}], "finish_reason": "stop"}]
     assert [_json_attribute(span, semconv.GEN_AI_OUTPUT_MESSAGES) for span in spans.get_finished_spans()] == [text] * 2
+
+
+def test_reasoning_summary_parts_are_kept_apart_as_paragraphs(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    summary = [
+        {"type": "summary_text", "text": "**Reading**\n\nThe user greets."},
+        {"type": "summary_text", "text": "**Answering**\n\nGreet back."},
+    ]
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": summary}
+    message = {
+        "type": "message",
+        "id": "msg_1",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Hi!", "annotations": []}],
+    }
+    fake.enqueue(JSONReply(200, _response_with(fake, [reasoning, message])))
+    carrot_ai.wrap(make_client(fake)).responses.create(model="gpt-5", input="hi", reasoning={"summary": "auto"})
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["reasoning"] == "**Reading**\n\nThe user greets.\n\n**Answering**\n\nGreet back."

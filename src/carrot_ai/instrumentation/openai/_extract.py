@@ -549,8 +549,9 @@ def input_item(item: Any) -> dict[str, Any]:
 
 
 def _summary_text(item: Any) -> str:
+    """A reasoning item's summary text: its parts are paragraphs (a bold title and its text, each), kept apart."""
     texts = [get(s, "text") for s in get(item, "summary") or ()]
-    return "".join(t for t in texts if isinstance(t, str))
+    return "\n\n".join(t for t in texts if isinstance(t, str) and t)
 
 
 # Output items that are calls the caller's code is to make (the response's finish reason is then ``tool_calls``).
@@ -628,7 +629,7 @@ def output_from_items(
         "".join(texts) if texts else None,
         calls,
         refusal="".join(refusals),
-        reasoning="\n".join(reasoning),
+        reasoning="\n\n".join(reasoning),
     )
     return output_from_messages([message], [reason], attributes, content_attributes)
 
