@@ -13,7 +13,7 @@ import pytest
 import carrot_ai
 from tests.anthropic.conftest import MODEL, client_for, make_client, no_more_records, records, takes, user
 from tests.conftest import BACKLOG_QUEUE_BYTES, check_backlogged_streams
-from tests.fakes import SSEEvent, SSEReply
+from tests.fakes import JSONReply, SSEEvent, SSEReply
 from tests.fakes.anthropic_server import FakeAnthropic, error_event, stream_failing_with
 from tests.ingest_server import IngestServer
 
@@ -127,6 +127,27 @@ def test_streamed_thinking_becomes_reasoning(client: anthropic.Anthropic, carrot
     )
     [record] = records(carrot, 1)
     assert record["output"]["message"] == {"role": "assistant", "content": "Echo: think", "reasoning": thinking}
+
+
+def test_streamed_thinking_tokens_are_recorded_as_for_the_same_answer_not_streamed(
+    client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    # The API reports thinking tokens in `usage.output_tokens_details`; a stream has them in its `message_delta`.
+    request = body("think", thinking={"type": "enabled", "budget_tokens": 50})
+    message = fake.build_message(request)
+    message["usage"]["output_tokens_details"] = {"thinking_tokens": 9}
+    events = fake.build_message_events(request)
+    events[-2].data["usage"]["output_tokens_details"] = {"thinking_tokens": 9}
+    fake.enqueue(JSONReply(200, message), SSEReply(events), SSEReply(events))
+    extra = {"extra_body": {"thinking": request.pop("thinking")}}
+    client.messages.create(**request, **extra)
+    for _event in client.messages.create(**request, **extra, stream=True):
+        pass
+    with client.messages.stream(**request, **extra) as stream:
+        stream.until_done()
+    metas = [r["metadata"] for r in records(carrot, 3)]
+    assert [m.get("reasoning_tokens") for m in metas] == [9, 9, 9]
+    assert [m["output_tokens"] for m in metas] == [message["usage"]["output_tokens"]] * 3
 
 
 def test_break_then_close_records_the_partial_answer_once(client: anthropic.Anthropic, carrot: IngestServer) -> None:

@@ -7,7 +7,8 @@ The events are the raw SSE events of ``messages.create(stream=True)`` (and of th
 
 Usage without double counting: ``message_start`` carries the input side (and a placeholder ``output_tokens``);
 ``message_delta`` carries cumulative counts, so a count it has replaces the earlier one, it is never added. A stream
-that ends before ``message_delta`` reports no output tokens rather than the placeholder.
+that ends before ``message_delta`` reports no output tokens rather than the placeholder. Thinking tokens
+(``usage.output_tokens_details.thinking_tokens``) are final from ``message_delta`` on too, as for the SDK.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
-from carrot_ai.instrumentation.anthropic._extract import output_from_blocks, usage_attributes
+from carrot_ai.instrumentation.anthropic._extract import get, output_from_blocks, usage_attributes
 
 _USAGE_KEYS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+# Kept under this key in the accumulated usage; ``usage_attributes`` reads it from ``output_tokens_details``.
+_THINKING = "thinking_tokens"
+# What ``message_start`` has placeholders for: known only from ``message_delta`` on.
+_FINAL_ONLY = ("output_tokens", _THINKING)
 
 
 class MessageStreamAccumulator:
@@ -111,6 +116,10 @@ class MessageStreamAccumulator:
             value = getattr(usage, key, None)
             if isinstance(value, int):
                 self._usage[key] = value
+        # (A model, the JSON's view, or a dict: an SDK that predates the field keeps it as it came.)
+        thinking = get(getattr(usage, "output_tokens_details", None), _THINKING)
+        if isinstance(thinking, int):
+            self._usage[_THINKING] = thinking
 
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         attributes: dict[str, AttributeValue] = {}
@@ -122,7 +131,10 @@ class MessageStreamAccumulator:
             attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = (self._stop_reason,)
         if self._request_id:
             attributes[semconv.CARROT_REQUEST_ID] = self._request_id
-        usage = self._usage if self._final_usage else {k: v for k, v in self._usage.items() if k != "output_tokens"}
+        usage: dict[str, Any] = {k: v for k, v in self._usage.items() if self._final_usage or k not in _FINAL_ONLY}
+        thinking = usage.pop(_THINKING, None)
+        if thinking is not None:
+            usage["output_tokens_details"] = {_THINKING: thinking}
         usage_attributes(usage, attributes)
         if not self._capture:
             return attributes, None
