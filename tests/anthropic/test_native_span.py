@@ -20,7 +20,7 @@ import carrot_ai
 from carrot_ai import semconv
 from carrot_ai.export._convert import record_id
 from carrot_ai.instrumentation.anthropic._native import current_headers, install_native_span_guard
-from tests.anthropic.conftest import MODEL, make_client, no_more_records, records, user
+from tests.anthropic.conftest import MODEL, make_client, no_more_records, records, takes, user
 from tests.fakes.anthropic_server import FakeAnthropic, not_found
 from tests.ingest_server import IngestServer
 
@@ -408,3 +408,15 @@ def test_exporter_only_native_error_span(
     assert record["output"]["error_type"] == "not_found_error"
     assert record["metadata"]["http_status"] == 404
     assert record["metadata"]["request_id"].startswith("req_fake_")
+
+
+@pytest.mark.skipif(not takes(anthropic.resources.messages.Messages.create, "thinking"), reason="SDK without thinking")
+def test_exporter_only_native_span_thinking_is_the_records_reasoning(
+    fake: FakeAnthropic, tracer_provider: TracerProvider, carrot: IngestServer
+) -> None:
+    # As in the records of our own instrumentation: the text is the content, the thinking its reasoning.
+    client = native_client(fake, tracer_provider, traces={"content_mode": "content"})
+    message = client.messages.create(**body("think"), thinking={"type": "enabled", "budget_tokens": 20})
+    [record] = records(carrot, 1)
+    thinking, text = message.content
+    assert record["output"]["message"] == {"role": "assistant", "content": text.text, "reasoning": thinking.thinking}

@@ -517,7 +517,7 @@ def _error_output(span: ReadableSpan, attributes: Mapping[str, Any], ours: bool 
 
 
 def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:
-    """A GenAI-convention message (role + parts) as an OpenAI-like message (role, content, tool_calls)."""
+    """A GenAI-convention message (role + parts) as an OpenAI-like message (role, content, tool_calls, reasoning)."""
     out: dict[str, Any] = {"role": str(message.get("role", "assistant"))}
     parts = message.get("parts")
     if not isinstance(parts, list):
@@ -525,11 +525,15 @@ def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:
             out["content"] = message["content"]
         return out
     tool_calls: list[dict[str, Any]] = []
+    reasoning: list[str] = []
     other: list[Any] = []
     for part in parts:
         if not isinstance(part, dict):
             continue
-        if part.get("type") == "tool_call":
+        if part.get("type") == "reasoning" and isinstance(part.get("content"), str):
+            # The message's `reasoning`, as our own records have it, not a part of its content.
+            reasoning.append(part["content"])
+        elif part.get("type") == "tool_call":
             arguments = part.get("arguments")
             tool_calls.append(
                 {
@@ -548,6 +552,8 @@ def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:
         out["content"] = content
     if tool_calls:
         out["tool_calls"] = tool_calls
+    if reasoning:
+        out["reasoning"] = "".join(reasoning)
     if message.get("finish_reason"):
         out["finish_reason"] = message["finish_reason"]
     return out
