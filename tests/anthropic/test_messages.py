@@ -321,7 +321,10 @@ def test_parse_records_the_structured_answer(way: str, fake: FakeAnthropic, carr
     assert isinstance(parsed.parsed_output, Answer)
     [record] = records(carrot, 1)
     assert json.loads(record["output"]["message"]["content"]) == parsed.parsed_output.model_dump()
-    assert record["input"]["output_format"] == IsStr()  # the class, recorded as its repr
+    assert record["input"]["output_format"] == "Answer"  # the class, by name (as openai's `text_format`)
+    with client.messages.stream(model=MODEL, max_tokens=100, messages=user("weather"), output_format=Answer) as stream:
+        stream.until_done()
+    assert records(carrot, 2)[1]["input"]["output_format"] == "Answer"
 
 
 def test_beta_messages_create_is_recorded(way: str, fake: FakeAnthropic, carrot: IngestServer) -> None:

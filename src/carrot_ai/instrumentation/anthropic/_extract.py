@@ -53,6 +53,9 @@ def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     extra_body = kwargs.get("extra_body")
     if isinstance(extra_body, dict):
         params.update(extra_body)
+    output_format = params.get("output_format")
+    if isinstance(output_format, type):  # parse() / stream() given a model class: its name, not the class's repr
+        params["output_format"] = output_format.__name__
     return params
 
 
