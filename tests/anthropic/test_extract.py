@@ -49,6 +49,20 @@ PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEh
             {"type": "file", "modality": "document", "file_id": "file_1"},
         ),
         ({"type": "web_search_tool_result", "content": []}, {"type": "web_search_tool_result"}),
+        (  # a document of custom content: its text, no blob (it has no bytes)
+            {
+                "type": "document",
+                "source": {
+                    "type": "content",
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                },
+            },
+            {"type": "text", "content": "ab"},
+        ),
+        (
+            {"type": "document", "source": {"type": "content", "content": "plain"}},
+            {"type": "text", "content": "plain"},
+        ),
     ],
 )
 def test_block_part(block: dict[str, Any], part: dict[str, Any]) -> None:

@@ -154,6 +154,11 @@ def media_part(kind: str, source: Any) -> dict[str, Any]:
         return {"type": "file", "modality": modality, "file_id": get(source, "file_id")}
     if source_type == "text":
         return {"type": "text", "content": get(source, "data")}
+    if source_type == "content":  # a document of custom content blocks: no bytes, so no blob
+        parts = content_parts(get(source, "content"))
+        if all(p.get("type") == "text" for p in parts):
+            return {"type": "text", "content": "".join(str(p.get("content") or "") for p in parts)}
+        return {"type": modality, "parts": parts}
     media_type = get(source, "media_type")
     return {"type": "blob", "modality": modality, "mime_type": media_type, "content": inline_placeholder(source)}
 
