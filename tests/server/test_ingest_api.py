@@ -440,3 +440,18 @@ def test_database_of_an_older_schema_version_is_migrated_keeping_its_records(tmp
         assert migrated.count() == 1
     finally:
         migrated.close()
+
+
+def test_an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_kept(store: TraceStore) -> None:
+    # Each connection holds one of the server's threads: one that sends nothing must not hold it forever.
+    with TraceServer(store, idle_timeout=0.3) as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as idle:
+            idle.settimeout(30)  # a bound on the test, far above the server's 0.3 s
+            assert idle.recv(1) == b""  # closed by the server, not by this socket's own timeout
+        # A kept-alive connection serves request after request within the timeout.
+        with httpx2.Client(base_url=server.url) as http:
+            assert http.get("/healthz").status_code == 200
+            assert http.get("/healthz").status_code == 200
+    with TraceServer(store) as server:
+        assert server.idle_timeout == 120.0

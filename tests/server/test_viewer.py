@@ -179,3 +179,17 @@ def test_page_asks_for_the_api_key_when_the_server_needs_one(browser: Browser, s
         browser.click("#key-form button")
         browser.wait_for("document.querySelectorAll('#trace-list tbody tr').length === 1")
         assert browser.text("#trace-list tbody tr td.name") == "secured record"
+
+
+def test_a_malformed_trace_link_says_so_instead_of_throwing(
+    browser: Browser, server: TraceServer, pipeline: dict[str, dict[str, Any]]
+) -> None:
+    browser.navigate(server.url + "/")
+    wait_for_rows(browser, *pipeline.values())
+    # A hand-edited link with a stray "%" (decodeURIComponent throws URIError on it).
+    browser.evaluate("history.replaceState(null, '', '#/trace/50%'); route(); true")
+    assert browser.evaluate("document.querySelector('#detail').hidden") is True
+    assert browser.text("#status-line") == "Error: not a trace link: #/trace/50%"
+    # The list still works, and a good link still opens its trace.
+    browser.evaluate(f"history.replaceState(null, '', '#/trace/{pipeline['llm']['id']}'); route(); true")
+    browser.wait_for("document.querySelector('#node-name').textContent === 'chat.completions'")

@@ -40,6 +40,7 @@ from carrot_ai.server._validate import RecordError, validate_record
 logger = logging.getLogger("carrot_ai.server")
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # after decompression; the exporter sends at most 5 MiB per batch
+DEFAULT_IDLE_TIMEOUT = 120.0  # seconds; above the exporter's flush interval, so its kept-alive connection is reused
 _TRACE_PATH = re.compile(r"^/v1/traces/([0-9A-Za-z_.:-]{1,200})$")
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -71,8 +72,12 @@ class TraceServer:
         port: int = 0,
         api_key: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.store = store
+        #: Seconds a connection may wait for a request's next bytes (an idle keep-alive connection, a client that
+        #: stopped sending) before the server closes it: each connection holds a thread. None: no limit.
+        self.idle_timeout = idle_timeout
         self.api_key = api_key or None
         self.max_body_bytes = max_body_bytes
         self.loopback_only = _is_loopback(host)
@@ -254,6 +259,7 @@ def _make_handler(server: TraceServer) -> type[BaseHTTPRequestHandler]:
         # delayed ACKs add ~40 ms to every response.
         wbufsize = 1 << 16
         disable_nagle_algorithm = True
+        timeout = server.idle_timeout  # applied to the connection by StreamRequestHandler.setup
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("%s %s", self.address_string(), format % args)

@@ -261,8 +261,16 @@ function selectNode(node) {
 
 function route() {
   const match = location.hash.match(/^#\/trace\/(.+)$/);
+  let id = null;
   if (match) {
-    openTrace(decodeURIComponent(match[1]));
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch (error) {  // a hand-edited link with a stray "%": say so instead of throwing
+      status("Error: not a trace link: " + location.hash);
+    }
+  }
+  if (id !== null) {
+    openTrace(id);
   } else {
     $("#detail").hidden = true;
   }
