@@ -119,6 +119,20 @@ def test_retry_after_beyond_the_deadline_gives_up_without_sleeping(server: Inges
     assert fake_time.sleeps == []
 
 
+@pytest.mark.timeout(30)  # (without the floor, the fake clock never moves: the loop spins until this)
+@pytest.mark.parametrize("value", ["0", email.utils.formatdate(EPOCH - 60, usegmt=True)], ids=["zero", "past-date"])
+def test_retry_after_zero_or_past_never_retries_faster_than_the_backoff(
+    server: IngestServer, fake_time: FakeTime, value: str
+) -> None:
+    # "Retry-After: 0", or a date already past (the server's clock behind ours), taken as is made the transport
+    # hammer an overloaded server: thousands of requests a second, until the batch's deadline.
+    server.fault = Fault.retry_after(value, status=503)
+    result = make_transport(server.base_url, fake_time).send(BODY, deadline=fake_time.now + 10)
+    assert (result.outcome, result.status) == (Outcome.NETWORK, 503)
+    assert fake_time.sleeps == [0.5, 1.0, 2.0, 4.0]
+    assert result.attempts == len(server.requests) == 5
+
+
 def test_retries_stop_at_one_overall_deadline(server: IngestServer, fake_time: FakeTime) -> None:
     server.fault = Fault.answer(503)
     start = fake_time.now

@@ -3,7 +3,8 @@
 * 2xx: delivered.
 * 408, 429, 502, 503, 504 and network errors (refused, reset, timeouts): retried with jittered exponential backoff
   until the batch's deadline, honouring ``Retry-After`` (delay seconds or an HTTP date; anything else is
-  ignored). A ``Retry-After`` that points past the deadline ends the batch at once instead of sleeping in vain.
+  ignored) where it asks for a longer wait than the backoff. A ``Retry-After`` that points past the deadline ends the
+  batch at once instead of sleeping in vain.
 * Everything else is final: 400, 401, 403, 404, 413, 422, other 4xx and 5xx, redirects (never followed), and a
   TLS certificate that does not verify.
 * The deadline bounds each attempt too, however the server behaves: every step of a request (connect, TLS handshake,
@@ -382,7 +383,11 @@ class HttpTransport:
                 if status not in RETRYABLE_STATUS:
                     return SendResult(Outcome.REJECTED, status, attempt, f"HTTP {status}")
                 detail = f"HTTP {status}"
-            delay = retry_after if retry_after is not None else backoff_delay(attempt, self._rand)
+            # Never sooner than the backoff: a "Retry-After: 0", or a date already past (the server's clock behind
+            # ours), would otherwise send thousands of requests a second to a server that is overloaded.
+            delay = backoff_delay(attempt, self._rand)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
             if delay >= min(deadline, self._cap) - self._clock():
                 return SendResult(self._out_of_time(deadline), status, attempt, detail)
             if self._sleep(delay):
