@@ -164,3 +164,21 @@ def test_export_after_shutdown_is_counted_not_raised(ingest: IngestServer) -> No
     assert exporter.export([a_span(9, our_attributes("late"))]).name == "FAILURE"
     assert exporter.stats.shutdown == 1
     assert exporter.force_flush(100) is False
+
+
+def test_records_queued_after_shutdown_are_counted_and_logged_once(
+    ingest: IngestServer, warnings: pytest.LogCaptureFixture
+) -> None:
+    # Carrot's processor hands spans over through enqueue() (not export()): the spans another instrumentation ends on
+    # the application's provider after carrot_ai.shutdown(), the records get_client().submit() queues then.
+    exporter = CarrotSpanExporter(api_key="ck-test-key", base_url=ingest.base_url)
+    exporter.shutdown()
+    for span_id in (1, 2):
+        exporter.enqueue(a_span(span_id, our_attributes("late")))
+    exporter.enqueue_record({"id": "late", "name": "late"})
+    assert exporter.stats.shutdown == 3
+    logged = ["carrot_ai: spans exported after shutdown() are dropped (counted in carrot_ai.stats())"]
+    assert [r.getMessage() for r in warnings.records if r.name == "carrot_ai"] == logged
+    assert exporter.export([a_span(3, our_attributes("late"))]).name == "FAILURE"  # (the same loss: not again)
+    assert exporter.stats.shutdown == 4
+    assert [r.getMessage() for r in warnings.records if r.name == "carrot_ai"] == logged

@@ -69,6 +69,7 @@ __all__ = [
 ]
 
 _LOG_INTERVAL = 300.0  # the same failure is logged at most this often
+_DROPPED_AFTER_SHUTDOWN = "carrot_ai: spans exported after shutdown() are dropped (counted in carrot_ai.stats())"
 
 
 # --- the exporter -------------------------------------------------------------------------------------------------
@@ -241,27 +242,30 @@ class CarrotSpanExporter(SpanExporter):
             self._refused += count
 
     def _accept(self, item: ReadableSpan | dict[str, Any], size: int) -> None:
+        explain = full = ready = False
         with self._lock:
-            if self._closed:
+            closed = self._closed
+            if closed:
                 self.stats.shutdown += 1
                 self._refused += 1
-                return
-            queued = self._queued_bytes + size
-            if queued > self._max_queue_bytes:
+                # Our processor's spans and manual records come this way, not through export(): explained once too.
+                explain, self._warned_closed = not self._warned_closed, True
+            elif self._queued_bytes + size > self._max_queue_bytes:
                 self.stats.queue_full += 1
                 self._refused += 1
-                if self._warned_queue_full:
-                    return
-                self._warned_queue_full = True
-                full = True
+                full, self._warned_queue_full = not self._warned_queue_full, True
             else:
-                self._queue.append((item, size))
-                self._queued_bytes = queued
+                queue = self._queue
+                queue.append((item, size))
+                self._queued_bytes += size
                 self._accepted += 1
-                if queued > self._peak_bytes:
-                    self._peak_bytes = queued
-                full = False
-                ready = len(self._queue) >= self._batch_size or queued >= self._max_batch_bytes
+                if self._queued_bytes > self._peak_bytes:
+                    self._peak_bytes = self._queued_bytes
+                ready = len(queue) >= self._batch_size or self._queued_bytes >= self._max_batch_bytes
+        if closed:
+            if explain:
+                self._explain_refusal_after_close()
+            return
         if full:
             logger.warning(
                 "carrot_ai: the export queue is full (%d bytes, max_queue_bytes=%d): dropping trace records until "
@@ -274,6 +278,15 @@ class CarrotSpanExporter(SpanExporter):
             self._start_worker()
         if ready and not self._wakeup.is_set():
             self._wakeup.set()
+
+    def _explain_refusal_after_close(self) -> None:
+        if self._exit_deadline is not None:
+            _write_stderr(
+                f"carrot_ai: trace records that arrive after the exporter stopped at exit are not delivered to "
+                f"{self._shown_url}\n"
+            )
+        else:
+            logger.warning(_DROPPED_AFTER_SHUTDOWN)
 
     def _refuse_after_close(self, count: int) -> None:
         if not count:
@@ -288,7 +301,7 @@ class CarrotSpanExporter(SpanExporter):
             )
         elif not self._warned_closed:
             self._warned_closed = True
-            logger.warning("carrot_ai: spans exported after shutdown() are dropped (counted in carrot_ai.stats())")
+            logger.warning(_DROPPED_AFTER_SHUTDOWN)
 
     # --- flush and shutdown ---------------------------------------------------------------------------------------
 
