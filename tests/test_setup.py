@@ -490,3 +490,32 @@ def test_stats_after_shutdown_still_count_what_shutdown_could_not_deliver(ingest
     ingest.release_hangs()
     provider.shutdown()
     assert carrot_ai.stats()["shutdown"] == 1
+
+
+def test_init_after_shutdown_on_the_same_provider_takes_over_the_processor_left_there(
+    ingest: IngestServer, tracer_provider: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An SDK provider cannot drop a span processor: shutdown() leaves carrot's there, its exporter closed. A second
+    # processor beside it took every span too, counted it as lost in the closed exporter and said so, and cost every
+    # call carrot's fast path (taken only when carrot's processor is the provider's one).
+    from carrot_ai._core import _fastspan
+    from carrot_ai.export import CarrotSpanProcessor
+
+    @carrot_ai.trace("step")
+    def step(n: int) -> int:
+        return n
+
+    for n in (1, 2):
+        carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=tracer_provider)  # type: ignore[arg-type]
+        assert _fastspan.fast_path() is not None
+        with caplog.at_level("WARNING", logger="carrot_ai"):
+            step(n)
+        assert carrot_ai.flush(5)
+        exporter = _setup.current_exporter()
+        carrot_ai.shutdown()
+        processors = tracer_provider._active_span_processor._span_processors  # type: ignore[attr-defined]
+        assert [type(p) for p in processors] == [CarrotSpanProcessor]
+        assert processors[0].exporter is exporter
+    assert sorted(r["input"]["n"] for r in ingest.records) == [1, 2]
+    assert [r.getMessage() for r in caplog.records if r.name == "carrot_ai"] == []
+    assert exporter.stats.dropped == 0

@@ -149,8 +149,13 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
     else:
         exporter = CarrotSpanExporter(settings=settings)
         exporter._carrot_attached_by = "init"  # type: ignore[attr-defined]
-        processor = CarrotSpanProcessor(exporter)
-        provider.add_span_processor(processor)
+        processor = _processor_left_by_shutdown(provider)
+        if processor is not None:
+            processor.exporter = exporter
+            exporter._carrot_processor = processor  # type: ignore[attr-defined]
+        else:
+            processor = CarrotSpanProcessor(exporter)
+            provider.add_span_processor(processor)
         _fastspan.enable(provider, processor)
     _state = _State(settings, exporter, processor, provider, owns)
     # Our spans go to the provider we attached to (this also drops tracers cached while no provider was set).
@@ -211,6 +216,23 @@ def _exporters_fed_by(provider: Any, exporters: list[Any]) -> list[Any]:
     provider) never sees this provider's spans."""
     fed = [exporter for _, _, exporter in _processors_and_exporters(provider)]
     return [e for e in exporters if getattr(e, "_carrot_attached_by", None) is None and any(e is f for f in fed)]
+
+
+def _processor_left_by_shutdown(provider: Any) -> Any:
+    """Carrot's processor that an earlier ``shutdown()`` left on ``provider`` (an SDK provider cannot remove one), or
+    None. A new ``init()`` feeds its new exporter through it: a second one beside it would see every span too, count it
+    lost in the stopped exporter, and cost every call carrot's fast path (taken while carrot's is the only one)."""
+    from carrot_ai.export._processor import CarrotSpanProcessor
+
+    for processor, name, exporter in _processors_and_exporters(provider):
+        if (
+            type(processor) is CarrotSpanProcessor
+            and name == "exporter"
+            and getattr(exporter, "_carrot_attached_by", None) == "init"
+            and exporter.closed
+        ):
+            return processor
+    return None
 
 
 def _shutdown_quietly(exporter: Any) -> None:
