@@ -178,6 +178,31 @@ def test_loopback_urls_need_no_api_key(host: str) -> None:
     assert is_loopback_url(f"http://{host}:8787")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "localhost:8787",
+        "127.0.0.1:8787",
+        "ftp://127.0.0.1:8787",
+        "http//127.0.0.1",
+        "http://",
+        "http://127.0.0.1:99999",
+    ],
+)
+def test_init_with_a_base_url_it_cannot_send_to_is_a_clear_error(url: str) -> None:
+    # Taken as given, every record was then lost (an internal error per batch, or refused connections until each
+    # batch's deadline); without a scheme, "localhost:8787" even asked for an API key.
+    with pytest.raises(ValueError, match=r"^carrot_ai.init\(\): base_url must be an http:// or https:// URL"):
+        carrot_ai.init(base_url=url)
+
+
+def test_init_base_url_error_never_shows_credentials() -> None:
+    with pytest.raises(ValueError) as raised:
+        carrot_ai.init(base_url="ftp://user:hunter2secret@127.0.0.1/?key=ck-query-secret")
+    assert "hunter2secret" not in str(raised.value)
+    assert "ck-query-secret" not in str(raised.value)
+
+
 def test_init_rejects_unknown_options() -> None:
     with pytest.raises(TypeError, match="bogus"):
         carrot_ai.init(api_key="k", bogus=1)

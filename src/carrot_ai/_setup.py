@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -73,8 +74,9 @@ def init(
             ``max_string_length``, ``max_media_bytes``, ``prices`` ...).
 
     Calling it again is harmless; with different settings, the new ones replace the old.
-    Raises ``ValueError`` when no API key is available for a remote ``base_url``, and for a privacy setting of the
-    wrong type (``capture_content="false"``, a ``redact_fn`` that is not callable, a ``max_string_length`` below 1).
+    Raises ``ValueError`` for a ``base_url`` that is not an http(s) URL with a host, when no API key is available for
+    a remote ``base_url``, and for a privacy setting of the wrong type (``capture_content="false"``, a ``redact_fn``
+    that is not callable, a ``max_string_length`` below 1).
     """
     if sdk_disabled():
         return
@@ -91,6 +93,7 @@ def init(
         redact_fn=redact_fn,
         **options,
     )
+    _check_base_url(settings.base_url)
     if not settings.api_key and not is_loopback_url(settings.base_url):
         raise ValueError(
             "carrot_ai.init(): no API key. Pass api_key=... or set the CARROT_API_KEY environment variable "
@@ -98,6 +101,24 @@ def init(
         )
     with _lock:
         _apply(settings, tracer_provider)
+
+
+def _check_base_url(url: str) -> None:
+    """Refuse a base URL no record could be sent to (``localhost:8787``, ``ftp://...``, a port past 65535): taken as
+    given, each batch would be lost to it, an internal error or refused connections until its deadline."""
+    from carrot_ai.export._urls import redact_url
+
+    try:
+        parts = urlsplit(url.strip())
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018  (raises ValueError past 65535)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"carrot_ai.init(): base_url must be an http:// or https:// URL with a host, such as "
+            f"https://api.carrotlabs.ai or http://127.0.0.1:8787, not {redact_url(url)!r}"
+        )
 
 
 def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
