@@ -203,6 +203,49 @@ def test_init_base_url_error_never_shows_credentials() -> None:
     assert "ck-query-secret" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("request_timeout", 0),
+        ("request_timeout", -1),
+        ("request_timeout", float("nan")),
+        ("export_deadline", 0),
+        ("export_deadline", "30"),
+        ("exit_timeout", "2"),
+        ("exit_timeout", -1),
+        ("exit_timeout", float("inf")),
+        ("flush_interval", "5"),
+        ("batch_size", "5"),
+        ("batch_size", 2.5),
+        ("max_batch_bytes", 0),
+        ("max_queue_bytes", 0),
+        ("max_queue_bytes", True),
+        ("stats_log_interval", "60"),
+    ],
+)
+def test_init_with_a_delivery_setting_it_cannot_use_is_a_clear_error(option: str, value: object) -> None:
+    # Taken as given, these lost every batch (a timeout of 0, a deadline of 0), raised a TypeError instead
+    # (flush_interval="5"), or broke shutdown and the exit hook with a traceback at exit (exit_timeout="2").
+    with pytest.raises(ValueError, match=f"^{option} must be"):
+        carrot_ai.init(api_key="ck-test-key", base_url="http://127.0.0.1:8787", **{option: value})  # type: ignore[arg-type]
+    assert _setup._state is None
+
+
+def test_init_takes_delivery_settings_at_their_limits(carrot: IngestServer) -> None:
+    carrot_ai.init(
+        api_key="ck-test-key",
+        base_url=carrot.base_url,
+        flush_interval=0,  # as soon as possible (every 50 ms), as carrot-ai 0.2.1 took it
+        batch_size=10.0,
+        exit_timeout=0,
+        max_batch_bytes=1,
+        stats_log_interval=0,
+    )
+    settings = _setup.current_exporter().settings
+    assert (settings.flush_interval, settings.batch_size, settings.exit_timeout) == (0.05, 10, 0)
+    assert type(settings.batch_size) is int
+
+
 def test_init_rejects_unknown_options() -> None:
     with pytest.raises(TypeError, match="bogus"):
         carrot_ai.init(api_key="k", bogus=1)

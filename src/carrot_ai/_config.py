@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -117,6 +118,38 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# Delivery settings given as arguments, and what each must be. (The environment's are read leniently: a value that
+# is not a number >= 0 keeps the default.)
+_SECONDS_ABOVE_ZERO = ("request_timeout", "export_deadline")
+_SECONDS = ("flush_interval", "exit_timeout", "stats_log_interval")  # a flush_interval <= 0 means 50 ms
+_WHOLE_NUMBERS = ("batch_size", "max_queue_bytes", "max_batch_bytes")
+
+
+def _check_delivery_settings(values: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """Reject delivery settings no exporter can run with: taken as given, a timeout or deadline of 0 lost every
+    batch, a string failed in the worker (or broke shutdown and the exit hook), an infinite ``exit_timeout`` made
+    exit wait for ever."""
+    for name in (*_SECONDS_ABOVE_ZERO, *_SECONDS):
+        if name not in given:
+            continue
+        value = values[name]
+        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if name in _SECONDS_ABOVE_ZERO and not (number and value > 0):
+            raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
+        if name == "exit_timeout" and not (number and value >= 0):
+            raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        if not number:
+            raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    for name in _WHOLE_NUMBERS:
+        if name not in given:
+            continue
+        value = values[name]
+        if isinstance(value, float) and value.is_integer():  # (1e6)
+            values[name] = value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+
+
 def _check_privacy_settings(values: dict[str, Any]) -> None:
     """Reject privacy settings of the wrong type: taken as given, ``capture_content="false"`` (truthy) captures."""
     for name in ("capture_content", "redact"):
@@ -165,6 +198,7 @@ def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any)
     }
     values.update(given)
     values["base_url"] = str(values["base_url"]).rstrip("/")
+    _check_delivery_settings(values, given)
     if values["batch_size"] < 1:
         raise ValueError("batch_size must be >= 1")
     _check_privacy_settings(values)

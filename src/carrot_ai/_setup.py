@@ -75,8 +75,9 @@ def init(
 
     Calling it again is harmless; with different settings, the new ones replace the old.
     Raises ``ValueError`` for a ``base_url`` that is not an http(s) URL with a host, when no API key is available for
-    a remote ``base_url``, and for a privacy setting of the wrong type (``capture_content="false"``, a ``redact_fn``
-    that is not callable, a ``max_string_length`` below 1).
+    a remote ``base_url``, for a delivery setting it cannot run with (a ``request_timeout`` of 0, an
+    ``exit_timeout`` that is not a number of seconds), and for a privacy setting of the wrong type
+    (``capture_content="false"``, a ``redact_fn`` that is not callable, a ``max_string_length`` below 1).
     """
     if sdk_disabled():
         return
