@@ -587,3 +587,31 @@ def test_init_after_shutdown_on_the_same_provider_takes_over_the_processor_left_
     assert sorted(r["input"]["n"] for r in ingest.records) == [1, 2]
     assert [r.getMessage() for r in caplog.records if r.name == "carrot_ai"] == []
     assert exporter.stats.dropped == 0
+
+
+def test_init_again_with_new_settings_points_the_fast_path_at_the_new_exporter(
+    ingest: IngestServer, tracer_provider: object
+) -> None:
+    # The fast path decides from the exporter's queue whether a call's work may wait for the export worker (a backlog
+    # makes calls extract at once, so the queue keeps its room for records). After init() with new settings it read
+    # the replaced exporter's queue, emptied and shut down, so the new one's backlog was never seen.
+    from carrot_ai._core import _fastspan
+
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, tracer_provider=tracer_provider)  # type: ignore[arg-type]
+    carrot_ai.init(
+        api_key="ck-test-key",
+        base_url=ingest.base_url,
+        tracer_provider=tracer_provider,  # type: ignore[arg-type]
+        max_queue_bytes=4096,
+    )
+    fast = _fastspan.fast_path()
+    assert fast is not None
+    exporter = _setup.current_exporter()
+    assert exporter is not None and exporter._max_queue_bytes == 4096
+    assert fast.roomy()
+    exporter._queued_bytes = 2048  # half the new budget queued: past the quarter the fast path defers below
+    try:
+        assert not fast.roomy()
+    finally:
+        exporter._queued_bytes = 0
+    carrot_ai.shutdown()

@@ -144,6 +144,8 @@ def _apply(settings: Settings, tracer_provider: TracerProvider | None) -> None:
         _state.exporter = CarrotSpanExporter(settings=settings)
         _state.exporter._carrot_attached_by = "init"
         _state.processor.exporter = _state.exporter
+        # The fast path reads the exporter's queue (whether work may be deferred to its worker): the new one's.
+        _fastspan.enable(_state.provider, _state.processor)
         # The old exporter delivers what it holds (bounded by its exit_timeout) without blocking this caller;
         # a non-daemon thread, so interpreter exit waits for that bounded delivery.
         threading.Thread(target=_shutdown_quietly, args=(old,), name="carrot-ai-reinit", daemon=False).start()
