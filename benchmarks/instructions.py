@@ -25,7 +25,9 @@ Records are queued as in production; the warm-up's are delivered to a local sink
 valgrind) before the counted calls, whose own stay queued (the child exits without flushing): see ``child``.
 
 Run: ``python benchmarks/instructions.py`` (all scenarios; ``--scenario openai-stream`` for one; ``--calls N``;
-``--quick``: the smoke run CI makes, a few calls of one scenario).
+``--quick``: the smoke run CI makes, a few calls of one scenario; ``--cache``: callgrind's cache simulation too, L1
+and a 1 MiB last level standing for this machine's per-core L2, and the misses carrot adds per call: how much of
+carrot's time is cache misses rather than instructions, which the instruction count alone cannot tell).
 Needs valgrind (on every machine kind here); takes a few minutes.
 """
 
@@ -88,21 +90,37 @@ def _handshake(word: str) -> None:
     sys.stdin.readline()
 
 
-def main_thread_instructions(path_prefix: str) -> int:
-    """The instructions callgrind counted on the main thread (its ``-01`` file)."""
+# With --cache: callgrind's cache simulation, a last level of 1 MiB standing for this machine's per-core L2 (what the
+# SDK's own work between carrot's steps evicts carrot's code and data from; the L3 behind it is shared and large).
+CACHE_OPTIONS = ["--cache-sim=yes", "--LL=1048576,16,64"]
+# The events reported with --cache, each the sum of callgrind's events named: (label, events).
+CACHE_EVENTS = (
+    ("I1 misses", ("I1mr",)),
+    ("D1 misses", ("D1mr", "D1mw")),
+    ("L2 misses", ("ILmr", "DLmr", "DLmw")),
+)
+
+
+def main_thread_counts(path_prefix: str) -> dict[str, int]:
+    """The events callgrind counted on the main thread (its ``-01`` file): ``Ir`` (instructions), and with the cache
+    simulation its misses."""
+    events: list[str] = ["Ir"]
     with open(f"{path_prefix}-01") as handle:
         for line in handle:
-            if line.startswith("totals:"):  # ("summary:" is 0 when instrumentation starts off)
-                return int(line.split()[1])
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("totals:"):  # ("summary:" is 0 when instrumentation starts off)
+                return dict(zip(events, map(int, line.split()[1:]), strict=False))
     raise RuntimeError(f"no totals in {path_prefix}-01")
 
 
-def count(scenario: str, mode: str, warm: int, calls: int, workdir: str) -> float:
-    """The main thread's instructions per call over ``calls`` calls, counted with instrumentation on for them only."""
+def count(scenario: str, mode: str, warm: int, calls: int, workdir: str, cache: bool = False) -> dict[str, float]:
+    """The main thread's events per call over ``calls`` calls, counted with instrumentation on for them only."""
     out = os.path.join(workdir, f"cg.{scenario}.{mode}")
     command = [
         "valgrind",
         "--tool=callgrind",
+        *(CACHE_OPTIONS if cache else []),
         "--separate-threads=yes",
         "--instr-atstart=no",
         f"--callgrind-out-file={out}",
@@ -134,7 +152,7 @@ def count(scenario: str, mode: str, warm: int, calls: int, workdir: str) -> floa
     finally:
         if child.poll() is None:
             child.kill()
-    return main_thread_instructions(out) / calls
+    return {event: value / calls for event, value in main_thread_counts(out).items()}
 
 
 def main() -> int:
@@ -145,6 +163,11 @@ def main() -> int:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append", help="(repeatable) default: all")
     parser.add_argument("--calls", type=int, default=None, help="timed calls N (default per scenario)")
     parser.add_argument("--quick", action="store_true", help="a smoke run for CI: OpenAI create, a few calls")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="simulate the caches too (L1 and a 1 MiB L2): the misses carrot adds per call (several times slower)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind (with callgrind_control) is not installed: nothing to count")
@@ -158,13 +181,21 @@ def main() -> int:
             _, _, warm, default_calls = SCENARIOS[scenario]
             warm = 20 if args.quick else warm
             n = args.calls or default_calls
-            per_call = {mode: count(scenario, mode, warm, n, workdir) for mode in ("bare", "carrot")}
-            added = per_call["carrot"] - per_call["bare"]
+            per_call = {mode: count(scenario, mode, warm, n, workdir, args.cache) for mode in ("bare", "carrot")}
+            bare, traced = per_call["bare"], per_call["carrot"]
+            added = traced["Ir"] - bare["Ir"]
             print(
-                f"  {scenario:<17} bare {per_call['bare']:>12,.0f}   carrot {per_call['carrot']:>12,.0f}   "
-                f"added {added:>+10,.0f} ({added / per_call['bare']:+.2%})",
+                f"  {scenario:<17} bare {bare['Ir']:>12,.0f}   carrot {traced['Ir']:>12,.0f}   "
+                f"added {added:>+10,.0f} ({added / bare['Ir']:+.2%})",
                 flush=True,
             )
+            if args.cache:
+                for label, events in CACHE_EVENTS:
+                    was = sum(bare.get(event, 0) for event in events)
+                    now = sum(traced.get(event, 0) for event in events)
+                    print(
+                        f"  {'':<17} {label:<10} bare {was:>10,.0f}   carrot {now:>10,.0f}   added {now - was:>+9,.0f}"
+                    )
     return 0
 
 
