@@ -615,3 +615,32 @@ def test_init_again_with_new_settings_points_the_fast_path_at_the_new_exporter(
     finally:
         exporter._queued_bytes = 0
     carrot_ai.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "field", "default"),
+    [
+        ("CARROT_REQUEST_TIMEOUT", "0", "request_timeout", 10.0),
+        ("CARROT_EXPORT_DEADLINE", "0", "export_deadline", 30.0),
+        ("CARROT_EXIT_TIMEOUT", "inf", "exit_timeout", 2.0),
+        ("CARROT_FLUSH_INTERVAL", "nan", "flush_interval", 5.0),
+        ("CARROT_EXPORT_DEADLINE", "-3", "export_deadline", 30.0),
+        ("CARROT_REQUEST_TIMEOUT", "ten", "request_timeout", 10.0),
+    ],
+)
+def test_an_environment_setting_no_exporter_can_run_with_keeps_the_default_and_says_so(
+    name: str, raw: str, field: str, default: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Taken as given, a request timeout or deadline of 0 lost every batch and an exit timeout of inf made exit wait
+    # for ever; the environment never raises (an init() argument does: see the delivery-settings test above).
+    from carrot_ai._config import resolve_settings
+
+    with caplog.at_level("WARNING", logger="carrot_ai"):
+        settings = resolve_settings(environ={name: raw})
+        resolve_settings(environ={name: raw})
+    assert getattr(settings, field) == default
+    bound = "> 0" if field in ("request_timeout", "export_deadline") else ">= 0"
+    assert [r.getMessage() for r in caplog.records if r.name == "carrot_ai"] == [
+        f"carrot_ai: {name}={raw!r} is not a number {bound}; the default ({default}) applies"
+    ]
+    assert resolve_settings(environ={name: "0.5"}).__getattribute__(field) == 0.5

@@ -77,15 +77,29 @@ def env_flag(name: str, default: bool, environ: Mapping[str, str] | None = None)
 _warned_flags: set[tuple[str, str]] = set()
 
 
-def _env_float(name: str, default: float, environ: Mapping[str, str]) -> float:
+def _env_float(name: str, default: float, environ: Mapping[str, str], *, above_zero: bool = False) -> float:
+    """A number of the environment; one that is not a finite number >= 0 (> 0 with ``above_zero``) keeps the default,
+    and is logged once: taken as given, ``CARROT_REQUEST_TIMEOUT=0`` lost every batch and ``CARROT_EXIT_TIMEOUT=inf``
+    made exit wait for ever (the environment never raises: see :func:`_check_delivery_settings` for arguments)."""
     raw = environ.get(name)
     if raw is None or not raw.strip():
         return default
     try:
         value = float(raw)
     except ValueError:
-        return default
-    return value if value >= 0 else default
+        value = math.nan
+    if math.isfinite(value) and (value > 0 if above_zero else value >= 0):
+        return value
+    if (name, raw) not in _warned_flags:
+        _warned_flags.add((name, raw))
+        logging.getLogger("carrot_ai").warning(
+            "carrot_ai: %s=%r is not a number %s; the default (%s) applies",
+            name,
+            raw,
+            "> 0" if above_zero else ">= 0",
+            default,
+        )
+    return default
 
 
 def _env_int(name: str, default: int, environ: Mapping[str, str]) -> int:
@@ -188,8 +202,8 @@ def resolve_settings(environ: Mapping[str, str] | None = None, **overrides: Any)
         "max_string_length": _env_int("CARROT_MAX_STRING_LENGTH", 100_000, env),
         "max_queue_bytes": _env_int("CARROT_MAX_QUEUE_BYTES", 64 * 1024 * 1024, env),
         "max_batch_bytes": _env_int("CARROT_MAX_BATCH_BYTES", 5 * 1024 * 1024, env),
-        "request_timeout": _env_float("CARROT_REQUEST_TIMEOUT", 10.0, env),
-        "export_deadline": _env_float("CARROT_EXPORT_DEADLINE", 30.0, env),
+        "request_timeout": _env_float("CARROT_REQUEST_TIMEOUT", 10.0, env, above_zero=True),
+        "export_deadline": _env_float("CARROT_EXPORT_DEADLINE", 30.0, env, above_zero=True),
         "exit_timeout": _env_float("CARROT_EXIT_TIMEOUT", 2.0, env),
         "ca_bundle": env.get("CARROT_CA_BUNDLE") or None,
         "propagate_to_threads": env_flag("CARROT_PROPAGATE_TO_THREADS", True, env),
