@@ -302,3 +302,18 @@ def test_the_event_tap_takes_only_the_usage_chunk_and_reads_no_event_before_the_
     assert pulled == list(range(len(events)))
     if kept is not None:
         assert kept == data  # every event's data, in order, the usage chunk's too
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"max_tokens": 64}, 64),
+        ({"max_completion_tokens": 32, "max_tokens": 64}, 32),
+        # An explicit None sets no limit of its own (sent as null): the max_tokens sent beside it is the limit.
+        ({"max_completion_tokens": None, "max_tokens": 64}, 64),
+        ({"max_completion_tokens": None}, None),
+    ],
+)
+def test_the_request_max_tokens_is_the_limit_sent(params: dict[str, Any], expected: int | None) -> None:
+    attributes = _extract.chat_request({"model": MODEL, "messages": [], **params}, False, None, False)
+    assert attributes.get(semconv.GEN_AI_REQUEST_MAX_TOKENS) == expected

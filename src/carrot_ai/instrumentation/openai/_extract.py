@@ -111,7 +111,9 @@ def chat_request(
         value = params.get(key)
         if value is not None and _number(value):
             attributes[name] = value
-    max_tokens = params.get("max_completion_tokens", params.get("max_tokens"))
+    max_tokens = params.get("max_completion_tokens")
+    if max_tokens is None:  # (unset, or an explicit None, a null that sets no limit: max_tokens is the limit)
+        max_tokens = params.get("max_tokens")
     if max_tokens is not None and _number(max_tokens):
         attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     n = params.get("n")
