@@ -317,3 +317,52 @@ def test_the_event_tap_takes_only_the_usage_chunk_and_reads_no_event_before_the_
 def test_the_request_max_tokens_is_the_limit_sent(params: dict[str, Any], expected: int | None) -> None:
     attributes = _extract.chat_request({"model": MODEL, "messages": [], **params}, False, None, False)
     assert attributes.get(semconv.GEN_AI_REQUEST_MAX_TOKENS) == expected
+
+
+def test_audio_and_document_inputs_are_media_parts_with_their_type_and_size(
+    fake: FakeOpenAI, ingest: IngestServer
+) -> None:
+    import base64
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
+    audio = base64.b64encode(b"RIFF" + bytes(2044)).decode()
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4" + bytes(1016)).decode()
+    try:
+        carrot_ai.wrap(make_client(fake)).chat.completions.create(
+            model=MODEL,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+                        {"type": "file", "file": {"filename": "a.pdf", "file_data": pdf}},
+                    ],
+                }
+            ],
+        )
+    finally:
+        carrot_ai.shutdown()
+        provider.shutdown()
+    (span,) = spans.get_finished_spans()
+    assert json.loads(dict(span.attributes or {})[semconv.GEN_AI_INPUT_MESSAGES]) == [
+        {
+            "role": "user",
+            "parts": [
+                {
+                    "type": "blob",
+                    "modality": "audio",
+                    "mime_type": "audio/wav",
+                    "content": "<media: audio/wav, 2048 bytes>",
+                },
+                {
+                    "type": "blob",
+                    "modality": "document",
+                    "mime_type": "application/pdf",
+                    "content": "<media: application/pdf, 1024 bytes>",
+                },
+            ],
+        }
+    ]

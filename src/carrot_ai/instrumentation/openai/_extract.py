@@ -247,14 +247,25 @@ def content_part(part: Any) -> dict[str, Any]:
         return _uri_or_blob("image", get(part, "image_url"))
     if kind == "input_audio":
         audio = get(part, "input_audio")
-        return {"type": "blob", "modality": "audio", "mime_type": f"audio/{get(audio, 'format')}", "content": ""}
+        # The base64 payload itself: the core's content policy makes it a placeholder with its size (or keeps it,
+        # up to max_media_bytes), as it does an image's data URL.
+        data = get(audio, "data")
+        return {
+            "type": "blob",
+            "modality": "audio",
+            "mime_type": f"audio/{get(audio, 'format')}",
+            "content": data if isinstance(data, str) else "",
+        }
     if kind in ("file", "input_file"):
         file = get(part, "file") if kind == "file" else part
         if get(file, "file_id"):
             return {"type": "file", "modality": "document", "file_id": get(file, "file_id")}
         if get(file, "file_url"):
             return {"type": "uri", "modality": "document", "uri": get(file, "file_url")}
-        return {"type": "blob", "modality": "document", "content": get(file, "file_data")}
+        data = get(file, "file_data")
+        if isinstance(data, str) and data.startswith("data:"):
+            return _uri_or_blob("document", data)  # (with the data URL's media type)
+        return {"type": "blob", "modality": "document", "content": data}
     return {"type": str(kind) if kind else "unknown"}
 
 
