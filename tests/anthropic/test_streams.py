@@ -239,6 +239,27 @@ def test_cancelled_async_stream_is_recorded_as_cancelled(
     fake.stop()
 
 
+def test_an_async_stream_left_by_break_as_asyncio_run_ends_is_a_success_with_what_it_delivered(
+    fake: FakeAnthropic, carrot: IngestServer
+) -> None:
+    # The loop's iterator, dropped at the break, is closed by a task of asyncio's that asyncio.run() cancels as it
+    # ends: that cancels the closing of the loop, not the stream, which was left early.
+    texts: list[str] = []
+
+    async def main() -> None:
+        client = carrot_ai.wrap(make_client(fake, is_async=True))
+        async for event in await client.messages.create(**body(LONG), stream=True):
+            if event.type == "content_block_delta":
+                texts.append(event.delta.text)
+                break
+
+    asyncio.run(main())
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert "cancelled" not in record["metadata"]
+    assert texts and record["output"]["message"]["content"] == texts[0]
+
+
 @pytest.mark.parametrize("shape", ["create", "helper"])
 def test_a_stream_cancelled_in_its_async_with_block_is_recorded_as_cancelled_with_what_it_delivered(
     aclient: anthropic.AsyncAnthropic, carrot: IngestServer, shape: str

@@ -438,6 +438,20 @@ def test_a_stream_cancelled_in_its_async_with_block_is_recorded_as_cancelled(
     assert record["metadata"]["cancelled"] is True
 
 
+def test_an_async_stream_left_by_break_as_asyncio_run_ends_is_a_success(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    # The loop's iterator, dropped at the break, is closed by a task of asyncio's that asyncio.run() cancels as it
+    # ends: that cancels the closing of the loop, not the stream, which was left early.
+    async def main() -> None:
+        client = carrot_ai.wrap(make_client(fake, is_async=True))
+        async for _chunk in await client.chat.completions.create(**body(LONG), stream=True):
+            break
+
+    asyncio.run(main())
+    [record] = records(carrot, 1)
+    assert record["status"] == "success"
+    assert "cancelled" not in record["metadata"]
+
+
 def test_a_stream_read_from_two_threads_at_once_is_recorded_whole(
     client: openai.OpenAI, fake: FakeOpenAI, carrot: IngestServer
 ) -> None:

@@ -968,22 +968,39 @@ class AsyncStreamProxy(_StreamProxy):
 async def _aiterate(proxy: AsyncStreamProxy, state: StreamState, stream: Any) -> AsyncIterator[Any]:
     """The chunks of an async stream, through the stream's own ``__aiter__`` (the SDK's own per-item work
     included), as :meth:`AsyncStreamProxy.__anext__` hands them out one by one. ``proxy`` is held for as long as the
-    loop runs, as in :func:`_iterate`."""
+    loop runs, as in :func:`_iterate`.
+
+    A cancellation that comes in where a chunk was handed out is the closing of a loop left early being cancelled
+    (asyncio closes an abandoned async generator in a task of its own, which ``asyncio.run()`` cancels as it ends):
+    the stream was left early, a success, not cancelled."""
+    handing: BaseException | None = None
     try:
         if state.tapped:
             async for chunk in stream:
                 state.pulled += 1
                 if state._first:
                     state.first_handed()
-                yield chunk
+                try:
+                    yield chunk
+                except BaseException as exc:
+                    handing = exc
+                    raise
         else:
             async for chunk in stream:
                 if state.chunk(chunk):
-                    yield chunk
+                    try:
+                        yield chunk
+                    except BaseException as exc:
+                        handing = exc
+                        raise
     except GeneratorExit:  # the caller's loop is gone (break, then finalization): not an error, the stream stays open
         raise
     except BaseException as exc:
-        if not _misuse(exc):
+        left = exc is handing and is_cancellation(exc)
+        handing = None
+        if left:
+            state.finish()  # left early (the exception may keep this frame, and the stream, alive for a while)
+        elif not _misuse(exc):
             state.fail(exc)
         raise
     state.ended = True
