@@ -280,6 +280,37 @@ def test_generator_closed_early_is_a_success_with_partial_output(carrot: IngestS
     assert record["output"] == {"result": [0, 1, 2]}
 
 
+def test_async_generators_left_open_when_asyncio_run_ends_close_as_without_carrot(carrot: IngestServer) -> None:
+    # asyncio.run() closes every async generator still open, all at once; cleanup code that awaits (an `async with`
+    # around a connection) must not find the traced function's own generator closed by asyncio at the same time.
+    cleaned: list[int] = []
+    errors: list[dict[str, Any]] = []
+
+    @carrot_ai.trace("rows")
+    async def rows(n: int) -> Any:
+        try:
+            for i in range(10):
+                yield i
+        finally:
+            await asyncio.sleep(0)
+            cleaned.append(n)
+
+    left_open: list[Any] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+        for n in range(3):
+            generator = rows(n)
+            assert await generator.__anext__() == 0
+            left_open.append(generator)
+
+    asyncio.run(main())
+    assert errors == []
+    assert sorted(cleaned) == [0, 1, 2]
+    records = records_after_flush(carrot, 3)
+    assert [(r["status"], r["output"]) for r in records] == [("success", {"result": [0]})] * 3
+
+
 def test_thread_pool_and_threads_inherit_the_parent(carrot: IngestServer) -> None:
     @carrot_ai.trace
     def work(i: int) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
@@ -460,17 +461,15 @@ def _async_generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) ->
         if call is not None:
             call.deactivate()
         collected = _Collected(call)
-        to_send: Any = None
-        to_throw: BaseException | None = None
         try:
             agen = fn(*args, **kwargs)
+            step = _first_step(agen)
             while True:
                 _activate(call)
                 try:
-                    item = await (agen.athrow(to_throw) if to_throw is not None else agen.asend(to_send))
+                    item = await step
                 finally:
                     _deactivate(call)
-                to_throw = None
                 collected.add(item)
                 try:
                     to_send = yield item
@@ -478,7 +477,9 @@ def _async_generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) ->
                     await agen.aclose()
                     raise
                 except BaseException as exc:
-                    to_throw = exc
+                    step = agen.athrow(exc)
+                else:
+                    step = agen.asend(to_send)
         except StopAsyncIteration:
             _stop(call, collected.output(None), prepared=True)
         except GeneratorExit:
@@ -489,6 +490,21 @@ def _async_generator_wrapper(fn: Callable[..., Any], traced: _TracedFunction) ->
             raise
 
     return wrapper
+
+
+def _first_step(agen: Any) -> Any:
+    """``agen.asend(None)``, made with the event loop's ``firstiter`` hook off: the traced function's own async
+    generator stays out of the loop's list of open ones (its finalizer stays), and the wrapper, which is listed, closes
+    it. ``asyncio.run()`` and ``loop.shutdown_asyncgens()`` close every listed generator at once: a listed one whose
+    cleanup awaits was found running by the other's ``aclose()`` ("asynchronous generator is already running")."""
+    hooks = sys.get_asyncgen_hooks()
+    if hooks.firstiter is None:
+        return agen.asend(None)
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=hooks.finalizer)
+    try:
+        return agen.asend(None)  # (making the first awaitable is what sets a generator's hooks)
+    finally:
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=hooks.finalizer)
 
 
 def _activate(call: SpanCall | None) -> None:
