@@ -153,6 +153,34 @@ def given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
 
 
+def plain(value: Any) -> Any:
+    """``value`` (an SDK model, a decoded stream event's view, a dict or list of them) as the plain data of its JSON.
+
+    A model gives only the fields the payload had (``exclude_unset``): the SDK builds its models from the JSON, so a
+    record made from the objects equals one made from the body or from a stream's events (where an optional field
+    the API left out is absent, never ``None``). Used for values recorded as they came (a server tool's input and
+    result), whose shape carrot does not know."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        try:
+            return dump(mode="json", exclude_unset=True, warnings=False)
+        except Exception:
+            return value  # recorded by the serializer's own rules
+    return value
+
+
+def fields(value: Any) -> dict[str, Any]:
+    """The top-level fields of a payload object (model, view or dict) as plain data, without those set to None."""
+    data = plain(value)
+    if not isinstance(data, dict):
+        return {}
+    return {key: item for key, item in data.items() if item is not None}
+
+
 def materialize_iterables(kwargs: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     """Turn one-shot iterables among ``kwargs[keys]`` into lists, once, so the SDK still receives all of it.
 

@@ -22,9 +22,9 @@ from opentelemetry.util.types import AttributeValue
 from carrot_ai import semconv
 from carrot_ai._core._stream import View
 from carrot_ai.instrumentation.openai._extract import (
-    CALL_ITEMS,
     assistant_message,
     get,
+    has_calls,
     output_from_items,
     output_from_messages,
     responses_finish_reason,
@@ -361,6 +361,8 @@ class CompletionStreamAccumulator:
 
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# Items whose arguments stream in deltas: one cut short is rebuilt from them (any other item is kept as it came).
+_FUNCTION_ITEMS = frozenset({"function_call", "custom_tool_call"})
 
 
 class ResponseStreamAccumulator:
@@ -428,7 +430,7 @@ class ResponseStreamAccumulator:
 
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         if self._final is not None:
-            attributes, output = responses_result(self._final, self._capture)
+            attributes, output = responses_result(self._final, self._capture, self._content_attributes)
             if self._request_id:
                 attributes[semconv.CARROT_REQUEST_ID] = self._request_id
             return attributes, output
@@ -441,7 +443,7 @@ class ResponseStreamAccumulator:
         for index in sorted(set(self._items) | set(self._texts) | set(self._arguments)):
             item = self._items.get(index)
             kind = getattr(item, "type", None)
-            if kind in CALL_ITEMS and getattr(item, "status", None) != "completed":
+            if kind in _FUNCTION_ITEMS and getattr(item, "status", None) != "completed":
                 items.append(
                     {
                         "type": kind,
@@ -455,8 +457,7 @@ class ResponseStreamAccumulator:
                 items.append({"type": "message", "content": [{"type": "output_text", "text": text}]})
             elif item is not None:
                 items.append(item)
-        has_calls = any(_item_type(i) in CALL_ITEMS for i in items)
-        reason = responses_finish_reason(response, has_calls) if response is not None else None
+        reason = responses_finish_reason(response, has_calls(items)) if response is not None else None
         reason = None if reason == "in_progress" else reason
         return attributes, output_from_items(items, reason, attributes, self._content_attributes)
 
@@ -471,10 +472,6 @@ def response_error(response: Any) -> tuple[str | None, str] | None:
     code = error.get("code") if isinstance(error, dict) else getattr(error, "code", None)
     message = error.get("message") if isinstance(error, dict) else getattr(error, "message", None)
     return (code if isinstance(code, str) else None, message if isinstance(message, str) else "response failed")
-
-
-def _item_type(item: Any) -> Any:
-    return item.get("type") if isinstance(item, dict) else getattr(item, "type", None)
 
 
 def _basics(response_id: Any, model: Any, request_id: str | None, usage: Any) -> dict[str, AttributeValue]:

@@ -9,7 +9,10 @@ subset of ``gen_ai.usage.output_tokens`` (OpenAI's ``completion_tokens`` / ``out
 
 The record's ``output.message`` is the same shape for every endpoint: ``{"role": "assistant", "content": <text>,
 "tool_calls"?: [{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}], "refusal"?,
-"reasoning"?}``; a chat completion with ``n > 1`` choices also keeps every choice under ``output.choices``.
+"reasoning"?}``; a chat completion with ``n > 1`` choices also keeps every choice under ``output.choices``. A Responses
+answer's other calls for the caller to carry out (computer use, shell, patches) are tool calls too, as
+``{"id", "type": <item type>, <item type>: <its call fields>}``; the built-in tools the API ran itself are under
+``server_tool_calls`` (:func:`server_tool_call`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
+from carrot_ai.instrumentation._common import fields as _fields
 from carrot_ai.instrumentation._common import given as _given
 from carrot_ai.instrumentation._common import materialize_iterables as _materialize
 
@@ -548,11 +552,18 @@ def input_item(item: Any) -> dict[str, Any]:
                 }
             ],
         }
-    if kind in ("function_call_output", "custom_tool_call_output"):
+    if kind in ("function_call_output", "custom_tool_call_output") or kind in CALLER_OUTPUT_ITEMS:
+        call_id = get(item, "call_id")
+        if call_id is None:  # a local shell call's output names its call by ``id``
+            call_id = get(item, "id")
         return {
             "role": "tool",
-            "parts": [{"type": "tool_call_response", "id": get(item, "call_id"), "response": get(item, "output")}],
+            "parts": [{"type": "tool_call_response", "id": call_id, "response": get(item, "output")}],
         }
+    if is_caller_call(item):
+        return {"role": "assistant", "parts": [caller_call(item)[1]]}
+    if is_server_call(item):
+        return {"role": "assistant", "parts": server_tool_call(item)[1]}
     if kind == "reasoning":
         return {"role": "assistant", "parts": [{"type": "reasoning", "content": _summary_text(item)}]}
     if kind in (None, "message"):
@@ -567,8 +578,123 @@ def _summary_text(item: Any) -> str:
     return "\n\n".join(t for t in texts if isinstance(t, str) and t)
 
 
+# Output items for a call the caller's code is to carry out besides function and custom calls: recorded among the
+# tool calls as ``{"id": call_id, "type": <item type>, <item type>: <its call fields>}``.
+CALLER_ITEMS = frozenset({"computer_call", "local_shell_call", "shell_call", "apply_patch_call"})
+# The caller's answers to those, in an input history.
+CALLER_OUTPUT_ITEMS = frozenset(
+    {"computer_call_output", "local_shell_call_output", "shell_call_output", "apply_patch_call_output"}
+)
 # Output items that are calls the caller's code is to make (the response's finish reason is then ``tool_calls``).
-CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+CALL_ITEMS = frozenset({"function_call", "custom_tool_call"}) | CALLER_ITEMS
+# Built-in tools the API runs itself (any other ``*_call`` item not named above is taken for one too: the API adds
+# tools faster than SDKs are released, and a call recorded as the server's beats a call dropped).
+SERVER_ITEMS = frozenset(
+    {
+        "web_search_call",
+        "file_search_call",
+        "code_interpreter_call",
+        "image_generation_call",
+        "mcp_call",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "tool_search_call",
+    }
+)
+# The field that is a server call's input, where one field is (the query of a web search, the code run); for any
+# other item, its input is all its call fields (an MCP call's server, tool name and arguments).
+_SERVER_INPUT = {
+    "web_search_call": "action",
+    "file_search_call": "queries",
+    "code_interpreter_call": "code",
+    "tool_search_call": "arguments",
+}
+# The fields that are a server call's result, the first one present being it (an MCP call's ``output``, a file
+# search's ``results``, the code interpreter's ``outputs``, a generated image, the tools an MCP server lists).
+_SERVER_RESULT = ("output", "outputs", "results", "result", "tools")
+_ITEM_KEYS = ("id", "call_id", "type", "status")
+
+
+def is_caller_call(item: Any) -> bool:
+    """Whether ``item`` is a call the caller is to carry out other than a function or custom tool call."""
+    kind = get(item, "type")
+    if kind == "tool_search_call":
+        return bool(get(item, "execution") == "client")
+    return kind in CALLER_ITEMS
+
+
+def is_server_call(item: Any) -> bool:
+    """Whether ``item`` is a call of a built-in tool that the API ran itself."""
+    kind = get(item, "type")
+    if kind in SERVER_ITEMS:
+        return kind != "tool_search_call" or bool(get(item, "execution") != "client")
+    return isinstance(kind, str) and kind.endswith("_call") and kind not in CALL_ITEMS
+
+
+def _tool_name(kind: str) -> str:
+    return kind[: -len("_call")] if kind.endswith("_call") else kind
+
+
+def caller_call(item: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The record's tool call and the GenAI ``tool_call`` part of a caller-executed item (computer use, shell, ...)."""
+    data = _fields(item)
+    kind = str(data.get("type"))
+    call_id = data.get("call_id")
+    arguments = {key: value for key, value in data.items() if key not in _ITEM_KEYS}
+    return (
+        {"id": call_id, "type": kind, kind: arguments},
+        {"type": "tool_call", "id": call_id, "name": _tool_name(kind), "arguments": arguments},
+    )
+
+
+def server_tool_call(item: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The record's server tool call and the GenAI parts of a built-in tool's item: a ``server_tool_call`` part, and
+    a ``server_tool_call_response`` part when the item has a result.
+
+    Record: ``{"id", "type": <item type>, "name": <item type without "_call">, "input"?, "status"?, "result"?,
+    "error"?}``, each key absent when the item lacks it."""
+    data = _fields(item)
+    kind = str(data.pop("type", None))
+    item_id = data.pop("id", None)
+    data.pop("call_id", None)
+    status = data.pop("status", None)
+    error = data.pop("error", None)
+    result_key = next((key for key in _SERVER_RESULT if key in data), None)
+    result = data.pop(result_key) if result_key is not None else None
+    for key in _SERVER_RESULT:
+        data.pop(key, None)
+    name = _tool_name(kind)
+    record: dict[str, Any] = {"id": item_id, "type": kind, "name": name}
+    primary = _SERVER_INPUT.get(kind)
+    tool_input = data.get(primary) if primary is not None else data or None
+    if tool_input is not None:
+        record["input"] = tool_input
+    if status is not None:
+        record["status"] = status
+    if result_key is not None:
+        record["result"] = result
+    if error is not None:
+        record["error"] = error
+    parts: list[dict[str, Any]] = [
+        {"type": "server_tool_call", "id": item_id, "name": name, "server_tool_call": {"type": name, **data}}
+    ]
+    if result_key is not None or error is not None:
+        response: dict[str, Any] = {"type": name}
+        if result_key is not None:
+            response[result_key] = result
+        if error is not None:
+            response["error"] = error
+        parts.append({"type": "server_tool_call_response", "id": item_id, "server_tool_call_response": response})
+    return record, parts
+
+
+def has_calls(items: list[Any]) -> bool:
+    """Whether Responses output ``items`` hold a call for the caller (the finish reason is then ``tool_calls``)."""
+    for item in items:
+        kind = get(item, "type")
+        if kind in CALL_ITEMS or (kind == "tool_search_call" and is_caller_call(item)):
+            return True
+    return False
 
 
 def responses_result(
@@ -579,8 +705,7 @@ def responses_result(
     _response_basics(response, attributes)
     output = get(response, "output")
     items = list(output) if isinstance(output, list | tuple) else []
-    has_calls = any(get(i, "type") in CALL_ITEMS for i in items)
-    reason = responses_finish_reason(response, has_calls)
+    reason = responses_finish_reason(response, has_calls(items))
     if reason is not None:
         attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = (reason,)
     conversation = get(get(response, "conversation"), "id")
@@ -591,11 +716,11 @@ def responses_result(
     return attributes, output_from_items(items, reason, attributes, content_attributes)
 
 
-def responses_finish_reason(response: Any, has_calls: bool) -> str | None:
+def responses_finish_reason(response: Any, calls: bool) -> str | None:
     """A chat-like finish reason for a Response: ``stop`` / ``tool_calls``, the incomplete reason, or the status."""
     status = get(response, "status")
     if status == "completed":
-        return "tool_calls" if has_calls else "stop"
+        return "tool_calls" if calls else "stop"
     if status == "incomplete":
         reason = get(get(response, "incomplete_details"), "reason")
         return reason if isinstance(reason, str) else "incomplete"
@@ -610,7 +735,10 @@ def output_from_items(
     refusals: list[str] = []
     reasoning: list[str] = []
     calls: list[dict[str, Any]] = []
-    for item in items:
+    # Calls other than function calls: (output index, record entry, GenAI parts), in output order.
+    caller_calls: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
+    server_calls: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
+    for index, item in enumerate(items):
         kind = get(item, "type")
         if kind == "message":
             for part in get(item, "content") or ():
@@ -638,13 +766,61 @@ def output_from_items(
             summary = _summary_text(item)
             if summary:
                 reasoning.append(summary)
+        elif is_caller_call(item):
+            call, part = caller_call(item)
+            caller_calls.append((index, call, [part]))
+        elif is_server_call(item):
+            server_calls.append((index, *server_tool_call(item)))
     message = assistant_message(
         "".join(texts) if texts else None,
         calls,
         refusal="".join(refusals),
         reasoning="\n\n".join(reasoning),
     )
-    return output_from_messages([message], [reason], attributes, content_attributes)
+    if not caller_calls and not server_calls:
+        return output_from_messages([message], [reason], attributes, content_attributes)
+    # Function calls keep their place: the caller's other calls follow them, in output order.
+    message.setdefault("tool_calls", []).extend(call for _, call, _ in caller_calls)
+    if not message["tool_calls"]:
+        del message["tool_calls"]
+    if server_calls:
+        message["server_tool_calls"] = [call for _, call, _ in server_calls]
+    output = output_from_messages([message], [reason], attributes, content_attributes=False)
+    if content_attributes:
+        attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.prepare_json(
+            [_output_message_in_order(items, reason, dict((i, p) for i, _, p in caller_calls + server_calls))]
+        )
+    return output
+
+
+def _output_message_in_order(
+    items: list[Any], reason: str | None, other_parts: dict[int, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The GenAI output message of Responses ``items`` with their parts in output order: where server tools ran, what
+    the model said before and after them is read in that order. ``other_parts``: the parts of the items other than
+    messages, reasoning and function calls, by output index."""
+    parts: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        kind = get(item, "type")
+        if kind == "message":
+            texts = [get(p, "text") for p in get(item, "content") or () if get(p, "type") == "output_text"]
+            if texts:
+                parts.append({"type": "text", "content": "".join(str(t or "") for t in texts)})
+            for part in get(item, "content") or ():
+                if get(part, "type") == "refusal":
+                    parts.append({"type": "refusal", "content": get(part, "refusal")})
+        elif kind == "reasoning":
+            summary = _summary_text(item)
+            if summary:
+                parts.append({"type": "reasoning", "content": summary})
+        elif kind in ("function_call", "custom_tool_call"):
+            parts.append(input_item(item)["parts"][0])
+        else:
+            parts.extend(other_parts.get(index, ()))
+    message: dict[str, Any] = {"role": "assistant", "parts": parts}
+    if isinstance(reason, str):
+        message["finish_reason"] = reason
+    return message
 
 
 # --- embeddings ----------------------------------------------------------------------------------------------
