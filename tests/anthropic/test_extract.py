@@ -48,7 +48,32 @@ PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEh
             {"type": "document", "source": {"type": "file", "file_id": "file_1"}},
             {"type": "file", "modality": "document", "file_id": "file_1"},
         ),
-        ({"type": "web_search_tool_result", "content": []}, {"type": "web_search_tool_result"}),
+        (  # a server tool's result: its type and content, under the call's id
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+            {
+                "type": "server_tool_call_response",
+                "id": "srvtoolu_1",
+                "server_tool_call_response": {"type": "web_search_tool_result", "content": []},
+            },
+        ),
+        (  # a server tool's call: its input under the tool's type, not a call for the caller
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_fetch", "input": {"url": "https://a.b"}},
+            {
+                "type": "server_tool_call",
+                "id": "srvtoolu_1",
+                "name": "web_fetch",
+                "server_tool_call": {"type": "web_fetch", "url": "https://a.b"},
+            },
+        ),
+        (  # a tool of an MCP server, run through the MCP connector
+            {"type": "mcp_tool_use", "id": "mcptoolu_1", "name": "ask", "server_name": "wiki", "input": {"q": "x"}},
+            {
+                "type": "server_tool_call",
+                "id": "mcptoolu_1",
+                "name": "ask",
+                "server_tool_call": {"type": "mcp", "q": "x", "server_name": "wiki"},
+            },
+        ),
         (  # a document of custom content: its text, no blob (it has no bytes)
             {
                 "type": "document",

@@ -340,7 +340,8 @@ def test_server_items_in_the_input_history_are_server_tool_parts(
     ]
 
 
-def test_content_off_records_no_server_tool_input_or_result(fake: FakeOpenAI, ingest: IngestServer) -> None:
+def test_content_off_records_no_server_tool_input_or_result(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    ingest = carrot  # set up and shut down by the fixture; init() again changes the settings
     carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, capture_content=False)
     fake.enqueue(JSONReply(200, _response(fake, OUTPUT)))
     carrot_ai.wrap(make_client(fake)).responses.create(model="gpt-5", input="refunds?")
@@ -351,7 +352,8 @@ def test_content_off_records_no_server_tool_input_or_result(fake: FakeOpenAI, in
     assert record["metadata"]["content_captured"] is False
 
 
-def test_redaction_masks_server_tool_input_and_result(fake: FakeOpenAI, ingest: IngestServer) -> None:
+def test_redaction_masks_server_tool_input_and_result(fake: FakeOpenAI, carrot: IngestServer) -> None:
+    ingest = carrot  # set up and shut down by the fixture; init() again changes the settings
     carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, redact=True)
     search = {**WEB_SEARCH, "action": {"type": "search", "query": "jane.doe@example.com"}}
     mcp = {**MCP_CALL, "output": "Call +44 20 7946 0958"}

@@ -3,7 +3,8 @@
 The events are the raw SSE events of ``messages.create(stream=True)`` (and of the stream under
 ``messages.stream()``): ``message_start``, ``content_block_start`` / ``content_block_delta`` (``text_delta``,
 ``input_json_delta``, ``thinking_delta``, ``signature_delta``, ``citations_delta``) / ``content_block_stop``,
-``message_delta``, ``message_stop``.
+``message_delta``, ``message_stop``. A server tool's call (``server_tool_use``) gets its input in
+``input_json_delta`` pieces, as a client tool's does; its result block arrives whole in its ``content_block_start``.
 
 Usage without double counting: ``message_start`` carries the input side (and a placeholder ``output_tokens``);
 ``message_delta`` carries cumulative counts, so a count it has replaces the earlier one, it is never added. A stream
@@ -157,10 +158,14 @@ def _finished_block(start: Any, pieces: list[str]) -> Any:
                 arguments = json.loads(raw)
             except ValueError:
                 arguments = raw  # a stream cut short: keep the partial JSON text
-        return {
+        block = {
             "type": kind,
             "id": getattr(start, "id", None),
             "name": getattr(start, "name", None),
             "input": arguments,
         }
-    return start
+        server = getattr(start, "server_name", None)  # an MCP tool's server
+        if server is not None:
+            block["server_name"] = server
+        return block
+    return start  # (a server tool's result block arrives whole here)

@@ -126,7 +126,7 @@ def block_part(block: Any) -> dict[str, Any]:
         return {"type": "reasoning", "content": get(block, "thinking")}
     if kind == "redacted_thinking":
         return {"type": "reasoning", "content": "", "redacted": True}
-    if kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
+    if kind == "tool_use":
         return {
             "type": "tool_call",
             "id": get(block, "id"),
@@ -139,9 +139,48 @@ def block_part(block: Any) -> dict[str, Any]:
             "id": get(block, "tool_use_id"),
             "response": _tool_result_response(get(block, "content")),
         }
+    if kind in SERVER_CALL_BLOCKS:
+        return _server_call_part(block)
+    if isinstance(kind, str) and kind.endswith(SERVER_RESULT_SUFFIX):
+        return _server_result_part(block)
     if kind in ("image", "document"):
         return media_part(kind, get(block, "source"))
     return {"type": str(kind) if kind else "unknown"}
+
+
+# Blocks of a tool call that Anthropic runs itself (web search, web fetch, code execution; a tool of an MCP server
+# through the MCP connector): not calls for the caller to make. Each one's result is a block of its own whose type
+# ends in ``_tool_result`` (``web_search_tool_result``, ``code_execution_tool_result``, ``mcp_tool_result``, ...),
+# naming the call by ``tool_use_id``.
+SERVER_CALL_BLOCKS = frozenset({"server_tool_use", "mcp_tool_use"})
+SERVER_RESULT_SUFFIX = "_tool_result"
+_RESULT_KEYS = ("type", "tool_use_id", "cache_control")
+
+
+def _server_call_part(block: Any) -> dict[str, Any]:
+    """A server tool's call as a GenAI ``server_tool_call`` part: its input's fields under the tool's type."""
+    name = get(block, "name")
+    tool_input = _common.plain(get(block, "input"))
+    arguments: dict[str, Any] = {}
+    if isinstance(tool_input, dict):
+        arguments.update(tool_input)
+    elif tool_input is not None:  # (a stream cut short: the partial JSON text)
+        arguments["input"] = tool_input
+    if get(block, "type") == "mcp_tool_use":
+        server = get(block, "server_name")
+        if server is not None:
+            arguments["server_name"] = server
+        arguments["type"] = "mcp"
+    else:
+        arguments["type"] = name
+    return {"type": "server_tool_call", "id": get(block, "id"), "name": name, "server_tool_call": arguments}
+
+
+def _server_result_part(block: Any) -> dict[str, Any]:
+    """A server tool's result block as a GenAI ``server_tool_call_response`` part: its type and content."""
+    data = _common.fields(block)
+    response = {"type": get(block, "type"), **{k: v for k, v in data.items() if k not in _RESULT_KEYS}}
+    return {"type": "server_tool_call_response", "id": get(block, "tool_use_id"), "server_tool_call_response": response}
 
 
 def media_part(kind: str, source: Any) -> dict[str, Any]:
@@ -301,11 +340,15 @@ def output_from_blocks(
 
     ``output.message`` is OpenAI-like so records look the same across providers: ``content`` is the text,
     ``tool_calls`` are ``{"id", "type": "function", "function": {"name", "arguments": <JSON string>}}``, and
-    ``reasoning`` is the thinking text.
+    ``reasoning`` is the thinking text. The calls of tools Anthropic runs itself are not the caller's to make: they
+    are ``server_tool_calls``, in output order, ``{"id", "type": <block type>, "name", "input"?, "result"?}``, the
+    result being the content of the ``*_tool_result`` block that names the call (a result without its call in this
+    answer is an entry of its own, ``{"id", "type": <result block type>, "result"}``).
     """
     texts: list[str] = []
     thinking: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    server_calls: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for block in blocks:
         part = block_part(block)
@@ -323,9 +366,15 @@ def output_from_blocks(
                     "function": {"name": part["name"], "arguments": _arguments_json(part.get("arguments"))},
                 }
             )
+        elif kind == "server_tool_call":
+            server_calls.append(_server_call_entry(block, part))
+        elif kind == "server_tool_call_response":
+            _add_server_result(server_calls, block, part)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if server_calls:
+        message["server_tool_calls"] = server_calls
     if thinking:
         message["reasoning"] = "".join(thinking)
     if content_attributes:
@@ -334,6 +383,32 @@ def output_from_blocks(
             output_message["finish_reason"] = stop_reason
         attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.prepare_json([output_message])
     return {"message": message}
+
+
+def _server_call_entry(block: Any, part: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": part["id"], "type": get(block, "type"), "name": part["name"]}
+    tool_input = _common.plain(get(block, "input"))
+    if tool_input is not None:
+        entry["input"] = tool_input
+    server = get(block, "server_name")  # an MCP tool's server
+    if isinstance(server, str):
+        entry["server_name"] = server
+    return entry
+
+
+def _add_server_result(server_calls: list[dict[str, Any]], block: Any, part: dict[str, Any]) -> None:
+    """Put a ``*_tool_result`` block's content on the call it names (the latest of that id), or on an entry of its
+    own when the call is not in this answer."""
+    call_id = part["id"]
+    entry = next((e for e in reversed(server_calls) if e["id"] == call_id and "result" not in e), None)
+    if entry is None:
+        entry = {"id": call_id, "type": get(block, "type")}
+        server_calls.append(entry)
+    content = part["server_tool_call_response"].get("content")
+    if content is not None:
+        entry["result"] = content
+    if part["server_tool_call_response"].get("is_error") is True:  # an MCP tool's failure
+        entry["is_error"] = True
 
 
 def _arguments_json(arguments: Any) -> str:
