@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,3 +47,67 @@ def test_an_embeddings_record_has_no_output_tokens_as_zero() -> None:
     assert (metadata["input_tokens"], metadata["output_tokens"], metadata["total_tokens"]) == (8, 0, 8)
     chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 8}
     assert "output_tokens" not in record_of(chat)["metadata"]  # unknown, not zero
+
+
+def _chat_with_output(provider: str, parts: list[dict[str, Any]], reason: str) -> dict[str, Any]:
+    output = [{"role": "assistant", "parts": parts, "finish_reason": reason}]
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": "m",
+        "gen_ai.output.messages": json.dumps(output),
+    }
+
+
+def test_openai_server_tool_parts_become_the_records_server_tool_calls_as_carrot_records_them() -> None:
+    # The parts carrot's own instrumentation puts on its span, converted as another instrumentation's span.
+    from tests.openai.test_server_tools import EXPECTED_PARTS, SERVER_TOOL_CALLS
+
+    message = record_of(_chat_with_output("openai", EXPECTED_PARTS, "tool_calls"))["output"]["message"]
+    assert message["server_tool_calls"] == SERVER_TOOL_CALLS
+    assert message["content"] == "Refunds within 30 days; 6 * 7 = 42."
+    assert [call["id"] for call in message["tool_calls"]] == ["call_cu1"]
+
+
+def test_anthropic_server_tool_parts_become_the_records_server_tool_calls_as_carrot_records_them() -> None:
+    from tests.anthropic.test_server_tools import EXPECTED_MESSAGE, EXPECTED_PARTS
+
+    message = record_of(_chat_with_output("anthropic", EXPECTED_PARTS, "tool_use"))["output"]["message"]
+    assert message["server_tool_calls"] == EXPECTED_MESSAGE["server_tool_calls"]
+    assert message["content"] == EXPECTED_MESSAGE["content"]
+
+
+def test_a_server_tool_call_part_holding_the_whole_item_keeps_its_result() -> None:
+    # As the official OpenAI instrumentation writes a file search: the item's fields, results included, in the call.
+    part = {
+        "type": "server_tool_call",
+        "id": "fs_1",
+        "name": "file_search",
+        "server_tool_call": {
+            "type": "file_search",
+            "queries": ["q"],
+            "results": [{"text": "t"}],
+            "status": "completed",
+        },
+    }
+    [call] = record_of(_chat_with_output("openai", [part], "stop"))["output"]["message"]["server_tool_calls"]
+    assert call == {
+        "id": "fs_1",
+        "type": "file_search_call",
+        "name": "file_search",
+        "input": ["q"],
+        "status": "completed",
+        "result": [{"text": "t"}],
+    }
+
+
+def test_server_tool_parts_of_an_unknown_provider_keep_their_payload() -> None:
+    parts = [
+        {"type": "server_tool_call", "id": "s1", "name": "search", "server_tool_call": {"type": "search", "q": "x"}},
+        {"type": "server_tool_call_response", "id": "s1", "server_tool_call_response": {"type": "search", "hits": 2}},
+    ]
+    message = record_of(_chat_with_output("some.provider", parts, "stop"))["output"]["message"]
+    assert message["server_tool_calls"] == [
+        {"id": "s1", "type": "server_tool_call", "name": "search", "input": {"q": "x"}, "result": 2}
+    ]
+    assert "content" not in message

@@ -120,13 +120,13 @@ EXPECTED_PARTS = [
         "type": "server_tool_call",
         "id": "ws_1",
         "name": "web_search",
-        "server_tool_call": {"type": "web_search", "action": WEB_SEARCH["action"]},
+        "server_tool_call": {"type": "web_search", "action": WEB_SEARCH["action"], "status": "completed"},
     },
     {
         "type": "server_tool_call",
         "id": "fs_1",
         "name": "file_search",
-        "server_tool_call": {"type": "file_search", "queries": ["refund policy"]},
+        "server_tool_call": {"type": "file_search", "queries": ["refund policy"], "status": "completed"},
     },
     {
         "type": "server_tool_call_response",
@@ -137,7 +137,12 @@ EXPECTED_PARTS = [
         "type": "server_tool_call",
         "id": "ci_1",
         "name": "code_interpreter",
-        "server_tool_call": {"type": "code_interpreter", "code": "print(6 * 7)", "container_id": "cntr_1"},
+        "server_tool_call": {
+            "type": "code_interpreter",
+            "code": "print(6 * 7)",
+            "container_id": "cntr_1",
+            "status": "completed",
+        },
     },
     {
         "type": "server_tool_call_response",
@@ -153,6 +158,7 @@ EXPECTED_PARTS = [
             "server_label": "wiki",
             "name": "ask_question",
             "arguments": '{"question": "What is MCP?"}',
+            "status": "completed",
         },
     },
     {

@@ -454,7 +454,8 @@ def _input_from_semconv(attributes: Mapping[str, Any], with_content: bool = True
     if raw_messages is None:
         raw_messages = _json_value(attributes.get(semconv.GEN_AI_PROMPT))
     if isinstance(raw_messages, list):
-        messages.extend(_semconv_message(m) for m in raw_messages if isinstance(m, dict))
+        provider = _provider(attributes)
+        messages.extend(_semconv_message(m, provider) for m in raw_messages if isinstance(m, dict))
     elif raw_messages is not None:
         messages.append({"role": "user", "content": raw_messages})
     if messages:
@@ -485,7 +486,8 @@ def _output_from_semconv(attributes: Mapping[str, Any]) -> dict[str, Any]:
     if raw is None:
         raw = _json_value(attributes.get(semconv.GEN_AI_COMPLETION))
     if isinstance(raw, list):
-        messages = [_semconv_message(m) for m in raw if isinstance(m, dict)]
+        provider = _provider(attributes)
+        messages = [_semconv_message(m, provider) for m in raw if isinstance(m, dict)]
         if not messages:
             return {}
         output: dict[str, Any] = {"message": messages[0]}
@@ -516,8 +518,9 @@ def _error_output(span: ReadableSpan, attributes: Mapping[str, Any], ours: bool 
     return output
 
 
-def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:
-    """A GenAI-convention message (role + parts) as an OpenAI-like message (role, content, tool_calls, reasoning)."""
+def _semconv_message(message: dict[str, Any], provider: str | None = None) -> dict[str, Any]:
+    """A GenAI-convention message (role + parts) as an OpenAI-like message (role, content, tool_calls,
+    server_tool_calls, reasoning)."""
     out: dict[str, Any] = {"role": str(message.get("role", "assistant"))}
     parts = message.get("parts")
     if not isinstance(parts, list):
@@ -525,10 +528,17 @@ def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:
             out["content"] = message["content"]
         return out
     tool_calls: list[dict[str, Any]] = []
+    server_calls: list[dict[str, Any]] = []
     reasoning: list[str] = []
     other: list[Any] = []
     for part in parts:
         if not isinstance(part, dict):
+            continue
+        if part.get("type") == "server_tool_call":
+            server_calls.append(_server_call(part, provider))
+            continue
+        if part.get("type") == "server_tool_call_response":
+            _server_result(server_calls, part)
             continue
         if part.get("type") == "reasoning" and isinstance(part.get("content"), str):
             # The message's `reasoning`, as our own records have it, not a part of its content.
@@ -552,11 +562,97 @@ def _semconv_message(message: dict[str, Any]) -> dict[str, Any]:
         out["content"] = content
     if tool_calls:
         out["tool_calls"] = tool_calls
+    if server_calls:
+        out["server_tool_calls"] = server_calls
     if reasoning:
         out["reasoning"] = "".join(reasoning)
     if message.get("finish_reason"):
         out["finish_reason"] = message["finish_reason"]
     return out
+
+
+# What a server tool call becomes in the record, as carrot's own instrumentation records it (``server_tool_calls``
+# entries: {"id", "type", "name", "input"?, "status"?, "result"?}). A part says the tool's type; the record's ``type``
+# is the provider's item or block type: OpenAI's output item of that tool, Anthropic's ``server_tool_use``, else
+# ``server_tool_call``.
+_OPENAI_SERVER_ITEMS = {
+    "web_search": "web_search_call",
+    "file_search": "file_search_call",
+    "code_interpreter": "code_interpreter_call",
+    "image_generation": "image_generation_call",
+    "mcp": "mcp_call",
+    "tool_search": "tool_search_call",
+}
+# The field that is the input of an OpenAI server tool's call, where one field is (the others' input is all of them).
+_OPENAI_SERVER_INPUT = {
+    "web_search": "action",
+    "file_search": "queries",
+    "code_interpreter": "code",
+    "tool_search": "arguments",
+}
+# Fields of an OpenAI item that are its result (an instrumentation may put the whole item in the call's part).
+_SERVER_RESULT = ("output", "outputs", "results", "result", "tools")
+
+
+def _server_call(part: dict[str, Any], provider: str | None) -> dict[str, Any]:
+    """A GenAI ``server_tool_call`` part as a record's server tool call."""
+    payload = part.get("server_tool_call")
+    payload = dict(payload) if isinstance(payload, dict) else {} if payload is None else {"input": payload}
+    tool = payload.pop("type", None)
+    name = part.get("name")
+    entry: dict[str, Any] = {"id": part.get("id")}
+    openai = provider is not None and "openai" in provider and isinstance(tool, str)
+    if openai:
+        entry["type"] = _OPENAI_SERVER_ITEMS.get(tool, tool)
+        if isinstance(name, str) and name != tool and "name" not in payload:
+            payload["name"] = name  # an MCP tool's own name: the part names it, the record's name is the tool type
+        name = tool
+    elif provider == "anthropic":
+        entry["type"] = "mcp_tool_use" if tool == "mcp" else "server_tool_use"
+    else:
+        entry["type"] = "server_tool_call"
+    entry["name"] = str(name if name is not None else tool or "")
+    status = payload.pop("status", None)
+    error = payload.pop("error", None)
+    result_key = next((key for key in _SERVER_RESULT if key in payload), None)
+    result = payload.pop(result_key) if result_key is not None else None
+    server = payload.pop("server_name", None) if entry["type"] == "mcp_tool_use" else None
+    primary = _OPENAI_SERVER_INPUT.get(tool) if openai else None
+    if primary is not None and primary in payload:
+        entry["input"] = payload[primary]
+    elif payload:
+        entry["input"] = payload
+    if status is not None:
+        entry["status"] = status
+    if result_key is not None:
+        entry["result"] = result
+    if error is not None:
+        entry["error"] = error
+    if server is not None:
+        entry["server_name"] = server
+    return entry
+
+
+def _server_result(server_calls: list[dict[str, Any]], part: dict[str, Any]) -> None:
+    """Put a GenAI ``server_tool_call_response`` part on the call of its id (a result alone is an entry of its own):
+    its payload without the type, or the one field it has (Anthropic's ``content``, an OpenAI item's result)."""
+    payload = part.get("server_tool_call_response")
+    payload = dict(payload) if isinstance(payload, dict) else {"content": payload}
+    kind = payload.pop("type", None)
+    error = payload.pop("error", None)
+    failed = payload.pop("is_error", None)  # an Anthropic MCP tool's failure
+    result: Any = next(iter(payload.values())) if len(payload) == 1 else payload or None
+    call_id = part.get("id")
+    entry = next((e for e in reversed(server_calls) if e["id"] == call_id and "result" not in e), None)
+    if entry is None:
+        entry = {"id": call_id, "type": kind if isinstance(kind, str) else "server_tool_call_response"}
+        server_calls.append(entry)
+    if result is not None:
+        entry["result"] = result
+    if error is not None:
+        entry["error"] = error
+    if failed is True:
+        entry["is_error"] = True
 
 
 def _parts_content(parts: list[Any]) -> Any:

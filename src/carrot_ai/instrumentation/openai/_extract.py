@@ -675,8 +675,11 @@ def server_tool_call(item: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         record["result"] = result
     if error is not None:
         record["error"] = error
+    arguments = {"type": name, **data}
+    if status is not None:  # (as other instrumentations have it: the call's state is part of the call)
+        arguments["status"] = status
     parts: list[dict[str, Any]] = [
-        {"type": "server_tool_call", "id": item_id, "name": name, "server_tool_call": {"type": name, **data}}
+        {"type": "server_tool_call", "id": item_id, "name": name, "server_tool_call": arguments}
     ]
     if result_key is not None or error is not None:
         response: dict[str, Any] = {"type": name}
