@@ -28,6 +28,7 @@ from carrot_ai._core._redact import FAILED_MASK
 from carrot_ai._core._secret_keys import mask_secret_keys, may_name_secret
 from carrot_ai._core._serialize import (
     DEFAULT_MAX_STRING,
+    RequestBody,
     cut_string,
     dumps,
     fast_encode,
@@ -259,17 +260,19 @@ def capture_for_call(kwargs: MutableMapping[str, Any]) -> bool:
     return not metadata_only and capture_enabled()
 
 
-def prepare(value: Any, mask_secrets: bool = False) -> Any:
+def prepare(value: Any, mask_secrets: bool = False, request_body: RequestBody | None = None) -> Any:
     """Return ``value`` as JSON-safe data: media replaced, long strings truncated, redacted; never raises.
 
     ``mask_secrets``: the value under a dict key named like a secret, at any depth, becomes ``"[REDACTED]"``
     (``@trace`` inputs and outputs, manual tool events; never LLM request parameters, which are content). Never
-    returns a value unmasked when redaction is on: if cleaning fails, the whole value is replaced.
+    returns a value unmasked when redaction is on: if cleaning fails, the whole value is replaced. ``request_body``:
+    ``value`` is a model call's request parameters, written as that provider's SDK sends them (see
+    :func:`~._serialize.to_jsonable`).
     """
     current = policy()
     try:
         # No truncation here: a media payload must be measured whole before it is replaced.
-        data = to_jsonable(value, max_string=sys.maxsize, mask_secrets=mask_secrets)
+        data = to_jsonable(value, max_string=sys.maxsize, mask_secrets=mask_secrets, request_body=request_body)
         return current.clean(data)
     except Exception as exc:
         report_internal_error("content.prepare", exc)
@@ -280,8 +283,9 @@ def prepare(value: Any, mask_secrets: bool = False) -> Any:
 _MEDIA_HINTS = ("data:", "base64", "b64_json", "blob", "audio", "inline")
 
 
-def prepare_json(value: Any, mask_secrets: bool = False) -> str:
-    """:func:`prepare`, then encode as compact JSON."""
+def prepare_json(value: Any, mask_secrets: bool = False, request_body: RequestBody | None = None) -> str:
+    """:func:`prepare`, then encode as compact JSON. Plain JSON data (what ``request_body`` changes nothing in: it
+    matters only for objects, which the fast path below refuses) is encoded as it is."""
     current = _policy or policy()
     if current.redactor is None:
         # Fast path for small plain JSON data (a chat message, a function's arguments): when it encodes as is, fits
@@ -298,7 +302,7 @@ def prepare_json(value: Any, mask_secrets: bool = False) -> str:
                 return text
         except Exception:  # (a dict subclass's items() may raise anything: the full path converts it safely)
             pass
-    return dumps(prepare(value, mask_secrets))
+    return dumps(prepare(value, mask_secrets, request_body))
 
 
 def _has_media_hint(text: str) -> bool:

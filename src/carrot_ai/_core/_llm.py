@@ -33,7 +33,7 @@ from carrot_ai import semconv
 from carrot_ai._core import _content, _fastspan
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import guard, report_internal_error
-from carrot_ai._core._serialize import dumps, loads
+from carrot_ai._core._serialize import RequestBody, dumps, loads
 from carrot_ai._core._snapshot import snapshot_kwargs
 from carrot_ai._core._tracing import EXPORTED_PARENT_KEY, LLM_CALL_KEY, SpanCall, current_context, running_here
 
@@ -86,6 +86,7 @@ class LLMCall:
         arguments: Mapping[str, Any] | None = None,
         request_args: tuple[Any, ...] = (),
         stream: bool = False,
+        request_body: RequestBody | None = None,
     ) -> LLMCall | None:
         """Start the span for a call, or return None (tracing off, or already inside this call). Never raises.
 
@@ -103,6 +104,8 @@ class LLMCall:
         ``attributes`` then holds what must be known at once (the operation name). ``stream``: the call returns a
         stream, whose events are its response, so the response's body is not kept for the worker (an in-process
         transport hands the SDK a stream's whole body at once, which the queued record then held until export).
+        ``request_body``: how the provider's SDK writes the pydantic models among the parameters into the request
+        (an earlier response's message passed back), so that the record's input holds them as they were sent.
         """
         try:
             if not _ensure_started():
@@ -121,24 +124,33 @@ class LLMCall:
             _scope_attributes(attributes, tags)
             attributes[semconv.CARROT_CONTENT_CAPTURED] = capture
             if request is None:
-                _set_input(attributes, record_input, capture)
+                _set_input(attributes, record_input, capture, request_body)
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True)
             elif (
                 started := _start_deferred(
-                    context, scope, span_name, attributes, request, request_args, arguments, capture, stream
+                    context,
+                    scope,
+                    span_name,
+                    attributes,
+                    request,
+                    request_args,
+                    arguments,
+                    capture,
+                    stream,
+                    request_body,
                 )
             ) is not None:
                 return cls(started, capture)
             else:
                 arguments = arguments if arguments is not None else {}
-                now = functools.partial(_complete_request, request, request_args, arguments, capture)
+                now = functools.partial(_complete_request, request, request_args, arguments, capture, request_body)
                 span = SpanCall(scope, span_name, attributes, kind=SpanKind.CLIENT, llm=True, complete=now)
                 fast = span.span
                 if type(fast) is FastSpan:
                     own = cast("dict[str, AttributeValue]", fast._attributes)  # a fast span's own dict
                     if fast._fast.roomy():
                         snapshot, size = snapshot_kwargs(arguments)
-                        fast.defer(_Pending(request, request_args, snapshot, capture, own), size)
+                        fast.defer(_Pending(request, request_args, snapshot, capture, own, request_body), size)
                         if not stream:
                             fast.response_body = _BODY_WANTED
                     else:
@@ -302,12 +314,18 @@ class LLMCall:
                 call.fail(exc, attributes)
 
 
-def _set_input(attributes: dict[str, AttributeValue], record_input: Mapping[str, Any] | None, capture: bool) -> None:
-    """``carrot.input``: the request parameters when content is captured, else the model alone."""
+def _set_input(
+    attributes: dict[str, AttributeValue],
+    record_input: Mapping[str, Any] | None,
+    capture: bool,
+    request_body: RequestBody | None = None,
+) -> None:
+    """``carrot.input``: the request parameters when content is captured (as ``request_body`` says the SDK writes
+    them), else the model alone."""
     if record_input is None:
         return
     if capture:
-        attributes[semconv.CARROT_INPUT] = _content.prepare_json(record_input)
+        attributes[semconv.CARROT_INPUT] = _content.prepare_json(record_input, request_body=request_body)
         return
     model = record_input.get("model")
     if isinstance(model, str):
@@ -334,7 +352,18 @@ class _Pending:
     a stream's ``result``. Holding these in one object rather than a chain of partials keeps a queued call's memory,
     allocations and objects for the garbage collector to track down."""
 
-    __slots__ = ("request", "request_args", "arguments", "capture", "target", "extract", "body", "request_id", "result")
+    __slots__ = (
+        "request",
+        "request_args",
+        "arguments",
+        "capture",
+        "target",
+        "request_body",
+        "extract",
+        "body",
+        "request_id",
+        "result",
+    )
 
     def __init__(
         self,
@@ -343,12 +372,14 @@ class _Pending:
         arguments: Mapping[str, Any],
         capture: bool,
         target: dict[str, AttributeValue],
+        request_body: RequestBody | None = None,
     ) -> None:
         self.request = request
         self.request_args = request_args
         self.arguments = arguments
         self.capture = capture
         self.target = target  # the fast span's own attribute dict
+        self.request_body = request_body
         self.extract: Extract | None = None
         self.body = b""
         self.request_id: Any = None
@@ -356,7 +387,9 @@ class _Pending:
 
     def __call__(self) -> None:
         try:
-            _complete_request(self.request, self.request_args, self.arguments, self.capture, self.target, False)
+            _complete_request(
+                self.request, self.request_args, self.arguments, self.capture, self.request_body, self.target, False
+            )
         finally:
             if self.extract is not None:
                 _settle_body(self.extract, self.body, self.request_id, self.capture, self.target)
@@ -398,6 +431,7 @@ def _start_deferred(
     arguments: Mapping[str, Any] | None,
     capture: bool,
     stream: bool,
+    request_body: RequestBody | None,
 ) -> SpanCall | None:
     """The common case of :meth:`LLMCall.start`, in one step: a fast span (carrot's processor is the provider's only
     one, the queue has room) at the root or directly under another span of ours, its request left to the export
@@ -414,7 +448,7 @@ def _start_deferred(
         return None
     span = FastSpan(fast, scope, span_name, parent, SpanKind.CLIENT, attributes, None)
     snapshot, size = snapshot_kwargs(arguments if arguments is not None else {})
-    span.defer(_Pending(request, request_args, snapshot, capture, attributes), size)
+    span.defer(_Pending(request, request_args, snapshot, capture, attributes, request_body), size)
     if not stream:
         span.response_body = _BODY_WANTED
     return SpanCall.started_llm(span, context)
@@ -435,6 +469,7 @@ def _complete_request(
     request_args: tuple[Any, ...],
     arguments: Mapping[str, Any],
     capture: bool,
+    request_body: RequestBody | None,
     attributes: dict[str, AttributeValue],
     content_attributes: bool = True,
 ) -> None:
@@ -444,7 +479,7 @@ def _complete_request(
     for key, value in request_attributes.items():
         attributes.setdefault(key, value)
     if semconv.CARROT_INPUT not in attributes:
-        _set_input(attributes, record_input, capture)
+        _set_input(attributes, record_input, capture, request_body)
 
 
 def _ensure_started() -> bool:

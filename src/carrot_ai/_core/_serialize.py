@@ -10,6 +10,9 @@ Rules (the decorator's and the wrappers' capture rules):
 * pydantic models (``model_dump``), dataclasses, ``datetime``/``date``/``time`` (ISO 8601), ``UUID``, ``Decimal``,
   ``Enum`` (its value) and ``os.PathLike`` get their natural JSON form.
 * ``bytes`` become a placeholder with their size, never the payload.
+* A model call's request parameters (``request_body``: how the provider's SDK writes its request body) are recorded as
+  the SDK sends them: a pydantic model (an earlier response's message, block or item passed back) as the SDK dumps it
+  (only the fields that were set, :class:`RequestBody`).
 * Any other object with public attributes in its ``__dict__`` (an instance of a class of your own, a
   ``SimpleNamespace``) becomes an object of those attributes, as carrot-ai 0.2.1 recorded it; classes, modules,
   functions and exceptions are not read that way.
@@ -59,6 +62,30 @@ def cut_string(value: str, keep: int, length: int) -> str:
     return f"{value[:keep]}...[truncated, {length} chars]"
 
 
+class RequestBody:
+    """How a provider SDK writes the pydantic models found in a request's parameters into the request body.
+
+    Both SDKs send a model with ``model_dump(mode="json", exclude_unset=True, exclude=model.__api_exclude__)``: the
+    fields that were set only (a response's block does not carry the optional fields its JSON lacked, such as
+    ``caller`` or ``citations``), without those the SDK marks as never sent (``parsed_output``, ``parsed``).
+    ``by_alias``: anthropic 2.x dumps by alias (``from``), openai's request transform does not (its default).
+    """
+
+    __slots__ = ("by_alias",)
+
+    def __init__(self, by_alias: bool | None) -> None:
+        self.by_alias = by_alias
+
+    def dump(self, model: Any) -> Any:
+        """``model`` as the SDK sends it; raises what ``model_dump`` raises."""
+        exclude = getattr(model, "__api_exclude__", None)
+        if self.by_alias is None:
+            return model.model_dump(mode="json", exclude_unset=True, exclude=exclude, warnings=False)
+        return model.model_dump(
+            mode="json", exclude_unset=True, exclude=exclude, by_alias=self.by_alias, warnings=False
+        )
+
+
 def to_jsonable(
     value: Any,
     *,
@@ -66,11 +93,14 @@ def to_jsonable(
     max_items: int = DEFAULT_MAX_ITEMS,
     max_depth: int = DEFAULT_MAX_DEPTH,
     mask_secrets: bool = False,
+    request_body: RequestBody | None = None,
 ) -> Any:
     """Return a JSON-safe copy of ``value``; never raises. ``mask_secrets``: the value under a dict key (or a
-    dataclass field) named like a secret is ``"[REDACTED]"``, at any depth (:func:`~._secret_keys.is_secret_key`)."""
+    dataclass field) named like a secret is ``"[REDACTED]"``, at any depth (:func:`~._secret_keys.is_secret_key`).
+    ``request_body``: ``value`` is a model call's request parameters, recorded as that SDK sends them (see the
+    module's rules)."""
     try:
-        return _Converter(max_string, max_items, max_depth, mask_secrets).convert(value, 0)
+        return _Converter(max_string, max_items, max_depth, mask_secrets, request_body).convert(value, 0)
     except Exception:
         return _safe_repr(value, max_string)
 
@@ -154,14 +184,17 @@ def _safe_repr(value: Any, max_string: int) -> str:
 
 
 class _Converter:
-    __slots__ = ("max_string", "max_items", "max_depth", "mask", "active")
+    __slots__ = ("max_string", "max_items", "max_depth", "mask", "active", "body")
 
-    def __init__(self, max_string: int, max_items: int, max_depth: int, mask: bool = False) -> None:
+    def __init__(
+        self, max_string: int, max_items: int, max_depth: int, mask: bool = False, body: RequestBody | None = None
+    ) -> None:
         self.max_string = max_string
         self.max_items = max_items
         self.max_depth = max_depth
         self.mask = mask  # secret-named keys' values masked, in the same walk
         self.active: set[int] = set()  # ids of the containers on the current path (cycle detection)
+        self.body = body  # a request's parameters: written as the SDK sends them
 
     def convert(self, value: Any, depth: int) -> Any:
         cls = type(value)
@@ -250,6 +283,11 @@ class _Converter:
         return out
 
     def _pydantic(self, value: Any, depth: int) -> Any:
+        if self.body is not None:
+            try:
+                return self.convert(self.body.dump(value), depth)
+            except Exception:
+                pass  # (not a pydantic model of the SDK's kind: dumped whole, as anywhere else)
         try:
             dumped = value.model_dump(mode="json", warnings=False)
         except Exception:

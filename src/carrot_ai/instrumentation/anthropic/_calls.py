@@ -79,6 +79,7 @@ def start_call(
             arguments=kwargs,
             request_args=(resource, stream, capture),
             stream=stream,
+            request_body=_extract.REQUEST_BODY,
         )
     except Exception as exc:
         report_internal_error("anthropic call start", exc)

@@ -17,10 +17,14 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
+from carrot_ai._core._serialize import RequestBody
 from carrot_ai.instrumentation import _common
 
 PROVIDER = "anthropic"
 RECORD_NAME = "messages"
+# How the SDK writes a model among the parameters (an earlier response's content blocks passed back) into the request:
+# ``anthropic._utils._json.openapi_model_dump`` (the fields that were set, by alias, without ``__api_exclude__``).
+REQUEST_BODY = RequestBody(by_alias=True)
 
 # Keys of create()/stream()/parse() that are transport options, never request content.
 _NOT_INPUT = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "stream"})
@@ -270,11 +274,14 @@ def _scrub_block(block: Any) -> Any:
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
+    """A message or block as a dict: a model (an earlier response's, passed back) as the SDK sends it."""
     if isinstance(value, Mapping):
         return dict(value)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        result = dump(exclude_none=True)
+    if callable(getattr(value, "model_dump", None)):
+        try:
+            result = REQUEST_BODY.dump(value)
+        except Exception:
+            result = value.model_dump(exclude_none=True)
         if isinstance(result, dict):
             return result
     return {"value": repr(value)}

@@ -179,6 +179,7 @@ def start_call(
             arguments=kwargs,
             request_args=(endpoint, resource, stream),
             stream=stream,
+            request_body=_extract.REQUEST_BODY,
         )
     except Exception as exc:
         report_internal_error("openai call start", exc)

@@ -26,10 +26,15 @@ from opentelemetry.util.types import AttributeValue
 from carrot_ai import semconv
 from carrot_ai._core import _content
 from carrot_ai.instrumentation._common import fields as _fields
+from carrot_ai._core._serialize import RequestBody
 from carrot_ai.instrumentation._common import given as _given
 from carrot_ai.instrumentation._common import materialize_iterables as _materialize
 
 PROVIDER = "openai"
+# How the SDK writes a model among the parameters (an earlier response's message or output items passed back) into the
+# request: ``openai._utils._transform`` dumps it with the fields that were set, without ``__api_exclude__``, by field
+# name (pydantic's default: the transform does not ask for aliases).
+REQUEST_BODY = RequestBody(by_alias=None)
 
 # Keys of create()/parse()/stream() that are transport options, never request content.
 _NOT_INPUT = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "stream"})

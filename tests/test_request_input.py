@@ -1,0 +1,127 @@
+"""The record's ``input`` is the request the SDK sent: compared with the body the fake provider received, for what
+callers pass back from earlier responses (pydantic models) and what the SDKs leave out of the request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+
+import carrot_ai
+from tests.anthropic.conftest import make_client as anthropic_client
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.openai_server import FakeOpenAI
+from tests.ingest_server import IngestServer
+from tests.openai.conftest import make_client as openai_client
+from tests.openai.conftest import records
+
+TOOL_SCHEMA = {"type": "object", "properties": {"q": {"type": "string"}}}
+
+
+def _sent(fake: FakeOpenAI | FakeAnthropic, index: int) -> dict[str, Any]:
+    body = fake.requests[index].json
+    assert isinstance(body, dict)
+    body.pop("stream", None)  # (a transport option: recorded as gen_ai.request.stream, not in the input)
+    return body
+
+
+def _inputs(ingest: IngestServer, count: int) -> list[dict[str, Any]]:
+    return [r["input"] for r in sorted(records(ingest, count), key=lambda r: r["started_at"])]
+
+
+class Answer(pydantic.BaseModel):
+    q: str
+
+
+def test_anthropic_content_blocks_passed_back_are_recorded_as_the_sdk_sends_them(
+    fake_anthropic: FakeAnthropic, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(anthropic_client(fake_anthropic))
+    tools = [{"name": "get", "description": "Look it up", "input_schema": TOOL_SCHEMA}]
+    messages: list[Any] = [{"role": "user", "content": "use tool please"}]
+    first = client.messages.create(model="claude-opus-4-5", max_tokens=50, messages=messages, tools=tools)
+    tool_use = first.content[-1]
+    assert tool_use.type == "tool_use"
+    # The blocks as the SDK made them (a text block and a tool_use block, whose optional fields the JSON lacked),
+    # appended as they are to the next request, as Anthropic's tool-use guide writes it.
+    messages.append({"role": "assistant", "content": first.content})
+    messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "42"}]})
+    client.messages.create(model="claude-opus-4-5", max_tokens=50, messages=messages, tools=tools)
+    # A whole message model passed back too (parse(): its parsed output is never sent).
+    parsed = client.messages.parse(
+        model="claude-opus-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}], output_format=Answer
+    )
+    client.messages.create(
+        model="claude-opus-4-5",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": parsed.content}],
+    )
+
+    inputs = _inputs(carrot, 4)
+    assert inputs[1] == _sent(fake_anthropic, 1)
+    assert inputs[1]["messages"][1]["content"][1] == {
+        "type": "tool_use",
+        "id": tool_use.id,
+        "name": "get",
+        "input": {"q": "q-value"},
+    }  # no "caller": null, "toolset_name": null the SDK never sent
+    assert inputs[3] == _sent(fake_anthropic, 3)
+    assert "parsed_output" not in inputs[3]["messages"][1]["content"][0]
+
+
+def test_openai_models_passed_back_are_recorded_as_the_sdk_sends_them(
+    fake_openai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    client = carrot_ai.wrap(openai_client(fake_openai))
+    tools = [{"type": "function", "function": {"name": "get", "parameters": TOOL_SCHEMA}}]
+    messages: list[Any] = [{"role": "user", "content": "use tool please"}]
+    completion = client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)
+    message = completion.choices[0].message
+    assert message.tool_calls
+    messages.append(message)  # the ChatCompletionMessage itself, as OpenAI's function-calling guide writes it
+    messages.append({"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "42"})
+    client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)
+
+    response_tools = [{"type": "function", "name": "get", "parameters": TOOL_SCHEMA}]
+    response = client.responses.create(model="gpt-4o", input="use tool", tools=response_tools)
+    call = response.output[-1]
+    assert call.type == "function_call"
+    items: list[Any] = [{"role": "user", "content": "use tool"}, *response.output]
+    items.append({"type": "function_call_output", "call_id": call.call_id, "output": "42"})
+    client.responses.create(model="gpt-4o", input=items, tools=response_tools)
+    # A parsed output (its ``parsed`` is excluded from what is sent: ``__api_exclude__``).
+    parsed = client.responses.parse(model="gpt-4o", input="hi", text_format=Answer)
+    client.responses.create(model="gpt-4o", input=[{"role": "user", "content": "hi"}, *parsed.output])
+
+    inputs = _inputs(carrot, 6)
+    assert inputs[1] == _sent(fake_openai, 1)
+    assert "audio" not in inputs[1]["messages"][1] and "function_call" not in inputs[1]["messages"][1]
+    assert inputs[3] == _sent(fake_openai, 3)
+    assert "caller" not in inputs[3]["input"][-2] and "namespace" not in inputs[3]["input"][-2]
+    assert inputs[5] == _sent(fake_openai, 5)
+    assert all("parsed" not in part for item in inputs[5]["input"][1:] for part in item.get("content") or ())
+
+
+def test_a_model_is_dumped_with_the_aliases_and_fields_each_sdk_sends() -> None:
+    """anthropic writes a model by alias, openai's request transform by field name: each record as its SDK."""
+    from anthropic._utils._json import openapi_model_dump
+    from anthropic.types import BrowserLeftClickDragInput
+    from openai._utils._transform import transform
+    from openai.types.chat import completion_create_params
+    from openai.types.shared import ResponseFormatJSONSchema
+
+    from carrot_ai._core._serialize import to_jsonable
+    from carrot_ai.instrumentation.anthropic._extract import REQUEST_BODY as ANTHROPIC
+    from carrot_ai.instrumentation.openai._extract import REQUEST_BODY as OPENAI
+
+    point = {"type": "coordinate", "x": 1, "y": 2}
+    drag = BrowserLeftClickDragInput.model_validate({"from": point, "target": point})
+    assert to_jsonable([drag], request_body=ANTHROPIC) == [openapi_model_dump(drag)]
+    assert "from" in to_jsonable(drag, request_body=ANTHROPIC)
+
+    schema = ResponseFormatJSONSchema.model_validate(
+        {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}}
+    )
+    params = {"model": "m", "messages": [], "response_format": schema}
+    sent = transform(params, completion_create_params.CompletionCreateParamsNonStreaming)
+    assert to_jsonable(params, request_body=OPENAI) == sent
