@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
+import openai
 import pydantic
 
 import carrot_ai
@@ -125,3 +127,33 @@ def test_a_model_is_dumped_with_the_aliases_and_fields_each_sdk_sends() -> None:
     params = {"model": "m", "messages": [], "response_format": schema}
     sent = transform(params, completion_create_params.CompletionCreateParamsNonStreaming)
     assert to_jsonable(params, request_body=OPENAI) == sent
+
+
+def test_entries_the_sdk_leaves_out_are_not_recorded(
+    fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, carrot: IngestServer
+) -> None:
+    """``NotGiven`` / ``Omit`` anywhere in a mapping, and ``Omit`` in ``extra_body`` (which removes a parameter the
+    call gave), are left out of the request by the SDKs: the record's input leaves them out too, rather than holding
+    the sentinels' reprs."""
+    oai = carrot_ai.wrap(openai_client(fake_openai))
+    oai.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "hi", "name": openai.omit}],
+        temperature=0.5,
+        extra_body={"temperature": openai.omit, "top_logprobs": openai.NOT_GIVEN, "seed": 7},
+    )
+    claude = carrot_ai.wrap(anthropic_client(fake_anthropic))
+    claude.messages.create(
+        model="claude-opus-4-5",
+        max_tokens=50,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": anthropic.omit}]}],
+        metadata={"user_id": anthropic.NOT_GIVEN},
+        service_tier="auto",
+        extra_body={"service_tier": anthropic.omit},
+    )
+
+    chat, message = sorted(records(carrot, 2), key=lambda r: r["name"])
+    assert chat["input"] == _sent(fake_openai, 0)
+    assert chat["input"] == {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "seed": 7}
+    assert message["input"] == _sent(fake_anthropic, 0)
+    assert message["input"]["metadata"] == {} and "service_tier" not in message["input"]

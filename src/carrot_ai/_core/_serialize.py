@@ -12,7 +12,8 @@ Rules (the decorator's and the wrappers' capture rules):
 * ``bytes`` become a placeholder with their size, never the payload.
 * A model call's request parameters (``request_body``: how the provider's SDK writes its request body) are recorded as
   the SDK sends them: a pydantic model (an earlier response's message, block or item passed back) as the SDK dumps it
-  (only the fields that were set, :class:`RequestBody`).
+  (only the fields that were set, :class:`RequestBody`), a mapping without its ``NotGiven`` / ``Omit`` entries (which
+  the SDKs leave out).
 * Any other object with public attributes in its ``__dict__`` (an instance of a class of your own, a
   ``SimpleNamespace``) becomes an object of those attributes, as carrot-ai 0.2.1 recorded it; classes, modules,
   functions and exceptions are not read that way.
@@ -105,6 +106,16 @@ def to_jsonable(
         return _safe_repr(value, max_string)
 
 
+def is_sentinel(value: Any) -> bool:
+    """Whether ``value`` is one of the SDKs' ``NotGiven`` / ``Omit`` sentinels (an argument not given; an entry the
+    SDK leaves out of the request)."""
+    return type(value).__name__ in _SENTINELS
+
+
+_SENTINELS = frozenset({"NotGiven", "Omit"})
+_JSON_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+
+
 def _refuse(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
@@ -184,7 +195,7 @@ def _safe_repr(value: Any, max_string: int) -> str:
 
 
 class _Converter:
-    __slots__ = ("max_string", "max_items", "max_depth", "mask", "active", "body")
+    __slots__ = ("max_string", "max_items", "max_depth", "mask", "active", "body", "mapping")
 
     def __init__(
         self, max_string: int, max_items: int, max_depth: int, mask: bool = False, body: RequestBody | None = None
@@ -195,6 +206,8 @@ class _Converter:
         self.mask = mask  # secret-named keys' values masked, in the same walk
         self.active: set[int] = set()  # ids of the containers on the current path (cycle detection)
         self.body = body  # a request's parameters: written as the SDK sends them
+        # (Chosen once: other values' mappings are not checked for sentinels item by item.)
+        self.mapping: Callable[[Any, int], Any] = self._mapping if body is None else self._body_mapping
 
     def convert(self, value: Any, depth: int) -> Any:
         cls = type(value)
@@ -224,7 +237,7 @@ class _Converter:
 
     def _object(self, value: Any, depth: int) -> Any:
         if isinstance(value, Mapping):
-            return self._container(value, depth, self._mapping)
+            return self._container(value, depth, self.mapping)
         if isinstance(value, list | tuple | set | frozenset):
             return self._container(value, depth, self._sequence)
         if isinstance(value, bytes | bytearray | memoryview):
@@ -265,6 +278,14 @@ class _Converter:
             key = k if type(k) is str else _key(k)
             out[key] = REDACTED if self.mask and is_secret_key(key) else self.convert(v, depth + 1)
         return out
+
+    def _body_mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        """:meth:`_mapping` for a request's parameters: ``NotGiven`` / ``Omit`` entries are left out, as sent."""
+        values = value.values()
+        # (Decided at C speed for the usual mapping of strings, numbers, dicts and lists: no sentinel among them.)
+        if not _JSON_TYPES.issuperset(map(type, values)) and any(map(is_sentinel, values)):
+            value = {k: v for k, v in value.items() if not is_sentinel(v)}
+        return self._mapping(value, depth)
 
     def _sequence(self, value: Any, depth: int) -> list[Any]:
         items = value if isinstance(value, list | tuple) else _sorted_if_possible(value)
