@@ -3,6 +3,8 @@ callers pass back from earlier responses (pydantic models) and what the SDKs lea
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -157,3 +159,30 @@ def test_entries_the_sdk_leaves_out_are_not_recorded(
     assert chat["input"] == {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "seed": 7}
     assert message["input"] == _sent(fake_anthropic, 0)
     assert message["input"]["metadata"] == {} and "service_tier" not in message["input"]
+
+
+def test_an_anthropic_file_sent_base64_is_recorded_with_its_size_and_not_read_again(
+    fake_anthropic: FakeAnthropic, carrot: IngestServer, tmp_path: Path
+) -> None:
+    """anthropic 2.x reads a ``pathlib.Path`` or a file object given as a base64 source's ``data`` and sends it
+    encoded: the record's placeholder gives the size sent (it said 0 bytes), and carrot never reads the file (a file
+    object is the caller's, its position theirs)."""
+    image = tmp_path / "pixel.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(992))
+    client = carrot_ai.wrap(anthropic_client(fake_anthropic))
+
+    def ask(data: Any) -> None:
+        source = {"type": "base64", "media_type": "image/png", "data": data}
+        content = [{"type": "image", "source": source}, {"type": "text", "text": "what is it?"}]
+        client.messages.create(model="claude-opus-4-5", max_tokens=20, messages=[{"role": "user", "content": content}])
+
+    ask(image)
+    with image.open("rb") as file:
+        ask(file)
+        after = file.tell()
+    assert after == 1000  # (where the SDK's read left it)
+    for record in records(carrot, 2):
+        source = record["input"]["messages"][0]["content"][0]["source"]
+        assert source == {"type": "base64", "media_type": "image/png", "data": "<media: image/png, 1000 bytes>"}
+    sent = _sent(fake_anthropic, 0)["messages"][0]["content"][0]["source"]["data"]
+    assert len(base64.b64decode(sent)) == 1000

@@ -209,8 +209,28 @@ def media_part(kind: str, source: Any) -> dict[str, Any]:
 def inline_placeholder(source: Any) -> str:
     """What replaces inline base64 data: ``"<media: image/png, 48213 bytes>"`` (the core's format), never the bytes."""
     data = get(source, "data")
-    size = _decoded_size(data) if isinstance(data, str) else 0
+    size = _decoded_size(data) if isinstance(data, str) else _file_size(data)
     return f"<media: {get(source, 'media_type') or 'application/octet-stream'}, {size} bytes>"
+
+
+def _file_size(data: Any) -> int:
+    """The size of a file the SDK read and sent base64-encoded (a ``pathlib.Path`` or a file object as a source's
+    ``data``), from the file system's metadata: the file is never read again (a file object and its position are
+    the caller's, and the call already read it to its end). 0 when it cannot be known (a closed in-memory file)."""
+    import io
+    import os
+
+    try:
+        if isinstance(data, os.PathLike):
+            return os.stat(data).st_size
+        if isinstance(data, io.BytesIO):
+            return data.getbuffer().nbytes
+        name = getattr(data, "name", None)
+        if isinstance(name, str | bytes | os.PathLike):
+            return os.stat(name).st_size
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _decoded_size(data: str) -> int:
