@@ -25,8 +25,8 @@ from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
-from carrot_ai.instrumentation._common import fields as _fields
 from carrot_ai._core._serialize import RequestBody
+from carrot_ai.instrumentation._common import fields as _fields
 from carrot_ai.instrumentation._common import given as _given
 from carrot_ai.instrumentation._common import materialize_iterables as _materialize
 
