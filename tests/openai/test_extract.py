@@ -366,3 +366,19 @@ def test_audio_and_document_inputs_are_media_parts_with_their_type_and_size(
             ],
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [
+        ({"type": "web_search"}, {"type": "web_search", "name": "web_search"}),
+        (
+            {"type": "mcp", "server_label": "deepwiki", "server_url": "https://mcp.example/mcp"},
+            {"type": "mcp", "name": "mcp", "server_label": "deepwiki"},
+        ),
+        ({"type": "file_search", "vector_store_ids": ["vs_1"]}, {"type": "file_search", "name": "file_search"}),
+    ],
+)
+def test_a_built_in_tool_definition_is_named_by_its_type(tool: dict[str, Any], expected: dict[str, Any]) -> None:
+    # It was {"type": ..., "name": null}: a definition no reader of gen_ai.tool.definitions can name.
+    assert _extract.tool_definition(tool) == expected

@@ -301,7 +301,13 @@ def tool_definition(tool: Any) -> dict[str, Any]:
         if parameters is not None:
             definition["parameters"] = parameters
         return definition
-    return {"type": str(kind), "name": get(tool, "name")}
+    # A built-in tool (``{"type": "web_search"}``, ``{"type": "mcp", "server_label": ...}``) has no name of its own:
+    # its type names it, as in its server_tool_call parts.
+    definition = {"type": str(kind), "name": get(tool, "name") or str(kind)}
+    label = get(tool, "server_label")
+    if isinstance(label, str):
+        definition["server_label"] = label
+    return definition
 
 
 def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
