@@ -199,6 +199,23 @@ def test_a_request_that_got_no_answer_records_no_http_status(way: str, oai: Fake
     assert [r["metadata"].get("http_status") for r in got] == [None, None]
 
 
+@pytest.mark.parametrize(("status", "raised"), [(529, "InternalServerError"), (413, "BadRequestError")])
+def test_the_http_status_is_the_one_the_provider_answered(
+    way: str, ant: FakeAnthropic, carrot: IngestServer, status: int, raised: str
+) -> None:
+    """LiteLLM raises Anthropic's 529 (overloaded) as its InternalServerError with status 500, and a 413 as its
+    BadRequestError with 400: the record keeps the status the provider answered, which the error's chain holds."""
+    ant.enqueue(ErrorReply(status, message="no"))
+    with pytest.raises(getattr(litellm, raised)) as caught:
+        litellm.completion(
+            model=ANTHROPIC_MODEL, messages=user("hi"), max_tokens=10, max_retries=0, **via_anthropic(ant)
+        )
+    assert caught.value.status_code != status  # (LiteLLM's own mapping: what the record must not take)
+    [record] = records(carrot, 1)
+    assert record["output"]["error_type"] == raised
+    assert record["metadata"]["http_status"] == status
+
+
 def test_the_models_thinking_is_recorded_as_reasoning(way: str, ant: FakeAnthropic, carrot: IngestServer) -> None:
     """LiteLLM hands Anthropic's thinking over as ``reasoning_content``; the record keeps it as ``reasoning``, as
     carrot's own Anthropic instrumentation does."""

@@ -286,26 +286,36 @@ _UNANSWERED = frozenset({"APIConnectionError", "APITimeoutError", "TransportErro
 
 
 def error_attributes(exc: BaseException) -> dict[str, AttributeValue]:
-    """HTTP status and provider of a LiteLLM exception."""
+    """HTTP status of a LiteLLM exception: the one the provider answered.
+
+    LiteLLM's exception carries a status of its own mapping (Anthropic's 529 ``overloaded`` becomes its
+    ``InternalServerError`` with 500, a 413 its ``BadRequestError`` with 400); the SDK or HTTP client error it was
+    raised from carries the answer's own, and wins."""
     attributes: dict[str, AttributeValue] = {}
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and not _without_response(exc):
+    answered, status = _answer(exc)
+    if answered is None or not isinstance(status, int):
+        status = getattr(exc, "status_code", None)
+    if answered is not False and isinstance(status, int) and not isinstance(status, bool):
         attributes[semconv.HTTP_RESPONSE_STATUS_CODE] = status
     return attributes
 
 
-def _without_response(exc: BaseException) -> bool:
-    """Whether what ``exc`` (LiteLLM's) was raised from says the request got no HTTP answer: the first SDK or HTTP
-    client error below it that tells either way decides (an error the application was handling when it made the
-    call may be further down the chain, and says nothing about this call)."""
+def _answer(exc: BaseException) -> tuple[bool | None, Any]:
+    """Whether what ``exc`` (LiteLLM's) was raised from says the request got an HTTP answer (None: nothing says
+    either way), and that answer's status: the first SDK or HTTP client error below it that tells either way decides
+    (an error the application was handling when it made the call may be further down the chain, and says nothing
+    about this call)."""
     seen = exc.__cause__ or exc.__context__
     for _ in range(8):
         if seen is None:
-            return False
+            return None, None
         names = {kind.__name__ for kind in type(seen).__mro__}
         if names & _ANSWERED:
-            return False
+            status = getattr(seen, "status_code", None)  # the SDKs' APIStatusError
+            if status is None:
+                status = getattr(getattr(seen, "response", None), "status_code", None)  # httpx's HTTPStatusError
+            return True, status
         if names & _UNANSWERED or isinstance(seen, OSError):
-            return True
+            return False, None
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None, None
