@@ -216,6 +216,27 @@ def test_the_http_status_is_the_one_the_provider_answered(
     assert record["metadata"]["http_status"] == status
 
 
+def test_a_pydantic_response_format_is_recorded_as_the_json_schema_sent(
+    way: str, oai: FakeOpenAI, carrot: IngestServer
+) -> None:
+    """``response_format=Model`` (structured output): LiteLLM sends the model's JSON Schema; the record's input has
+    that schema, not the class's repr (which says nothing of what the model was asked for)."""
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        city: str
+        celsius: float
+
+    response = litellm.completion(
+        model=OPENAI_MODEL, messages=user("weather?"), response_format=Weather, **via_openai(oai)
+    )
+    Weather.model_validate_json(response.choices[0].message.content)
+    sent = oai.last_request.json["response_format"]
+    assert sent["json_schema"]["schema"]["properties"].keys() == {"city", "celsius"}
+    [record] = records(carrot, 1)
+    assert record["input"]["response_format"] == sent
+
+
 def test_the_models_thinking_is_recorded_as_reasoning(way: str, ant: FakeAnthropic, carrot: IngestServer) -> None:
     """LiteLLM hands Anthropic's thinking over as ``reasoning_content``; the record keeps it as ``reasoning``, as
     carrot's own Anthropic instrumentation does."""

@@ -89,6 +89,8 @@ def start_call(
     try:
         arguments = _extract.call_arguments(args, kwargs, "input" if operation == semconv.OP_EMBEDDINGS else "messages")
         params = _extract.request_params(arguments)
+        if isinstance(params.get("response_format"), type):
+            params["response_format"] = _response_format_sent(params["response_format"])
         if routed:
             model, litellm_provider, api_base = _route(arguments)
         else:
@@ -108,6 +110,18 @@ def start_call(
     except Exception as exc:
         report_internal_error("litellm call start", exc)
         return None
+
+
+def _response_format_sent(model: type) -> Any:
+    """The ``response_format`` LiteLLM sends for ``response_format=Model`` (a pydantic class): the model's JSON Schema,
+    converted by LiteLLM's own function; the class itself would be recorded as its repr, which says nothing of what the
+    model was asked for. LiteLLM rejects a class it cannot convert: the record then names it."""
+    try:
+        from litellm.utils import type_to_response_format_param
+
+        return type_to_response_format_param(model)
+    except Exception:
+        return {"type": "json_schema", "json_schema": {"name": getattr(model, "__name__", str(model))}}
 
 
 def fail_call(call: LLMCall, exc: BaseException) -> None:
