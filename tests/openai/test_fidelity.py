@@ -236,3 +236,29 @@ def test_reasoning_summary_parts_are_kept_apart_as_paragraphs(fake: FakeOpenAI, 
     carrot_ai.wrap(make_client(fake)).responses.create(model="gpt-5", input="hi", reasoning={"summary": "auto"})
     [record] = records(carrot, 1)
     assert record["output"]["message"]["reasoning"] == "**Reading**\n\nThe user greets.\n\n**Answering**\n\nGreet back."
+
+
+def test_a_responses_stream_cut_during_its_reasoning_keeps_the_summary_so_far(
+    fake: FakeOpenAI, carrot: IngestServer
+) -> None:
+    summary = [
+        {"type": "summary_text", "text": "**Reading**\n\nThe user greets."},
+        {"type": "summary_text", "text": "**Answering**\n\nGreet back."},
+    ]
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": summary}
+    response = _response_with(fake, [reasoning])
+    added = {"type": "reasoning", "id": "rs_1", "summary": []}
+    deltas = [
+        ("response.reasoning_summary_text.delta", {"summary_index": index, "delta": piece})
+        for index, text in enumerate(part["text"] for part in summary)
+        for piece in (text[:9], text[9:])
+    ]
+    events = _response_events(response, [[("", added), *deltas]])
+    fake.enqueue(SSEReply(events[:-2]))  # cut before the reasoning item's done event: its summary only in deltas
+    stream = carrot_ai.wrap(make_client(fake)).responses.create(
+        model="gpt-5", input="hi", reasoning={"summary": "auto"}, stream=True
+    )
+    for _event in stream:
+        pass
+    [record] = records(carrot, 1)
+    assert record["output"]["message"]["reasoning"] == "**Reading**\n\nThe user greets.\n\n**Answering**\n\nGreet back."

@@ -377,6 +377,7 @@ class ResponseStreamAccumulator:
         "_items",
         "_texts",
         "_arguments",
+        "_summaries",
         "error",
     )
 
@@ -393,6 +394,9 @@ class ResponseStreamAccumulator:
         self._items: dict[int, Any] = {}  # output_index -> item (added, then done)
         self._texts: dict[int, list[str]] = {}
         self._arguments: dict[int, list[str]] = {}
+        # output_index -> summary_index -> the reasoning summary's text deltas (kept for a stream cut short before
+        # its reasoning item is done: the item added carries no summary yet).
+        self._summaries: dict[int, dict[int, list[str]]] = {}
 
     def process(self, chunk: Any) -> bool:
         kind = getattr(chunk, "type", None)
@@ -406,6 +410,12 @@ class ResponseStreamAccumulator:
                 delta = getattr(chunk, "delta", None)
                 if isinstance(delta, str):
                     self._arguments.setdefault(_index(chunk, "output_index", 0), []).append(delta)
+        elif kind == "response.reasoning_summary_text.delta":
+            if self._capture:
+                delta = getattr(chunk, "delta", None)
+                if isinstance(delta, str):
+                    parts = self._summaries.setdefault(_index(chunk, "output_index", 0), {})
+                    parts.setdefault(_index(chunk, "summary_index", 0), []).append(delta)
         elif kind in ("response.output_item.added", "response.output_item.done"):
             item = getattr(chunk, "item", None)
             if item is not None:
@@ -440,10 +450,15 @@ class ResponseStreamAccumulator:
         if not self._capture:
             return attributes, None
         items = []
-        for index in sorted(set(self._items) | set(self._texts) | set(self._arguments)):
+        for index in sorted(set(self._items) | set(self._texts) | set(self._arguments) | set(self._summaries)):
             item = self._items.get(index)
             kind = getattr(item, "type", None)
-            if kind in _FUNCTION_ITEMS and getattr(item, "status", None) != "completed":
+            summarized = index in self._summaries and (item is None or kind == "reasoning")
+            if summarized and not getattr(item, "summary", None):
+                parts = self._summaries[index]
+                summary = [{"type": "summary_text", "text": "".join(parts[i])} for i in sorted(parts)]
+                items.append({"type": "reasoning", "summary": summary})
+            elif kind in _FUNCTION_ITEMS and getattr(item, "status", None) != "completed":
                 items.append(
                     {
                         "type": kind,
