@@ -449,7 +449,7 @@ class ResponseStreamAccumulator:
         attributes = _basics(getattr(response, "id", None), getattr(response, "model", None), self._request_id, None)
         if not self._capture:
             return attributes, None
-        items = []
+        items: list[Any] = []
         for index in sorted(set(self._items) | set(self._texts) | set(self._arguments) | set(self._summaries)):
             item = self._items.get(index)
             kind = getattr(item, "type", None)
