@@ -75,6 +75,56 @@ def test_anthropic_cache_writes_and_reads_are_billed_at_their_rates() -> None:
     )
 
 
+@pytest.mark.parametrize("model", ["claude-sonnet-4-6", "claude-sonnet-4-5", "claude-haiku-4-5"])
+def test_one_hour_cache_writes_are_billed_at_their_own_rate(model: str) -> None:
+    # Anthropic bills a 1-hour cache write at 2x the input rate, a 5-minute one at 1.25x; 300 of the 500 written
+    # tokens were written for an hour. Both sides of claude-sonnet-4-5's 200k-token tier threshold.
+    import genai_prices
+
+    for total_input in (1_000, 250_000):
+        usage = TokenUsage(input=total_input, output=100, cache_read=200, cache_write=500, cache_write_1h=300)
+        expected = genai_prices.calc_price(
+            genai_prices.Usage(
+                input_tokens=total_input,
+                output_tokens=100,
+                cache_read_tokens=200,
+                cache_write_tokens=500,
+                cache_write_1h_tokens=300,
+            ),
+            model,
+            provider_id="anthropic",
+            genai_request_timestamp=WHEN,
+        ).total_price
+        five_minutes_only = cost_usd("anthropic", (model,), usage._replace(cache_write_1h=0), WHEN)
+        assert cost_usd("anthropic", (model,), usage, WHEN) == float(expected) != five_minutes_only
+
+
+def test_a_foreign_anthropic_span_with_one_hour_cache_writes_is_priced_for_them(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    """anthropic 2.x's own span names the 1-hour part of the cache writes; the cost bills it at 2x the input rate."""
+    tracer = tracer_provider.get_tracer(semconv.SCOPE_ANTHROPIC_SDK)
+    with carrot_session(ingest, tracer_provider):
+        with tracer.start_as_current_span("anthropic.messages.create") as span:
+            span.set_attributes(
+                {
+                    semconv.GEN_AI_OPERATION_NAME: "chat",
+                    semconv.GEN_AI_PROVIDER_NAME: "anthropic",
+                    semconv.GEN_AI_REQUEST_MODEL: "claude-sonnet-4-6",
+                    semconv.GEN_AI_USAGE_INPUT_TOKENS: 2000,
+                    "gen_ai.usage.cache_write.input_tokens": 1000,
+                    "gen_ai.usage.cache_read.input_tokens": 0,
+                    "anthropic.usage.cache_creation.ephemeral_5m_input_tokens": 0,
+                    "anthropic.usage.cache_creation.ephemeral_1h_input_tokens": 1000,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
+                }
+            )
+        [record] = records_after_flush(ingest, 1)
+        # claude-sonnet-4-6: $3 input, $6 1-hour cache write, $15 output per million.
+        assert record["metadata"]["cache_write_1h_input_tokens"] == 1000
+        assert record["metadata"]["cost_usd"] == pytest.approx((1000 * 3 + 1000 * 6 + 100 * 15) / 1e6)
+
+
 def test_reasoning_tokens_are_part_of_output_not_extra() -> None:
     plain = cost_usd("openai", ("o3",), TokenUsage(1000, 1000), WHEN)
     with_reasoning = cost_usd("openai", ("o3",), TokenUsage(1000, 1000, reasoning=900), WHEN)

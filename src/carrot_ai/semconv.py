@@ -79,6 +79,9 @@ GEN_AI_COMPLETION: Final = "gen_ai.completion"
 # --- Names the anthropic SDK's own spans use (scope com.anthropic.sdk.python), read by the exporter -------------
 ANTHROPIC_REQUEST_ID: Final = "anthropic.request.id"
 ANTHROPIC_MESSAGE_STOP_REASON: Final = "anthropic.message.stop_reason"
+# The part of the cache writes made with a 1-hour TTL (billed at twice the input rate, a 5-minute write at 1.25x):
+# anthropic's own spans set it, and so does our instrumentation, so that the cost prices it at its own rate.
+ANTHROPIC_USAGE_CACHE_WRITE_1H_INPUT_TOKENS: Final = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
 
 # --- General conventions --------------------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"

@@ -248,6 +248,25 @@ def test_prompt_cache_tokens_follow_the_token_convention(client: anthropic.Anthr
     assert read["total_tokens"] == read["input_tokens"] + read["output_tokens"]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_one_hour_cache_writes_are_recorded_apart_from_five_minute_ones(
+    client: anthropic.Anthropic, carrot: IngestServer, stream: bool
+) -> None:
+    # A 1-hour write is billed at 2x the input rate, a 5-minute one at 1.25x: the record must tell them apart.
+    system = [{"type": "text", "text": "hour " * 60, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    if stream:
+        with client.messages.stream(model=MODEL, max_tokens=20, system=system, messages=user("q")) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(model=MODEL, max_tokens=20, system=system, messages=user("q"))
+    assert message.usage.cache_creation is not None
+    written_1h = message.usage.cache_creation.ephemeral_1h_input_tokens
+    assert written_1h and written_1h == message.usage.cache_creation_input_tokens
+    [record] = records(carrot, 1)
+    assert record["metadata"]["cache_write_input_tokens"] == written_1h
+    assert record["metadata"]["cache_write_1h_input_tokens"] == written_1h
+
+
 def test_messages_given_as_a_generator_reach_the_sdk_whole(
     client: anthropic.Anthropic, fake: FakeAnthropic, carrot: IngestServer
 ) -> None:

@@ -11,7 +11,8 @@ answers a deterministic ``message``:
 * a ``thinking`` block (with a ``signature``) first when the ``thinking`` param is enabled;
 * ``output_format`` / ``output_config.format`` ``json_schema``: JSON text sampled from the schema;
 * usage: one token per word (+3 per message, + the tools' JSON); with ``cache_control`` markers the
-  prefix up to the last marker is a cache write the first time and a cache read after that, and
+  prefix up to the last marker is a cache write the first time (a 1-hour one, under
+  ``cache_creation.ephemeral_1h_input_tokens``, when that marker has ``"ttl": "1h"``) and a cache read after that, and
   ``input_tokens`` excludes those tokens, as Anthropic's does; ``max_tokens`` cuts the text
   (``stop_reason: max_tokens``), ``stop_sequences`` stop it.
 
@@ -173,7 +174,7 @@ class FakeAnthropic(FakeServer):
         segments = _segments(body)
         total_input = sum(_segment_tokens(s) for s in segments) + 3 * len(messages)
         breakpoints = [i for i, s in enumerate(segments) if isinstance(s, Mapping) and s.get("cache_control")]
-        cache_read = cache_write = 0
+        cache_read = cache_write = write_1h = 0
         if breakpoints:
             prefix = segments[: breakpoints[-1] + 1]
             prefix_tokens = sum(_segment_tokens(s) for s in prefix)
@@ -181,6 +182,10 @@ class FakeAnthropic(FakeServer):
                 cache_read = prefix_tokens
             else:
                 cache_write = prefix_tokens
+                # A breakpoint with ``"ttl": "1h"`` writes for an hour (billed apart from 5-minute writes).
+                control = segments[breakpoints[-1]]["cache_control"]
+                if isinstance(control, Mapping) and control.get("ttl") == "1h":
+                    write_1h = cache_write
 
         content: list[dict[str, Any]] = []
         thinking = body.get("thinking")
@@ -253,7 +258,10 @@ class FakeAnthropic(FakeServer):
                 "input_tokens": total_input - cache_read - cache_write,
                 "cache_creation_input_tokens": cache_write,
                 "cache_read_input_tokens": cache_read,
-                "cache_creation": {"ephemeral_5m_input_tokens": cache_write, "ephemeral_1h_input_tokens": 0},
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": cache_write - write_1h,
+                    "ephemeral_1h_input_tokens": write_1h,
+                },
                 "output_tokens": output_tokens,
                 "service_tier": "standard",
             },

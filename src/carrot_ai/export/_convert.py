@@ -53,6 +53,8 @@ _TOKEN_FIELDS = (
         "reasoning_tokens",
         (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, semconv.GEN_AI_USAGE_REASONING_TOKENS_OLD),
     ),
+    # The part of the cache writes with a 1-hour TTL (Anthropic), priced at its own rate.
+    ("cache_write_1h_input_tokens", (semconv.ANTHROPIC_USAGE_CACHE_WRITE_1H_INPUT_TOKENS,)),
 )
 _REQUEST_PARAMS = (
     ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
@@ -384,6 +386,7 @@ def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns:
         metadata.get("cache_read_input_tokens", 0),
         metadata.get("cache_write_input_tokens", 0),
         metadata.get("reasoning_tokens", 0),
+        metadata.get("cache_write_1h_input_tokens", 0),
     )
     when = datetime.datetime.fromtimestamp(start_ns / 1e9, tz=datetime.timezone.utc)
     try:

@@ -101,16 +101,25 @@ def load_genai_prices() -> Any:
 
 
 class TokenUsage(NamedTuple):
-    """Token counts of one call, in the trace record's convention (cache parts of input, reasoning part of output)."""
+    """Token counts of one call, in the trace record's convention (cache parts of input, reasoning part of output).
+
+    ``cache_write_1h`` is the part of ``cache_write`` written with a 1-hour TTL (Anthropic bills it at 2x the input
+    rate, a 5-minute write at 1.25x), so it is priced at its own rate where genai-prices has one."""
 
     input: int = 0
     output: int = 0
     cache_read: int = 0
     cache_write: int = 0
     reasoning: int = 0
+    cache_write_1h: int = 0
 
     def valid(self) -> bool:
-        return min(self) >= 0 and self.cache_read + self.cache_write <= self.input and self.reasoning <= self.output
+        return (
+            min(self) >= 0
+            and self.cache_read + self.cache_write <= self.input
+            and self.reasoning <= self.output
+            and self.cache_write_1h <= self.cache_write
+        )
 
 
 class ModelPrice(NamedTuple):
@@ -242,7 +251,13 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
     resolved, price = _price_in_force(genai_prices, provider_id, model, when)
     memo_key = None
     if resolved is not None:
-        rates = _rates_in_force(genai_prices, provider_id, model, when, price, usage.input)
+        # The rates read off genai-prices cover the five counts of the common case; a usage with 1-hour cache writes
+        # is priced by genai-prices itself (memoized below).
+        rates = (
+            _rates_in_force(genai_prices, provider_id, model, when, price, usage.input)
+            if not usage.cache_write_1h
+            else None
+        )
         if rates is not None:
             total = rates.cost(usage)
             return total if total >= 0 else None
@@ -275,14 +290,17 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
 
 def _calc(genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, usage: TokenUsage) -> Any:
     """genai-prices' price calculation for ``usage`` (raises what it raises)."""
+    counts = {
+        "input_tokens": usage.input,
+        "output_tokens": usage.output,
+        "cache_read_tokens": usage.cache_read,
+        "cache_write_tokens": usage.cache_write,
+        "output_reasoning_tokens": usage.reasoning,
+    }
+    if usage.cache_write_1h:  # (a part of cache_write_tokens; genai-prices bills it at cache_write_1h_mtok)
+        counts["cache_write_1h_tokens"] = usage.cache_write_1h
     return genai_prices.calc_price(
-        genai_prices.Usage(
-            input_tokens=usage.input,
-            output_tokens=usage.output,
-            cache_read_tokens=usage.cache_read,
-            cache_write_tokens=usage.cache_write,
-            output_reasoning_tokens=usage.reasoning,
-        ),
+        genai_prices.Usage(**counts),
         model,
         provider_id=provider_id,
         genai_request_timestamp=when,

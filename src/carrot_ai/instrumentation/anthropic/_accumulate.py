@@ -25,6 +25,8 @@ from carrot_ai.instrumentation.anthropic._extract import get, output_from_blocks
 _USAGE_KEYS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
 # Kept under this key in the accumulated usage; ``usage_attributes`` reads it from ``output_tokens_details``.
 _THINKING = "thinking_tokens"
+# The 1-hour cache writes (``usage.cache_creation.ephemeral_1h_input_tokens``), kept flat under this key.
+_WRITE_1H = "ephemeral_1h_input_tokens"
 # What ``message_start`` has placeholders for: known only from ``message_delta`` on.
 _FINAL_ONLY = ("output_tokens", _THINKING)
 
@@ -121,6 +123,9 @@ class MessageStreamAccumulator:
         thinking = get(getattr(usage, "output_tokens_details", None), _THINKING)
         if isinstance(thinking, int):
             self._usage[_THINKING] = thinking
+        write_1h = get(getattr(usage, "cache_creation", None), _WRITE_1H)
+        if isinstance(write_1h, int):
+            self._usage[_WRITE_1H] = write_1h
 
     def result(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
         attributes: dict[str, AttributeValue] = {}
@@ -136,6 +141,9 @@ class MessageStreamAccumulator:
         thinking = usage.pop(_THINKING, None)
         if thinking is not None:
             usage["output_tokens_details"] = {_THINKING: thinking}
+        write_1h = usage.pop(_WRITE_1H, None)
+        if write_1h is not None:
+            usage["cache_creation"] = {_WRITE_1H: write_1h}
         usage_attributes(usage, attributes)
         if not self._capture:
             return attributes, None

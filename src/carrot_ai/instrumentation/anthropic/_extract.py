@@ -331,6 +331,10 @@ def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
     thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
     if isinstance(thinking, int):
         attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = thinking
+    # 1-hour cache writes cost more than 5-minute ones: the part of the writes they are, when there are any.
+    write_1h = get(get(usage, "cache_creation"), "ephemeral_1h_input_tokens")
+    if isinstance(write_1h, int) and not isinstance(write_1h, bool) and write_1h > 0:
+        attributes[semconv.ANTHROPIC_USAGE_CACHE_WRITE_1H_INPUT_TOKENS] = write_1h
 
 
 def message_result(
