@@ -168,6 +168,83 @@ def test_genai_convention_provider_names_are_understood(provider: str, model: st
     assert cost_usd(provider, (model,), TokenUsage(1000, 100), WHEN) is not None
 
 
+def _table_cost(provider: str, model: str, usage: TokenUsage) -> float:
+    import genai_prices
+
+    return float(
+        genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=usage.input, output_tokens=usage.output),
+            model,
+            provider_id=provider,
+            genai_request_timestamp=WHEN,
+        ).total_price
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "server", "model", "priced_as"),
+    [
+        ("openai", "api.openai.com", "gpt-4o", "openai"),
+        ("openai", "my-resource.openai.azure.com", "gpt-4o-2024-08-06", "azure"),
+        ("openai", "api.groq.com", "llama-3.3-70b-versatile", "groq"),
+        ("anthropic", "api.anthropic.com", "claude-sonnet-4-6", "anthropic"),
+    ],
+)
+def test_an_sdk_call_sent_to_another_host_is_priced_as_that_hosts_provider(
+    provider: str, server: str, model: str, priced_as: str
+) -> None:
+    usage = TokenUsage(1000, 100)
+    assert cost_usd(provider, (model,), usage, WHEN, server) == _table_cost(priced_as, model, usage)
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1", "localhost", "llm-gateway.internal", "ollama"])
+@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-6")])
+def test_an_sdk_call_to_a_local_or_unknown_server_has_no_table_price(provider: str, model: str, server: str) -> None:
+    """A local model served under an OpenAI name is not billed at OpenAI's prices; the user's own prices still are."""
+    assert cost_usd(provider, (model,), TokenUsage(1000, 100), WHEN, server) is None
+    _cost.set_price_overrides({model: {"input": 1, "output": 1}})
+    assert cost_usd(provider, (model,), TokenUsage(1000, 100), WHEN, server) == pytest.approx(0.0011)
+
+
+def test_a_wrapped_openai_client_pointed_at_a_local_server_gets_no_openai_price(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    import openai
+
+    from tests.fakes.openai_server import FakeOpenAI
+
+    with FakeOpenAI() as fake, carrot_session(ingest, tracer_provider):
+        client = carrot_ai.wrap(openai.OpenAI(base_url=fake.base_url + "/v1", api_key="sk-test", max_retries=0))
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        client.close()
+        [record] = records_after_flush(ingest, 1)
+    assert record["metadata"]["model"] and record["metadata"]["input_tokens"] > 0
+    assert "cost_usd" not in record["metadata"]
+
+
+def test_a_foreign_span_of_a_call_to_a_local_server_gets_no_openai_price(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    tracer = tracer_provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    with carrot_session(ingest, tracer_provider):
+        for server in ("localhost", "api.openai.com"):
+            with tracer.start_as_current_span("chat gpt-4o") as span:
+                span.set_attributes(
+                    {
+                        semconv.GEN_AI_OPERATION_NAME: "chat",
+                        semconv.GEN_AI_PROVIDER_NAME: "openai",
+                        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
+                        semconv.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+                        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 100,
+                        semconv.SERVER_ADDRESS: server,
+                        semconv.CARROT_NAME: server,
+                    }
+                )
+        records_after_flush(ingest, 2)
+        assert "cost_usd" not in ingest.by_name("localhost")["metadata"]
+        assert ingest.by_name("api.openai.com")["metadata"]["cost_usd"] == pytest.approx(0.0035)
+
+
 def test_usage_that_breaks_the_token_convention_has_no_cost() -> None:
     assert cost_usd("openai", ("gpt-4o",), TokenUsage(10, 100, cache_read=20), WHEN) is None
     assert cost_usd("openai", ("gpt-4o",), TokenUsage(10, 100, reasoning=200), WHEN) is None

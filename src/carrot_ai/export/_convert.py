@@ -390,7 +390,12 @@ def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns:
     )
     when = datetime.datetime.fromtimestamp(start_ns / 1e9, tz=datetime.timezone.utc)
     try:
-        cost = _cost.cost_usd(metadata.get("provider"), models, usage, when)
+        # The host an OpenAI / Anthropic SDK call went to decides whose prices apply (none for a local server).
+        # Not for LiteLLM's calls: its model route names the provider, and the record's cost is the one LiteLLM gives.
+        server = attributes.get(semconv.SERVER_ADDRESS) if metadata.get("source") != "litellm" else None
+        cost = _cost.cost_usd(
+            metadata.get("provider"), models, usage, when, server if isinstance(server, str) else None
+        )
     except Exception as exc:  # a price-table problem must never cost the record
         report_internal_error("cost", exc)
         return

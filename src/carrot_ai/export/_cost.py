@@ -41,6 +41,12 @@ _PROVIDER_ALIASES = {
     "azure.ai.inference": "azure",
     "az.ai.inference": "azure",
 }
+# The providers whose SDKs take a base URL, with the host of their own API. A call such an SDK sent to another host
+# (``OpenAI(base_url=...)``: Azure, Groq, a local server, a proxy) is priced as the provider that host belongs to in
+# genai-prices' table (matched by its API URL patterns); a host it does not know gets no price from the table, never
+# the SDK's provider's: a local model named ``gpt-4o`` costs nothing at OpenAI's prices.
+_SDK_API_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com"}
+_NO_PROVIDER = ""  # what _provider_at maps a host genai-prices does not know to
 _MAX_CACHED = 10_000
 _FORK_WAIT = 10.0  # seconds a fork waits for genai-prices to finish loading
 
@@ -202,10 +208,13 @@ def cost_usd(
     models: tuple[str, ...],
     usage: TokenUsage,
     when: datetime.datetime,
+    server_address: str | None = None,
 ) -> float | None:
     """The call's cost in USD, or None when no price is known for any of ``models`` (or the usage is invalid).
 
-    ``models`` are tried in order (the response model, then the request model).
+    ``models`` are tried in order (the response model, then the request model). ``server_address`` is the host the
+    call went to (``server.address``): an OpenAI or Anthropic SDK call sent elsewhere than that provider's own API is
+    priced from the table as the host's provider, or not at all (user prices still apply).
     """
     if not usage.valid():
         return None
@@ -214,11 +223,41 @@ def cost_usd(
         price = _override(provider_key, model)
         if price is not None:
             return float(price.cost(usage))
+    table_provider = provider_key
+    if provider_key in _SDK_API_HOSTS and server_address and server_address.lower() != _SDK_API_HOSTS[provider_key]:
+        table_provider = _provider_at(server_address.lower())
+        if table_provider == _NO_PROVIDER:
+            return None
     for model in models:
-        total = _genai_cost(provider_key, model, usage, when)
+        total = _genai_cost(table_provider, model, usage, when)
         if total is not None:
             return float(total)
     return None
+
+
+_hosts: dict[str, str] = {}
+
+
+def _provider_at(host: str) -> str:
+    """The genai-prices provider id whose API URL pattern ``https://{host}`` matches, or ``_NO_PROVIDER``."""
+    known = _hosts.get(host)
+    if known is not None:
+        return known
+    genai_prices = load_genai_prices()
+    if genai_prices is None:
+        return _NO_PROVIDER
+    try:
+        provider_id = genai_prices.data_snapshot.get_snapshot().find_provider(None, None, f"https://{host}").id
+    except LookupError:
+        provider_id = _NO_PROVIDER
+    except Exception as exc:  # another genai-prices version: no price rather than the wrong provider's
+        _log_library_error_once(exc)
+        return _NO_PROVIDER
+    with _lock:
+        if len(_hosts) >= _MAX_CACHED:
+            _hosts.clear()
+        _hosts[host] = provider_id
+    return provider_id if isinstance(provider_id, str) else _NO_PROVIDER
 
 
 def _override(provider: str | None, model: str) -> ModelPrice | None:
