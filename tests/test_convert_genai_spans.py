@@ -34,6 +34,10 @@ def record_of(attributes: dict[str, Any]) -> dict[str, Any]:
         ('["stop"]', ["stop"]),  # litellm's own spans write the list as JSON text
         ("stop", ["stop"]),
         ("[not json", ["[not json"]),
+        # Malformed values another emitter may set: one reason, never a record lost to a TypeError.
+        (5, ["5"]),
+        (True, ["True"]),
+        ('{"a": 1}', ['{"a": 1}']),
     ],
 )
 def test_finish_reasons_are_a_list_of_reasons_never_of_characters(reasons: Any, expected: list[str]) -> None:

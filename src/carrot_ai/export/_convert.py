@@ -354,7 +354,10 @@ def _llm_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> No
 
 def _finish_reasons(reasons: Any) -> list[str]:
     """The finish reasons of a span: a sequence as the conventions have them, or one string (litellm's own spans
-    write the list as JSON text: ``'["stop"]'``), never split into characters."""
+    write the list as JSON text: ``'["stop"]'``), never split into characters; any other single value (a number
+    some emitter set) is one reason, not a TypeError that loses the record."""
+    if not isinstance(reasons, str | list | tuple):
+        return [str(reasons)]
     if isinstance(reasons, str):
         if reasons.startswith("["):
             try:
