@@ -163,3 +163,33 @@ def test_otlp_protobuf_response_is_an_export_trace_service_response(client: Clie
 )
 def test_malformed_otlp_body_is_refused(client: Client, body: bytes, content_type: str, status: int) -> None:
     assert client.post("/v1/traces", body, {"Content-Type": content_type}).status_code == status
+
+
+def test_otlp_genai_spans_name_their_nearest_genai_ancestor_through_elided_spans_of_the_same_request(
+    server: TraceServer, client: Client
+) -> None:
+    """An application's HTTP server span above its GenAI spans is elided; a record names its nearest exported
+    ancestor, as the carrot exporter's records do, and a call whose ancestors are all elided is top-level."""
+    provider = TracerProvider(shutdown_on_exit=False)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("some.genai.instrumentation")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "acme", "gen_ai.request.model": "acme-1"}
+    with tracer.start_as_current_span("POST /ask", kind=SpanKind.SERVER):
+        with tracer.start_as_current_span("chat alone", kind=SpanKind.CLIENT, attributes=chat):
+            pass
+        agent_attributes = {"gen_ai.operation.name": "invoke_agent"}
+        with tracer.start_as_current_span("invoke_agent helper", attributes=agent_attributes):
+            with tracer.start_as_current_span("middleware"):
+                with tracer.start_as_current_span("chat under agent", kind=SpanKind.CLIENT, attributes=chat):
+                    pass
+    provider.shutdown()
+    # One request, as a batch span processor (or a collector) sends the spans that ended together.
+    assert OTLPSpanExporter(endpoint=server.url + "/v1/traces").export(memory.get_finished_spans()).name == "SUCCESS"
+
+    by_name = {r["name"]: r for r in client.search()}
+    assert set(by_name) == {"chat alone", "invoke_agent helper", "chat under agent"}
+    assert "parent_trace_id" not in by_name["chat alone"]["metadata"]
+    assert "parent_trace_id" not in by_name["invoke_agent helper"]["metadata"]
+    assert by_name["chat under agent"]["metadata"]["parent_trace_id"] == by_name["invoke_agent helper"]["id"]
+    assert sorted(client.names(root="true")) == ["chat alone", "invoke_agent helper"]

@@ -2,14 +2,17 @@
 
 Each decoded span becomes an SDK ``ReadableSpan`` and goes through :func:`carrot_ai.export.span_to_trace_record`,
 exactly as spans do in the application's process; spans that converter does not export (HTTP, database, ...) are
-elided. JSON follows the OTLP/JSON rules: ids are hex strings, enums are integers, 64-bit integers may be strings.
+elided. A record's ``parent_trace_id`` then names its nearest exported ancestor among the request's spans, as the
+exporter's records do (there, carrot's span processor sees every span start); an elided ancestor that is not in the
+request cannot be told from an exported one and is named as it is. JSON follows the OTLP/JSON rules: ids are hex
+strings, enums are integers, 64-bit integers may be strings.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -18,6 +21,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from carrot_ai.export import TraceRecord, span_to_trace_record
+from carrot_ai.export._convert import record_id
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -170,12 +174,37 @@ def _value(any_value: Any) -> Any:
 
 def spans_to_records(request: Any) -> tuple[list[TraceRecord], int]:
     """Convert every span the exporter would export; return the records and how many spans were elided."""
-    records: list[TraceRecord] = []
-    elided = 0
+    converted: list[tuple[ReadableSpan, TraceRecord]] = []
+    # (trace id, span id) of each elided span of the request -> its parent's span id (None at a root).
+    elided: dict[tuple[int, int], int | None] = {}
     for span in request_spans(request):
         record = span_to_trace_record(span)
-        if record is None:
-            elided += 1
-        else:
-            records.append(record)
-    return records, elided
+        if record is not None:
+            converted.append((span, record))
+        elif span.context is not None:
+            parent = span.parent
+            elided[(span.context.trace_id, span.context.span_id)] = parent.span_id if parent is not None else None
+    if elided:
+        for span, record in converted:
+            _skip_elided_parents(span, record, elided)
+    return [record for _, record in converted], len(elided)
+
+
+def _skip_elided_parents(span: ReadableSpan, record: TraceRecord, elided: Mapping[tuple[int, int], int | None]) -> None:
+    """Make ``record`` name its nearest exported ancestor, past the request's elided spans (an HTTP server span
+    above an LLM call): a parent id naming no record would keep the call out of the top-level records for good."""
+    parent, context = span.parent, span.context
+    if parent is None or context is None or (context.trace_id, parent.span_id) not in elided:
+        return
+    metadata: dict[str, Any] = record["metadata"]
+    if metadata.get("parent_trace_id") != record_id(context.trace_id, parent.span_id):
+        return  # a parent the span named itself (carrot's attributes), not its raw parent
+    ancestor: int | None = parent.span_id
+    for _ in range(len(elided)):  # (bounded: ids that loop in a malformed request end the walk)
+        if ancestor is None or (context.trace_id, ancestor) not in elided:
+            break
+        ancestor = elided[(context.trace_id, ancestor)]
+    if ancestor is None or (context.trace_id, ancestor) in elided:
+        metadata.pop("parent_trace_id", None)
+    else:
+        metadata["parent_trace_id"] = record_id(context.trace_id, ancestor)
