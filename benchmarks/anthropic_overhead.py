@@ -32,6 +32,9 @@ from _harness import drain, keep_up, settle_before_timing, sink_process
 
 import carrot_ai
 
+# The provider's own host (the in-process transport answers; nothing leaves the process): a call to another host
+# is priced by that host's provider, or not at all, and the export worker's figures should include the price.
+BASE_URL = "https://api.anthropic.com"
 MODEL = "claude-sonnet-4-5"  # priced by genai-prices; claude-opus-4-5 now warns (deprecated) on every call
 MESSAGE = {
     "id": "msg_bench",
@@ -94,9 +97,7 @@ def handler(request: httpx2.Request) -> httpx2.Response:
 
 def make_client(**options: Any) -> anthropic.Anthropic:
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    return anthropic.Anthropic(
-        api_key="sk-ant-bench", base_url="http://bench.invalid", http_client=http, max_retries=0, **options
-    )
+    return anthropic.Anthropic(api_key="sk-ant-bench", base_url=BASE_URL, http_client=http, max_retries=0, **options)
 
 
 def create_call(client: anthropic.Anthropic) -> Callable[[], Any]:

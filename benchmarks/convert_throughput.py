@@ -73,7 +73,7 @@ def make_llm_spans(count: int, exporter: Any) -> list[Any]:
 
     client = anthropic.Anthropic(
         api_key="sk-ant-bench",
-        base_url="http://bench.invalid",
+        base_url=anthropic_overhead.BASE_URL,
         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
         max_retries=0,
     )

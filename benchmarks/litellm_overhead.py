@@ -30,6 +30,9 @@ except ImportError:
 
 import carrot_ai
 
+# The provider's own host (the in-process transport answers; nothing leaves the process): a call to another host
+# is priced by that host's provider, or not at all, and the export worker's figures should include the price.
+BASE_URL = "https://api.openai.com/v1"
 MODEL = "openai/gpt-4o-mini"
 
 
@@ -40,7 +43,7 @@ def make_client() -> Any:
         return httpx.Response(200, headers={"content-type": "application/json", "x-request-id": "req_b"}, content=body)
 
     http = httpx.Client(transport=httpx.MockTransport(handler))
-    return openai.OpenAI(api_key="sk-bench", base_url="http://bench.invalid/v1", http_client=http, max_retries=0)
+    return openai.OpenAI(api_key="sk-bench", base_url=BASE_URL, http_client=http, max_retries=0)
 
 
 def completion_call(function: Callable[..., Any], client: Any) -> Callable[[], Any]:

@@ -42,6 +42,9 @@ from _harness import drain, keep_up, settle_before_timing, sink_process
 
 import carrot_ai
 
+# The provider's own host (the in-process transport answers; nothing leaves the process): a call to another host
+# is priced by that host's provider, or not at all, and the export worker's figures should include the price.
+BASE_URL = "https://api.openai.com/v1"
 MODEL = "gpt-4o-mini"
 COMPLETION = {
     "id": "chatcmpl-bench",
@@ -105,12 +108,12 @@ def handler(request: httpx2.Request) -> httpx2.Response:
 
 def make_client() -> openai.OpenAI:
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    return openai.OpenAI(api_key="sk-bench", base_url="http://bench.invalid/v1", http_client=http, max_retries=0)
+    return openai.OpenAI(api_key="sk-bench", base_url=BASE_URL, http_client=http, max_retries=0)
 
 
 def make_async_client() -> openai.AsyncOpenAI:
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    return openai.AsyncOpenAI(api_key="sk-bench", base_url="http://bench.invalid/v1", http_client=http, max_retries=0)
+    return openai.AsyncOpenAI(api_key="sk-bench", base_url=BASE_URL, http_client=http, max_retries=0)
 
 
 def async_create_call(client: openai.AsyncOpenAI, loop: asyncio.AbstractEventLoop) -> Callable[[], Any]:
