@@ -130,3 +130,32 @@ def test_carrot_inference_trace_header_is_sent_on(provider: FakeProvider) -> Non
     client.chat.completions.create(**kwargs)
     [sent] = provider.headers
     assert sent["x-carrot-trace"] == "true"
+
+
+@pytest.mark.parametrize("spelling", ["X-Carrot-Trace", "x-carrot-trace"])
+def test_a_metadata_only_call_on_a_client_tracing_through_the_carrot_api_sends_no_trace_header(
+    provider: FakeProvider, carrot: Any, spelling: str
+) -> None:
+    # A client made as the docs' inference-header snippet makes it (default X-Carrot-Trace: true, which makes the Carrot
+    # inference API keep the whole call). With the per-call metadata-only header taken out, the client's default came
+    # back: the call was sent with "true" and its content kept after all.
+    import anthropic
+    import openai
+
+    import carrot_ai
+
+    defaults = {spelling: "true"}
+    chat = carrot_ai.wrap(
+        openai.OpenAI(api_key="sk-test", base_url=f"{provider.base_url}/v1", max_retries=0, default_headers=defaults)
+    )
+    claude = carrot_ai.wrap(
+        anthropic.Anthropic(api_key="sk-ant-test", base_url=provider.base_url, max_retries=0, default_headers=defaults)
+    )
+    messages = [{"role": "user", "content": "private"}]
+    metadata_only = {"X-Carrot-Trace": "metadata-only"}
+    chat.chat.completions.create(model="gpt-4o-mini", messages=messages, extra_headers=metadata_only)  # type: ignore[arg-type]
+    claude.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=messages, extra_headers=metadata_only)  # type: ignore[arg-type]
+    chat.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+    assert [sent.get("x-carrot-trace") for sent in provider.headers] == [None, None, "true"]
+    records = carrot.wait_for(3)
+    assert ["private" in json.dumps(record) for record in records] == [False, False, True]

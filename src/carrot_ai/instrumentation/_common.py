@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from carrot_ai._core._content import TRACE_HEADER
 from carrot_ai._core._content import pop_trace_header as _pop_trace_header
 from carrot_ai._core._llm import keep_body
 
@@ -305,11 +307,43 @@ def wrap_derived_clients(client: Any, options: CallOptions, wrap: Callable[[Any,
     client.__dict__["with_options"] = copy_wrapped
 
 
-def prepare_kwargs(kwargs: dict[str, Any], iterable_keys: Sequence[str]) -> tuple[dict[str, Any], bool]:
+def prepare_kwargs(
+    kwargs: dict[str, Any], iterable_keys: Sequence[str], instance: Any = None
+) -> tuple[dict[str, Any], bool]:
     """At the start of a call: strip our ``X-Carrot-Trace`` header (True: metadata only) and materialise one-shot
-    iterables among ``iterable_keys``. ``kwargs`` is the call's own dict; the user's own iterator errors propagate."""
+    iterables among ``iterable_keys``. ``kwargs`` is the call's own dict; the user's own iterator errors propagate.
+    ``instance``: the SDK resource called (its client's default headers are looked at for a metadata-only call)."""
     metadata_only = _pop_trace_header(kwargs) if "extra_headers" in kwargs else False  # never raises
+    if metadata_only and instance is not None:
+        _omit_client_trace_header(kwargs, instance)
     return materialize_iterables(kwargs, iterable_keys), metadata_only
+
+
+def _omit_client_trace_header(kwargs: dict[str, Any], instance: Any) -> None:
+    """A metadata-only call on a client whose default headers carry ``X-Carrot-Trace`` (the Carrot inference API's
+    ``true``, which makes it keep the whole call): with the per-call header gone, the client's default would be sent
+    and the call's content kept after all. The call is sent without it (the SDK's ``Omit``, which both SDKs' header
+    merge drops): the caller asked for this call's content not to be kept. Only on that rare path; never raises."""
+    try:
+        client = getattr(instance, "_client", None)
+        defaults = getattr(client, "_custom_headers", None)
+        if not defaults or not hasattr(defaults, "keys"):
+            return
+        names = [name for name in defaults if isinstance(name, str) and name.lower() == TRACE_HEADER]
+        if not names:
+            return
+        package = sys.modules.get(type(client).__module__.split(".", 1)[0] + "._types")
+        omit = getattr(package, "Omit", None)
+        if omit is None:
+            return
+        headers = dict(kwargs.get("extra_headers") or {})
+        for name in names:  # (spelled as the client's defaults spell it: the SDKs merge header dicts by exact key)
+            headers[name] = omit()
+        kwargs["extra_headers"] = headers
+    except Exception as exc:
+        from carrot_ai._core._guard import report_internal_error
+
+        report_internal_error("trace header", exc)
 
 
 SdkTypes = tuple[type[Any], type[Any], tuple[type[Any], ...]]

@@ -163,7 +163,7 @@ def create_sync(
     """Wrapper of ``Messages.create`` / ``Messages.parse`` (sync)."""
     if in_llm_call():
         return wrapped(*args, **kwargs)
-    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
+    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS, instance)
     call = start_call(instance, kwargs, options, kwargs.get("stream") is True, metadata_only)
     if call is None:
         return wrapped(*args, **kwargs)
@@ -189,7 +189,7 @@ async def create_async(
     """Wrapper of ``AsyncMessages.create`` / ``AsyncMessages.parse``."""
     if in_llm_call():
         return await wrapped(*args, **kwargs)
-    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
+    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS, instance)
     call = start_call(instance, kwargs, options, kwargs.get("stream") is True, metadata_only)
     if call is None:
         return await wrapped(*args, **kwargs)
@@ -218,7 +218,7 @@ def stream_helper(
     """Wrapper of ``Messages.stream`` / ``AsyncMessages.stream``: the manager's request starts the span."""
     if in_llm_call():
         return wrapped(*args, **kwargs)
-    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
+    kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS, instance)
     manager = wrapped(*args, **kwargs)
     with guard("anthropic stream helper"):
         _hook_manager(manager, functools.partial(start_call, instance, kwargs, options, True, metadata_only))

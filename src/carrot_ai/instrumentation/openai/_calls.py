@@ -360,7 +360,7 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
     ) -> Any:
         if in_llm_call():
             return wrapped(*args, **kwargs)
-        kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
+        kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS, instance)
         stream = kwargs.get("stream") is True
         call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
         if call is None:
@@ -397,7 +397,7 @@ def _make_wrappers(endpoint: Endpoint) -> tuple[Wrapper, Wrapper]:
     ) -> Any:
         if in_llm_call():
             return await wrapped(*args, **kwargs)
-        kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS)
+        kwargs, metadata_only = _common.prepare_kwargs(kwargs, _extract.ITERABLE_KWARGS, instance)
         stream = kwargs.get("stream") is True
         call = start_call(endpoint, instance, kwargs, options, stream, metadata_only)
         if call is None:
