@@ -17,6 +17,12 @@ Default answers are deterministic and built from the request:
   ``cached_tokens`` = the tokens of the longest message prefix this server saw before (a repeated
   request is fully cached); ``reasoning_tokens`` = 16/32/64 for ``reasoning_effort`` (or
   ``reasoning.effort``) low/medium/high, and counted in ``completion_tokens``;
+* audio (chat): each ``input_audio`` part counts one audio token per 32 bytes of its decoded data (at least one),
+  reported in ``prompt_tokens_details.audio_tokens`` and part of ``prompt_tokens``; with ``"audio"`` in
+  ``modalities`` the answer is spoken: ``message.audio`` (``id``, ``data``, ``expires_at``, ``transcript``: the
+  text) with ``content`` null, streamed as ``delta.audio`` transcript pieces then data, and 4 audio tokens per
+  transcript word in ``completion_tokens_details.audio_tokens``, part of ``completion_tokens`` (as the real API
+  reports an audio model's usage);
 * ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens`` cut the text (finish ``length``).
 """
 
@@ -123,6 +129,36 @@ def _messages_for_tokens(messages: Sequence[Any]) -> int:
     return sum(count_tokens(text_of(m.get("content") if isinstance(m, Mapping) else m)) + 3 for m in messages)
 
 
+_OUTPUT_AUDIO_TOKENS_PER_WORD = 4
+
+
+def _input_audio_tokens(messages: Sequence[Any]) -> int:
+    """The audio tokens of the ``input_audio`` parts of `messages`: one per 32 bytes of decoded audio, at least one."""
+    tokens = 0
+    for m in messages:
+        content = m.get("content") if isinstance(m, Mapping) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") == "input_audio":
+                data = (part.get("input_audio") or {}).get("data") or ""
+                try:
+                    size = len(base64.b64decode(data))
+                except ValueError:
+                    size = len(data)
+                tokens += max(1, size // 32)
+    return tokens
+
+
+def _audio_id(plan: Mapping[str, Any], choice: int) -> str:
+    return f"audio_{plan['id'][len('chatcmpl-') :]}_{choice}"
+
+
+def _audio_data(transcript: str) -> str:
+    """Stand-in audio bytes of a spoken answer (base64), as long as its audio tokens would take."""
+    return base64.b64encode(bytes(32 * _OUTPUT_AUDIO_TOKENS_PER_WORD * count_tokens(transcript))).decode("ascii")
+
+
 def _last_user_text(messages: Sequence[Any]) -> str:
     for m in reversed(messages):
         if isinstance(m, Mapping) and m.get("role") == "user":
@@ -207,7 +243,8 @@ class FakeOpenAI(FakeServer):
         messages: list[Any] = list(body.get("messages") or [])
         n = int(body.get("n") or 1)
         user_text = _last_user_text(messages)
-        prompt_tokens = _messages_for_tokens(messages)
+        input_audio = _input_audio_tokens(messages)
+        prompt_tokens = _messages_for_tokens(messages) + input_audio
         cached_items = self.prompt_cache.longest_seen(messages)
         cached = _messages_for_tokens(messages[:cached_items])
         effort = body.get("reasoning_effort")
@@ -274,6 +311,9 @@ class FakeOpenAI(FakeServer):
         if legacy_call:
             completion += count_tokens(legacy_call["arguments"]) + 5
         completion += reasoning
+        spoken = "audio" in (body.get("modalities") or []) and bool(texts)
+        output_audio = _OUTPUT_AUDIO_TOKENS_PER_WORD * sum(count_tokens(t) for t in texts) if spoken else 0
+        completion += output_audio
         model = str(body.get("model") or "gpt-4o-mini")
         return {
             "id": f"chatcmpl-fake{self.next_id():06d}",
@@ -283,14 +323,15 @@ class FakeOpenAI(FakeServer):
             "calls": calls,
             "legacy_call": legacy_call,
             "finish": finish,
+            "spoken": spoken,
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion,
                 "total_tokens": prompt_tokens + completion,
-                "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+                "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": input_audio},
                 "completion_tokens_details": {
                     "reasoning_tokens": reasoning,
-                    "audio_tokens": 0,
+                    "audio_tokens": output_audio,
                     "accepted_prediction_tokens": 0,
                     "rejected_prediction_tokens": 0,
                 },
@@ -330,6 +371,13 @@ class FakeOpenAI(FakeServer):
                 ]
             elif plan["legacy_call"]:
                 message["function_call"] = dict(plan["legacy_call"])
+            elif plan["spoken"]:
+                message["audio"] = {
+                    "id": _audio_id(plan, c),
+                    "data": _audio_data(plan["texts"][c]),
+                    "expires_at": CREATED + 3600,
+                    "transcript": plan["texts"][c],
+                }
             else:
                 message["content"] = plan["texts"][c]
             choices.append({"index": c, "message": message, "logprobs": None, "finish_reason": plan["finish"]})
@@ -369,7 +417,7 @@ class FakeOpenAI(FakeServer):
         events: list[Any] = []
         for c in range(plan["n"]):
             first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-            if plan["calls"] or plan["legacy_call"]:
+            if plan["calls"] or plan["legacy_call"] or plan["spoken"]:
                 first["content"] = None
             if plan["legacy_call"]:
                 first["function_call"] = {"name": plan["legacy_call"]["name"], "arguments": ""}
@@ -394,12 +442,22 @@ class FakeOpenAI(FakeServer):
             elif plan["legacy_call"]:
                 for piece in fragments(plan["legacy_call"]["arguments"]):
                     events.append(chunk([delta(c, {"function_call": {"arguments": piece}})]))
-        # Text deltas of several choices interleave, as the real API's do.
+        # Text deltas of several choices interleave, as the real API's do; a spoken answer's are transcript pieces
+        # of ``delta.audio``, then its audio data and expiry.
         pieces = [list(iter_text_pieces(t)) for t in plan["texts"]]
         for step in range(max((len(p) for p in pieces), default=0)):
             for c, p in enumerate(pieces):
                 if step < len(p):
-                    events.append(chunk([delta(c, {"content": p[step]})]))
+                    if plan["spoken"]:
+                        audio = {"id": _audio_id(plan, c), "transcript": p[step]}
+                        events.append(chunk([delta(c, {"audio": audio})]))
+                    else:
+                        events.append(chunk([delta(c, {"content": p[step]})]))
+        if plan["spoken"]:
+            for c, text in enumerate(plan["texts"]):
+                audio = {"id": _audio_id(plan, c), "data": _audio_data(text)}
+                events.append(chunk([delta(c, {"audio": audio})]))
+                events.append(chunk([delta(c, {"audio": {"id": _audio_id(plan, c), "expires_at": CREATED + 3600}})]))
         for c in range(plan["n"]):
             events.append(chunk([delta(c, {}, plan["finish"])]))
         if include_usage:
