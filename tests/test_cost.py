@@ -137,6 +137,44 @@ def test_reasoning_tokens_use_their_own_rate_where_the_model_has_one() -> None:
     assert cost == pytest.approx((1000 * 2 + 600 * 8 + 400 * 3) / 1e6)
 
 
+@pytest.mark.parametrize("model", ["gpt-audio", "gpt-audio-mini", "gpt-4o-audio-preview", "gpt-4o-mini-audio-preview"])
+def test_audio_tokens_are_billed_at_the_audio_rates_as_genai_prices_bills_them(model: str) -> None:
+    # gpt-audio: $2.5 / $10 text, $32 / $64 audio per million; the -preview models have no audio rates in the table
+    # (audio tokens are then billed as text, as genai-prices does). Audio tokens are part of input / output.
+    import genai_prices
+
+    for usage in (
+        TokenUsage(1000, 500, input_audio=600),
+        TokenUsage(1000, 500, output_audio=400),
+        TokenUsage(1000, 500, cache_read=200, reasoning=50, input_audio=600, output_audio=400),
+    ):
+        expected = genai_prices.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.input,
+                output_tokens=usage.output,
+                cache_read_tokens=usage.cache_read,
+                output_reasoning_tokens=usage.reasoning,
+                input_audio_tokens=usage.input_audio,
+                output_audio_tokens=usage.output_audio,
+            ),
+            model,
+            provider_id="openai",
+            genai_request_timestamp=WHEN,
+        ).total_price
+        assert cost_usd("openai", (model,), usage, WHEN) == float(expected)
+    as_text = cost_usd("openai", ("gpt-audio",), TokenUsage(1000, 500), WHEN)
+    assert (
+        cost_usd("openai", ("gpt-audio",), TokenUsage(1000, 500, input_audio=600, output_audio=400), WHEN)
+        == (pytest.approx((400 * 2.5 + 600 * 32 + 100 * 10 + 400 * 64) / 1e6))
+        != as_text
+    )
+
+
+def test_audio_tokens_beyond_input_or_output_have_no_cost() -> None:
+    assert cost_usd("openai", ("gpt-audio",), TokenUsage(100, 100, input_audio=101), WHEN) is None
+    assert cost_usd("openai", ("gpt-audio",), TokenUsage(100, 100, output_audio=101), WHEN) is None
+
+
 def test_response_model_is_tried_before_request_model() -> None:
     assert cost_usd("openai", ("no-such-model-x", "gpt-4o"), TokenUsage(1000, 100), WHEN) == pytest.approx(0.0035)
 
@@ -310,6 +348,20 @@ def test_user_prices_default_cache_and_reasoning_to_input_and_output_rates() -> 
     _cost.set_price_overrides({"acme": {"input": 1, "output": 2}})
     usage = TokenUsage(input=1000, output=500, cache_read=300, reasoning=100)
     assert cost_usd(None, ("acme",), usage, WHEN) == pytest.approx((1000 * 1 + 500 * 2) / 1e6)
+
+
+def test_user_prices_bill_audio_at_their_audio_rates_or_else_at_input_and_output() -> None:
+    _cost.set_price_overrides(
+        {
+            "talk": {"input": 1, "output": 2},
+            "talk-priced": {"input": 1, "output": 2, "input_audio": 10, "output_audio": 20},
+        }
+    )
+    usage = TokenUsage(input=1000, output=500, cache_read=100, reasoning=50, input_audio=300, output_audio=200)
+    assert cost_usd(None, ("talk",), usage, WHEN) == pytest.approx((1000 * 1 + 500 * 2) / 1e6)
+    assert cost_usd(None, ("talk-priced",), usage, WHEN) == pytest.approx(
+        (700 * 1 + 300 * 10 + 300 * 2 + 200 * 20) / 1e6
+    )
 
 
 def test_user_prices_override_the_price_table_and_can_target_one_provider() -> None:

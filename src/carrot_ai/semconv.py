@@ -83,6 +83,16 @@ ANTHROPIC_MESSAGE_STOP_REASON: Final = "anthropic.message.stop_reason"
 # anthropic's own spans set it, and so does our instrumentation, so that the cost prices it at its own rate.
 ANTHROPIC_USAGE_CACHE_WRITE_1H_INPUT_TOKENS: Final = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
 
+# --- Audio tokens (OpenAI's ``prompt_tokens_details.audio_tokens`` / ``completion_tokens_details.audio_tokens``) ---
+# The audio part of the input / output tokens, which an audio model bills at several times its text rates (gpt-audio:
+# $32 / $64 per million, text $2.5 / $10). The GenAI conventions have no name for them, so, like Anthropic's 1-hour
+# cache writes above, they carry the namespace of the API that reports them; named as the record's metadata keys and
+# genai-prices' usage fields (``input_audio_tokens``), not after the JSON path, which differs between chat
+# (``prompt_…``) and the other APIs (``input_…``). Our OpenAI and LiteLLM instrumentations set them only when
+# non-zero; the exporter reads them from any span.
+OPENAI_USAGE_INPUT_AUDIO_TOKENS: Final = "openai.usage.input_audio_tokens"
+OPENAI_USAGE_OUTPUT_AUDIO_TOKENS: Final = "openai.usage.output_audio_tokens"
+
 # --- General conventions --------------------------------------------------------------------------------------
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"

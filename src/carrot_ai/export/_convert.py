@@ -55,7 +55,11 @@ _TOKEN_FIELDS = (
     ),
     # The part of the cache writes with a 1-hour TTL (Anthropic), priced at its own rate.
     ("cache_write_1h_input_tokens", (semconv.ANTHROPIC_USAGE_CACHE_WRITE_1H_INPUT_TOKENS,)),
+    # The audio part of the input / output tokens (OpenAI), priced at the model's audio rates; only when non-zero.
+    ("input_audio_tokens", (semconv.OPENAI_USAGE_INPUT_AUDIO_TOKENS,)),
+    ("output_audio_tokens", (semconv.OPENAI_USAGE_OUTPUT_AUDIO_TOKENS,)),
 )
+_NONZERO_TOKEN_FIELDS = frozenset(("input_audio_tokens", "output_audio_tokens"))
 _REQUEST_PARAMS = (
     ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
     ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
@@ -326,7 +330,8 @@ def _llm_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> No
         for name in names:
             value = attributes.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                metadata[key] = value
+                if value or key not in _NONZERO_TOKEN_FIELDS:
+                    metadata[key] = value
                 break
     operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
     if operation == semconv.OP_EMBEDDINGS and "input_tokens" in metadata:
@@ -390,6 +395,8 @@ def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns:
         metadata.get("cache_write_input_tokens", 0),
         metadata.get("reasoning_tokens", 0),
         metadata.get("cache_write_1h_input_tokens", 0),
+        metadata.get("input_audio_tokens", 0),
+        metadata.get("output_audio_tokens", 0),
     )
     when = datetime.datetime.fromtimestamp(start_ns / 1e9, tz=datetime.timezone.utc)
     try:

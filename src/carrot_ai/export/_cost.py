@@ -7,7 +7,8 @@ the call is used, so a record's cost never depends on when it was exported. A mo
 call without token counts, gets no cost at all (absent, not zero).
 
 Token convention (the trace record's): ``input`` includes cache reads and cache writes; ``reasoning`` is part of
-``output``. Each part is billed at its own rate where the model has one, else at the input / output rate.
+``output``; audio tokens (``input_audio`` / ``output_audio``) are part of ``input`` / ``output``. Each part is billed
+at its own rate where the model has one, else at the input / output rate.
 
 This runs on the exporter's worker thread, never on the application's. genai-prices resolves a model in about a
 microsecond (it caches the lookup) but then spends ~80-100 µs decomposing the usage into priced units, and calls'
@@ -32,7 +33,7 @@ from typing import Any, NamedTuple
 
 logger = logging.getLogger("carrot_ai")
 
-PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning", "input_audio", "output_audio")
 _MILLION = Decimal(1_000_000)
 # GenAI-convention provider names genai-prices does not resolve by itself.
 _PROVIDER_ALIASES = {
@@ -110,7 +111,10 @@ class TokenUsage(NamedTuple):
     """Token counts of one call, in the trace record's convention (cache parts of input, reasoning part of output).
 
     ``cache_write_1h`` is the part of ``cache_write`` written with a 1-hour TTL (Anthropic bills it at 2x the input
-    rate, a 5-minute write at 1.25x), so it is priced at its own rate where genai-prices has one."""
+    rate, a 5-minute write at 1.25x), so it is priced at its own rate where genai-prices has one. ``input_audio`` /
+    ``output_audio`` are the audio part of ``input`` / ``output`` (OpenAI's ``prompt_tokens_details.audio_tokens``
+    / ``completion_tokens_details.audio_tokens``): an audio model bills them at several times its text rates. They
+    may overlap the cache and reasoning parts (a cached audio token is both), so they are only bounded by the whole."""
 
     input: int = 0
     output: int = 0
@@ -118,6 +122,8 @@ class TokenUsage(NamedTuple):
     cache_write: int = 0
     reasoning: int = 0
     cache_write_1h: int = 0
+    input_audio: int = 0
+    output_audio: int = 0
 
     def valid(self) -> bool:
         return (
@@ -125,17 +131,25 @@ class TokenUsage(NamedTuple):
             and self.cache_read + self.cache_write <= self.input
             and self.reasoning <= self.output
             and self.cache_write_1h <= self.cache_write
+            and self.input_audio <= self.input
+            and self.output_audio <= self.output
         )
 
 
 class ModelPrice(NamedTuple):
-    """A user's price for one model, in USD per million tokens; parts without a price use input / output."""
+    """A user's price for one model, in USD per million tokens; parts without a price use input / output.
+
+    Audio tokens without an audio price are billed as the tokens they are part of (input / output, cache, reasoning);
+    with one (``input_audio`` / ``output_audio``), an audio token is billed at it instead of the input / output rate.
+    The two are kept this simple because the APIs do not say which audio tokens were cached (or reasoning)."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
     reasoning: Decimal | None = None
+    input_audio: Decimal | None = None
+    output_audio: Decimal | None = None
 
     def cost(self, usage: TokenUsage) -> Decimal:
         uncached = usage.input - usage.cache_read - usage.cache_write
@@ -146,6 +160,10 @@ class ModelPrice(NamedTuple):
             + (usage.output - usage.reasoning) * self.output
             + usage.reasoning * (self.output if self.reasoning is None else self.reasoning)
         )
+        if self.input_audio is not None:
+            total += usage.input_audio * (self.input_audio - self.input)
+        if self.output_audio is not None:
+            total += usage.output_audio * (self.output_audio - self.output)
         return total / _MILLION
 
 
@@ -154,7 +172,8 @@ def parse_prices(prices: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Mo
 
     Keys are model names (matched case-insensitively against the response model, then the request model), or
     ``"provider/model"`` to price a model for one provider only. Each price is USD per million tokens; ``input``
-    and ``output`` are required, ``cache_read``, ``cache_write`` and ``reasoning`` are optional. Raises
+    and ``output`` are required, ``cache_read``, ``cache_write``, ``reasoning``, ``input_audio`` and ``output_audio``
+    are optional. Raises
     ``ValueError`` naming the offending entry.
     """
     if prices is None:
@@ -222,7 +241,8 @@ def cost_usd(
     for model in models:
         price = _override(provider_key, model)
         if price is not None:
-            return float(price.cost(usage))
+            own = price.cost(usage)  # (negative only with audio cheaper than text and counted as cached too)
+            return float(own) if own >= 0 else None
     table_provider = provider_key
     if provider_key in _SDK_API_HOSTS and server_address and server_address.lower() != _SDK_API_HOSTS[provider_key]:
         table_provider = _provider_at(server_address.lower())
@@ -291,10 +311,12 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
     memo_key = None
     if resolved is not None:
         # The rates read off genai-prices cover the five counts of the common case; a usage with 1-hour cache writes
-        # is priced by genai-prices itself (memoized below).
+        # or audio tokens is priced by genai-prices itself (memoized below): how it splits audio from cache reads
+        # depends on the price (a model with a cached-audio rate wants the cached audio count), which the five
+        # rates cannot express, and audio calls are few.
         rates = (
             _rates_in_force(genai_prices, provider_id, model, when, price, usage.input)
-            if not usage.cache_write_1h
+            if not (usage.cache_write_1h or usage.input_audio or usage.output_audio)
             else None
         )
         if rates is not None:
@@ -338,6 +360,13 @@ def _calc(genai_prices: Any, provider_id: str | None, model: str, when: datetime
     }
     if usage.cache_write_1h:  # (a part of cache_write_tokens; genai-prices bills it at cache_write_1h_mtok)
         counts["cache_write_1h_tokens"] = usage.cache_write_1h
+    # Parts of input_tokens / output_tokens, billed at input_audio_mtok / output_audio_mtok (else as text). A model
+    # with a cached-audio rate refuses a usage with both cache reads and input audio (it wants the cached audio
+    # count, which chat completions do not report): such a call gets no cost rather than a guessed one.
+    if usage.input_audio:
+        counts["input_audio_tokens"] = usage.input_audio
+    if usage.output_audio:
+        counts["output_audio_tokens"] = usage.output_audio
     return genai_prices.calc_price(
         genai_prices.Usage(**counts),
         model,

@@ -338,10 +338,17 @@ def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
         cached = get(input_details, "cached_tokens")
         if isinstance(cached, int):
             attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
+        # The audio part of the input (an audio model bills it at its audio rate); every chat usage says 0.
+        audio = get(input_details, "audio_tokens")
+        if type(audio) is int and audio > 0:
+            attributes[semconv.OPENAI_USAGE_INPUT_AUDIO_TOKENS] = audio
     if output_details is not None:
         reasoning = get(output_details, "reasoning_tokens")
         if isinstance(reasoning, int):
             attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+        audio = get(output_details, "audio_tokens")
+        if type(audio) is int and audio > 0:
+            attributes[semconv.OPENAI_USAGE_OUTPUT_AUDIO_TOKENS] = audio
 
 
 def _response_basics(response: Any, attributes: dict[str, AttributeValue]) -> None:
