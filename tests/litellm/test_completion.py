@@ -360,3 +360,50 @@ def test_a_sync_stream_with_fallbacks_is_recorded_as_its_caller_read_it(
         assert record["output"] == {"message": {"role": "assistant", "content": text}}
     else:
         assert (record["status"], record["output"]["error_type"]) == ("error", error)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_audio_tokens_are_recorded_and_priced_at_the_audio_rates(
+    way: str, oai: FakeOpenAI, carrot: IngestServer, stream: bool
+) -> None:
+    """LiteLLM's usage keeps OpenAI's audio token details: the record carries them and genai-prices' audio price."""
+    import base64
+    import datetime
+
+    import genai_prices
+
+    audio = base64.b64encode(bytes(3200)).decode("ascii")
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what does this say"},
+                {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+            ],
+        }
+    ]
+    speak: dict[str, Any] = {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "pcm16"}}
+    if stream:
+        speak["stream_options"] = {"include_usage": True}
+    response = litellm.completion(
+        model="openai/gpt-audio", messages=messages, stream=stream, **speak, **via_openai(oai)
+    )
+    usage = [chunk for chunk in response if getattr(chunk, "usage", None)][-1].usage if stream else response.usage
+    [record] = records(carrot, 1)
+    metadata = record["metadata"]
+    assert metadata["input_audio_tokens"] == usage.prompt_tokens_details.audio_tokens > 0
+    assert metadata["output_audio_tokens"] == usage.completion_tokens_details.audio_tokens > 0
+    when = datetime.datetime.fromisoformat(record["started_at"].replace("Z", "+00:00"))
+    expected = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cache_read_tokens=metadata.get("cache_read_input_tokens", 0),
+            input_audio_tokens=usage.prompt_tokens_details.audio_tokens,
+            output_audio_tokens=usage.completion_tokens_details.audio_tokens,
+        ),
+        "gpt-audio",
+        provider_id="openai",
+        genai_request_timestamp=when,
+    ).total_price
+    assert metadata["cost_usd"] == float(expected)

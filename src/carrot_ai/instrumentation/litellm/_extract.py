@@ -212,6 +212,13 @@ def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
     reasoning = get(get(usage, "completion_tokens_details"), "reasoning_tokens")
     if isinstance(reasoning, int) and reasoning > 0:
         attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    # The audio part of input / output (OpenAI's details, which LiteLLM keeps), billed at the model's audio rates.
+    input_audio = get(get(usage, "prompt_tokens_details"), "audio_tokens")
+    if type(input_audio) is int and input_audio > 0:
+        attributes[semconv.OPENAI_USAGE_INPUT_AUDIO_TOKENS] = input_audio
+    output_audio = get(get(usage, "completion_tokens_details"), "audio_tokens")
+    if type(output_audio) is int and output_audio > 0:
+        attributes[semconv.OPENAI_USAGE_OUTPUT_AUDIO_TOKENS] = output_audio
 
 
 def response_attributes(response: Any) -> dict[str, AttributeValue]:
