@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,16 +23,16 @@ from tests.ingest_server import IngestServer
 from tests.openai.conftest import API_KEY, records
 from tests.privacy_helpers import carrot_session
 
-try:  # the HTTP library of openai 3.x; 1.x and 2.x use httpx
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover
-    import httpx  # type: ignore[no-redef]
+# The HTTP library of the installed SDK (httpx2 for openai 3.x, httpx before; both may be installed).
+httpx: Any = importlib.import_module(
+    next(c.__module__ for c in openai.DefaultHttpxClient.__mro__ if c.__module__.startswith("httpx")).split(".")[0]
+)
 
 AUDIO_MODEL = "gpt-audio"  # genai-prices: $2.5 / $10 text, $32 / $64 audio per million tokens
 SPEAK = {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "pcm16"}}
 
 
-class _ToFake(httpx.BaseTransport):
+class _ToFake(httpx.BaseTransport):  # type: ignore[misc]
     """Sends each request to the fake server (same path and body); the SDK and carrot see api.openai.com."""
 
     def __init__(self, fake: FakeOpenAI) -> None:
@@ -92,6 +93,16 @@ def _table_price(usage: openai.types.CompletionUsage, model: str, when: datetime
     return float(price.total_price)
 
 
+def _transcript_piece(chunk: Any) -> str:
+    """The transcript text of a chunk's ``delta.audio`` (a dict on SDKs whose delta model has no ``audio``)."""
+    if not chunk.choices:
+        return ""
+    delta = chunk.choices[0].delta
+    audio = getattr(delta, "audio", None) or (delta.model_extra or {}).get("audio")
+    transcript = audio.get("transcript") if isinstance(audio, dict) else getattr(audio, "transcript", None)
+    return transcript or ""
+
+
 def _started_at(record: dict[str, Any]) -> datetime.datetime:
     return datetime.datetime.fromisoformat(record["started_at"].replace("Z", "+00:00"))
 
@@ -129,9 +140,7 @@ def test_a_streamed_spoken_answer_is_priced_at_the_audio_rates(
     chunks = list(stream)
     client.close()
 
-    assert "".join(
-        c.choices[0].delta.audio.transcript or "" for c in chunks if c.choices and c.choices[0].delta.audio
-    ) == ("Echo: say it back")
+    assert "".join(_transcript_piece(c) for c in chunks) == "Echo: say it back"
     [record] = records(carrot, 1)
     metadata = record["metadata"]
     if caller_asks_usage:
