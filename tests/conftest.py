@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 # Internal errors in our telemetry code fail the tests instead of being swallowed.
 os.environ["CARROT_STRICT"] = "1"
@@ -57,6 +59,19 @@ def carrot(ingest: IngestServer, tracer_provider: TracerProvider) -> Iterator[In
     yield ingest
     carrot_ai.shutdown()
     assert _setup._state is None
+
+
+@pytest.fixture
+def spans(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
+    """carrot_ai set up against the ingest server, on a tracer provider whose finished spans are kept here (a second
+    processor: a response is then read from the SDK's objects, not from the body on the export worker)."""
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
+    yield exporter
+    carrot_ai.shutdown()
+    provider.shutdown()
 
 
 # The export queue of the ``backlogged`` fixture: a call or two fill a quarter of it, past which calls are read on the

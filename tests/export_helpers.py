@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 import carrot_ai
 from carrot_ai._setup import current_exporter
@@ -85,3 +86,8 @@ def run_python(code: str, env: dict[str, str], timeout: float = 30.0) -> subproc
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def json_attribute(span: ReadableSpan, name: str) -> Any:
+    """A span attribute holding JSON (``gen_ai.input.messages`` ...), decoded."""
+    return json.loads((span.attributes or {})[name])  # type: ignore[arg-type]

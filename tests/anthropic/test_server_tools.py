@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import carrot_ai
 from carrot_ai import semconv
 from tests.anthropic.conftest import MODEL, make_client, records, user
+from tests.export_helpers import json_attribute as _json_attribute
 from tests.fakes import JSONReply, SSEEvent, SSEReply
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.ingest_server import IngestServer
@@ -106,23 +104,6 @@ EXPECTED_PARTS = [
     {"type": "text", "content": "Carrots cost 1 EUR; 6 * 7 = 42."},
     {"type": "tool_call", "id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}},
 ]
-
-
-@pytest.fixture
-def spans(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
-    """carrot_ai set up against the ingest server, on a tracer provider whose finished spans are kept here (a second
-    processor: the response is then read from the SDK's objects, not from the body on the export worker)."""
-    provider = TracerProvider(shutdown_on_exit=False)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
-    yield exporter
-    carrot_ai.shutdown()
-    provider.shutdown()
-
-
-def _json_attribute(span: ReadableSpan, name: str) -> Any:
-    return json.loads((span.attributes or {})[name])  # type: ignore[arg-type]
 
 
 def _message(fake: FakeAnthropic, content: list[dict[str, Any]], stop_reason: str = "tool_use") -> dict[str, Any]:

@@ -3,39 +3,19 @@ streamed refusals and audio, Responses items beyond text and function calls), sc
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import carrot_ai
 from carrot_ai import semconv
+from tests.export_helpers import json_attribute as _json_attribute
 from tests.fakes import JSONReply, SSEEvent, SSEReply
 from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
 from tests.openai.conftest import make_client, records, user
 
 CUSTOM_TOOL = {"type": "custom", "custom": {"name": "code_exec", "description": "Run Python"}}
-
-
-@pytest.fixture
-def spans(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
-    """carrot_ai set up against the ingest server, on a tracer provider whose finished spans are kept here."""
-    provider = TracerProvider(shutdown_on_exit=False)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
-    yield exporter
-    carrot_ai.shutdown()
-    provider.shutdown()
-
-
-def _json_attribute(span: ReadableSpan, name: str) -> Any:
-    return json.loads((span.attributes or {})[name])  # type: ignore[arg-type]
 
 
 def _completion(model: str, message: dict[str, Any], finish_reason: str) -> dict[str, Any]:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import carrot_ai
 from carrot_ai import semconv
+from tests.export_helpers import json_attribute as _json_attribute
 from tests.fakes import JSONReply, SSEEvent, SSEReply
 from tests.fakes.openai_server import FakeOpenAI
 from tests.ingest_server import IngestServer
@@ -174,23 +172,6 @@ EXPECTED_PARTS = [
         "arguments": {"action": COMPUTER_CALL["action"], "pending_safety_checks": []},
     },
 ]
-
-
-@pytest.fixture
-def spans(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
-    """carrot_ai set up against the ingest server, on a tracer provider whose finished spans are kept here (a second
-    processor: the response is then read from the SDK's objects, not from the body on the export worker)."""
-    provider = TracerProvider(shutdown_on_exit=False)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
-    yield exporter
-    carrot_ai.shutdown()
-    provider.shutdown()
-
-
-def _json_attribute(span: ReadableSpan, name: str) -> Any:
-    return json.loads((span.attributes or {})[name])  # type: ignore[arg-type]
 
 
 def _response(fake: FakeOpenAI, output: list[dict[str, Any]]) -> dict[str, Any]:

@@ -546,30 +546,10 @@ def responses_request(
 def input_item(item: Any) -> dict[str, Any]:
     """One Responses ``input`` item as a GenAI message."""
     kind = get(item, "type")
-    if kind == "function_call":
-        return {
-            "role": "assistant",
-            "parts": [
-                {
-                    "type": "tool_call",
-                    "id": get(item, "call_id"),
-                    "name": get(item, "name"),
-                    "arguments": _arguments(item),
-                }
-            ],
-        }
-    if kind == "custom_tool_call":
-        return {
-            "role": "assistant",
-            "parts": [
-                {
-                    "type": "tool_call",
-                    "id": get(item, "call_id"),
-                    "name": get(item, "name"),
-                    "arguments": get(item, "input"),
-                }
-            ],
-        }
+    if kind in ("function_call", "custom_tool_call"):
+        arguments = _arguments(item) if kind == "function_call" else get(item, "input")  # (a custom tool's: text)
+        call = {"type": "tool_call", "id": get(item, "call_id"), "name": get(item, "name"), "arguments": arguments}
+        return {"role": "assistant", "parts": [call]}
     if kind in ("function_call_output", "custom_tool_call_output") or kind in CALLER_OUTPUT_ITEMS:
         call_id = get(item, "call_id")
         if call_id is None:  # a local shell call's output names its call by ``id``
