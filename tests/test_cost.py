@@ -183,6 +183,20 @@ def test_unknown_model_has_no_cost() -> None:
     assert cost_usd("openai", ("my-finetune-that-does-not-exist",), TokenUsage(1000, 100), WHEN) is None
 
 
+def test_ever_new_model_names_leave_genai_prices_lookup_caches_bounded() -> None:
+    """A long-running service pricing calls of ever new model names (fine-tuned ids, deployment names, what a
+    gateway's users ask for): genai-prices caches every name it is asked about and never evicts (~100-350 bytes a
+    name, found in review); carrot keeps those caches within the bound of its own. Known names still resolve after."""
+    genai_prices = _cost.load_genai_prices()
+    assert genai_prices is not None
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    for index in range(_cost._MAX_CACHED + 500):
+        assert cost_usd("openai", (f"ft:gpt-4o-mini:acme::{index}",), TokenUsage(10, 5), WHEN) is None
+    sizes = {name: len(getattr(snapshot, name)) for name in _cost._LIBRARY_CACHES}
+    assert max(sizes.values()) <= _cost._MAX_CACHED, sizes
+    assert cost_usd("openai", ("gpt-4o",), TokenUsage(1000, 100), WHEN) == pytest.approx(0.0035)
+
+
 def test_unknown_provider_is_not_guessed_from_the_model_name() -> None:
     assert cost_usd("my-local-server", ("gpt-4o",), TokenUsage(1000, 100), WHEN) is None
 

@@ -307,6 +307,7 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
                 "forked); records carry no cost_usd unless init(prices=...)"
             )
         return None
+    _bound_library_caches(genai_prices)
     resolved, price = _price_in_force(genai_prices, provider_id, model, when)
     memo_key = None
     if resolved is not None:
@@ -347,6 +348,26 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
             _memo[memo_key] = cost
             _remember_price(price)  # kept alive, so that its id stays its own while it is part of a key
     return cost
+
+
+# genai-prices' own lookup caches on its price table (``DataSnapshot``), keyed by the model name asked about: they
+# never evict, and a model name is the application's (fine-tuned ids, deployment names, a gateway passing on what its
+# users ask for). ``_provider_cache`` alone grew ~100-350 bytes for every distinct name, known to the table or not.
+_LIBRARY_CACHES = ("_lookup_cache", "_provider_cache", "_provider_misses")
+
+
+def _bound_library_caches(genai_prices: Any) -> None:
+    """Empty any of genai-prices' lookup caches (:data:`_LIBRARY_CACHES`) past ``_MAX_CACHED`` entries, as carrot's own
+    caches are, so that a process that prices calls of ever new model names does not grow for ever; it then looks
+    names up again (~1 µs each). Runs on the export worker, once a priced record: three ``len()``. Never raises."""
+    try:
+        snapshot = genai_prices.data_snapshot.get_snapshot()
+        for name in _LIBRARY_CACHES:
+            cache = getattr(snapshot, name, None)
+            if isinstance(cache, dict | set) and len(cache) > _MAX_CACHED:
+                cache.clear()
+    except Exception:  # another genai-prices version: its caches are its own business
+        pass
 
 
 def _calc(genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, usage: TokenUsage) -> Any:
