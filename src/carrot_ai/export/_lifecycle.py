@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import sys
 import time
@@ -27,13 +26,17 @@ _exit_hook_registered = False
 
 
 def register(exporter: CarrotSpanExporter) -> None:
-    """Track ``exporter``: reset it in forked children, flush it at exit."""
+    """Track ``exporter``: reset it in forked children, flush it at exit.
+
+    One fork hook and one exit hook for all of them, registered with the first: a hook per exporter (what
+    ``os.register_at_fork`` takes can never be removed) kept ~270 bytes for each exporter ever made, for the life
+    of the process (an ``init()`` with other settings, or a ``CarrotClient(api_key=...)``, makes one)."""
     global _exit_hook_registered
     _instances.add(exporter)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(exporter)))
     if not _exit_hook_registered:
         _exit_hook_registered = True
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
         atexit.register(_at_exit)
         _flush_at_multiprocessing_exit()
 
@@ -63,10 +66,12 @@ def _in_multiprocessing_child(_: object) -> None:
     multiprocessing.util.Finalize(None, _at_exit, exitpriority=0)
 
 
-def _after_fork_in_child(ref: weakref.ref[CarrotSpanExporter]) -> None:
-    exporter = ref()
-    if exporter is not None:
-        exporter._after_fork()
+def _after_fork_in_child() -> None:
+    for exporter in list(_instances):
+        try:
+            exporter._after_fork()
+        except Exception as exc:  # one exporter's reset must not keep the others' from theirs
+            report_internal_error("exporter after fork", exc)
 
 
 def _at_exit() -> None:

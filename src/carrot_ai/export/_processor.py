@@ -9,7 +9,6 @@ ancestor as its parent when its OpenTelemetry parent is a span carrot does not e
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import weakref
@@ -62,8 +61,7 @@ class CarrotSpanProcessor(SpanProcessor):
             exporter._carrot_processor = self  # type: ignore[attr-defined]
         self._duplicates: set[int] = set()
         self._lock = threading.Lock()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=functools.partial(_reset_after_fork, weakref.ref(self)))
+        _instances.add(self)  # its lock is made anew in a forked child (_reset_after_fork)
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
@@ -162,8 +160,16 @@ class CarrotSpanProcessor(SpanProcessor):
         return self.exporter.force_flush(timeout_millis) if self.deliver else True
 
 
-def _reset_after_fork(ref: weakref.ref[CarrotSpanProcessor]) -> None:
-    processor = ref()
-    if processor is not None:
+# Every processor made (weakly), for one fork hook for all: a hook per processor (what ``os.register_at_fork`` takes
+# can never be removed) kept ~270 bytes for each processor ever made, for the life of the process.
+_instances: weakref.WeakSet[CarrotSpanProcessor] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for processor in list(_instances):
         # A lock held by another thread at fork time would stay held forever in the child.
         processor._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
