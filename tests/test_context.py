@@ -122,6 +122,50 @@ def test_context_follows_threads_and_thread_pools(ingest: IngestServer, tracer_p
             assert record["tags"] == ["t"]
 
 
+def test_a_finished_thread_is_freed_with_its_context_without_the_garbage_collector(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    """Carrying the context into a thread must not keep the thread alive once it is done: the ``run`` carrot put on
+    it held the thread itself (a reference cycle), so every thread started in a service stayed in memory, with the
+    context copied into it (the spans of its callers) and whatever its target held, until the garbage collector
+    came round (found in review). Freed by its last reference, as without carrot; its ``run`` is its class's again;
+    a thread given its own ``run`` keeps it."""
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    def work(payload: Payload) -> None:
+        step("in thread")
+
+    def own_run() -> None:
+        step("own run")
+
+    with carrot_session(ingest, tracer_provider):
+        gc.disable()  # (what the collector would free later is what this looks for)
+        try:
+            with carrot_ai.context(user_id="threaded"):
+                payload = Payload()
+                thread = threading.Thread(target=work, args=(payload,))
+                thread.start()
+                thread.join()
+                assert "run" not in vars(thread)
+                own = threading.Thread()
+                own.run = own_run  # type: ignore[method-assign]
+                own.start()
+                own.join()
+                assert own.run is own_run
+            thread_ref, payload_ref = weakref.ref(thread), weakref.ref(payload)
+            del thread, payload
+            assert thread_ref() is None and payload_ref() is None
+        finally:
+            gc.enable()
+        records = _by_input_label(records_after_flush(ingest, 2))
+        assert records["in thread"]["metadata"]["user_id"] == "threaded"
+        assert records["own run"]["metadata"]["user_id"] == "threaded"
+
+
 def test_a_later_init_can_turn_thread_propagation_off(ingest: IngestServer, tracer_provider: TracerProvider) -> None:
     with carrot_session(ingest, tracer_provider):  # the default: the context follows threads
         pass

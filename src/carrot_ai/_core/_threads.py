@@ -20,16 +20,47 @@ _original_start: Any = None
 _original_submit: Any = None
 
 
+_NOTHING: Any = object()
+
+
 def _start(self: threading.Thread) -> None:
-    if _enabled:
-        try:
-            ctx = contextvars.copy_context()
-            run = self.run
-            # An instance attribute shadows the class's run(), subclasses' overrides included.
-            self.run = functools.partial(ctx.run, run)  # type: ignore[method-assign]
-        except Exception:
-            pass
-    _original_start(self)
+    if not _enabled:
+        _original_start(self)
+        return
+    shadowed = _NOTHING
+    try:
+        ctx = contextvars.copy_context()
+        shadowed = vars(self).get("run", _NOTHING)
+        # An instance attribute shadows the class's run(), subclasses' overrides included. It holds the thread (its
+        # bound run()): a cycle, which _run_in_context breaks when the run is over, so that a finished thread is
+        # freed by its last reference, with the copied context (its spans) and what its target held, as without
+        # carrot, not by the garbage collector some time later.
+        self.run = functools.partial(_run_in_context, self, ctx, self.run, shadowed)  # type: ignore[method-assign]
+    except Exception:
+        pass
+    try:
+        _original_start(self)
+    except BaseException:
+        _unshadow(self, shadowed)  # never started: nothing will run it
+        raise
+
+
+def _run_in_context(thread: threading.Thread, ctx: contextvars.Context, run: Any, shadowed: Any) -> None:
+    try:
+        ctx.run(run)
+    finally:
+        _unshadow(thread, shadowed)
+
+
+def _unshadow(thread: threading.Thread, shadowed: Any) -> None:
+    """Put back the ``run`` attribute ``_start`` replaced: none (the class's), or the instance's own."""
+    try:
+        if shadowed is _NOTHING:
+            vars(thread).pop("run", None)
+        else:
+            thread.run = shadowed  # type: ignore[method-assign]
+    except Exception:
+        pass
 
 
 def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
