@@ -131,6 +131,31 @@ def test_a_model_is_dumped_with_the_aliases_and_fields_each_sdk_sends() -> None:
     assert to_jsonable(params, request_body=OPENAI) == sent
 
 
+def test_converting_a_value_leaves_no_garbage_for_the_collector() -> None:
+    """Every conversion (each ``@trace`` call's input and output, each request on the export worker) is freed by
+    reference counting as it returns: the converter kept a bound method of itself, a reference cycle left for the
+    garbage collector, three objects a conversion (found in review)."""
+    import gc
+
+    import openai
+
+    from carrot_ai._core._serialize import to_jsonable
+    from carrot_ai.instrumentation.openai._extract import REQUEST_BODY as OPENAI
+
+    params = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": openai.NOT_GIVEN}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            assert to_jsonable({"question": "q", "options": {"k": [1, 2]}}, mask_secrets=True)["options"] == {
+                "k": [1, 2]
+            }
+            assert "temperature" not in to_jsonable(params, request_body=OPENAI)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 def test_entries_the_sdk_leaves_out_are_not_recorded(
     fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, carrot: IngestServer
 ) -> None:

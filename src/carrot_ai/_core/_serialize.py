@@ -101,7 +101,8 @@ def to_jsonable(
     ``request_body``: ``value`` is a model call's request parameters, recorded as that SDK sends them (see the
     module's rules)."""
     try:
-        return _Converter(max_string, max_items, max_depth, mask_secrets, request_body).convert(value, 0)
+        kind = _Converter if request_body is None else _BodyConverter
+        return kind(max_string, max_items, max_depth, mask_secrets, request_body).convert(value, 0)
     except Exception:
         return _safe_repr(value, max_string)
 
@@ -195,7 +196,7 @@ def _safe_repr(value: Any, max_string: int) -> str:
 
 
 class _Converter:
-    __slots__ = ("max_string", "max_items", "max_depth", "mask", "active", "body", "mapping")
+    __slots__ = ("max_string", "max_items", "max_depth", "mask", "active", "body")
 
     def __init__(
         self, max_string: int, max_items: int, max_depth: int, mask: bool = False, body: RequestBody | None = None
@@ -205,9 +206,7 @@ class _Converter:
         self.max_depth = max_depth
         self.mask = mask  # secret-named keys' values masked, in the same walk
         self.active: set[int] = set()  # ids of the containers on the current path (cycle detection)
-        self.body = body  # a request's parameters: written as the SDK sends them
-        # (Chosen once: other values' mappings are not checked for sentinels item by item.)
-        self.mapping: Callable[[Any, int], Any] = self._mapping if body is None else self._body_mapping
+        self.body = body  # a request's parameters: written as the SDK sends them (with a _BodyConverter)
 
     def convert(self, value: Any, depth: int) -> Any:
         cls = type(value)
@@ -279,13 +278,12 @@ class _Converter:
             out[key] = REDACTED if self.mask and is_secret_key(key) else self.convert(v, depth + 1)
         return out
 
-    def _body_mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
-        """:meth:`_mapping` for a request's parameters: ``NotGiven`` / ``Omit`` entries are left out, as sent."""
-        values = value.values()
-        # (Decided at C speed for the usual mapping of strings, numbers, dicts and lists: no sentinel among them.)
-        if not _JSON_TYPES.issuperset(map(type, values)) and any(map(is_sentinel, values)):
-            value = {k: v for k, v in value.items() if not is_sentinel(v)}
-        return self._mapping(value, depth)
+    # How a mapping is converted (a request's parameters: :class:`_BodyConverter`'s). Chosen by the class, so that
+    # other values' mappings are not checked for sentinels item by item; not by a bound method kept on the instance,
+    # which made every converter a reference cycle (converter, bound method, its set): garbage for the collector,
+    # three objects a conversion (each @trace call's input and output, each request on the export worker), where
+    # reference counting frees them as the conversion returns.
+    mapping = _mapping
 
     def _sequence(self, value: Any, depth: int) -> list[Any]:
         items = value if isinstance(value, list | tuple) else _sorted_if_possible(value)
@@ -336,6 +334,19 @@ class _Converter:
                 break
             out[name] = REDACTED if self.mask and is_secret_key(name) else self.convert(item, depth + 1)
         return out if out else _safe_repr(value, self.max_string)
+
+
+class _BodyConverter(_Converter):
+    """A model call's request parameters: ``NotGiven`` / ``Omit`` entries are left out, as the SDK sends them."""
+
+    __slots__ = ()
+
+    def mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        values = value.values()
+        # (Decided at C speed for the usual mapping of strings, numbers, dicts and lists: no sentinel among them.)
+        if not _JSON_TYPES.issuperset(map(type, values)) and any(map(is_sentinel, values)):
+            value = {k: v for k, v in value.items() if not is_sentinel(v)}
+        return self._mapping(value, depth)
 
 
 def _key(key: Any) -> str:
