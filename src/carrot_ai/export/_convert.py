@@ -23,6 +23,7 @@ from carrot_ai._core import _content
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai._core._serialize import dumps
+from carrot_ai._core._server_tools import OPENAI_SERVER_INPUT, OPENAI_SERVER_ITEMS, SERVER_RESULT
 from carrot_ai._core._tracing import take_whole, whole_values
 from carrot_ai.export import _cost
 from carrot_ai.export._schema import TraceRecord, fits_reserved_metadata
@@ -592,26 +593,7 @@ def _semconv_message(message: dict[str, Any], provider: str | None = None) -> di
 # What a server tool call becomes in the record, as carrot's own instrumentation records it (``server_tool_calls``
 # entries: {"id", "type", "name", "input"?, "status"?, "result"?}). A part says the tool's type; the record's ``type``
 # is the provider's item or block type: OpenAI's output item of that tool, Anthropic's ``server_tool_use``, else
-# ``server_tool_call``.
-_OPENAI_SERVER_ITEMS = {
-    "web_search": "web_search_call",
-    "file_search": "file_search_call",
-    "code_interpreter": "code_interpreter_call",
-    "image_generation": "image_generation_call",
-    "mcp": "mcp_call",
-    "tool_search": "tool_search_call",
-}
-# The field that is the input of an OpenAI server tool's call, where one field is (the others' input is all of them).
-_OPENAI_SERVER_INPUT = {
-    "web_search": "action",
-    "file_search": "queries",
-    "code_interpreter": "code",
-    "tool_search": "arguments",
-}
-# Fields of an OpenAI item that are its result (an instrumentation may put the whole item in the call's part).
-_SERVER_RESULT = ("output", "outputs", "results", "result", "tools")
-
-
+# ``server_tool_call`` (the OpenAI tables: carrot_ai._core._server_tools, shared with the instrumentation).
 def _server_call(part: dict[str, Any], provider: str | None) -> dict[str, Any]:
     """A GenAI ``server_tool_call`` part as a record's server tool call."""
     payload = part.get("server_tool_call")
@@ -621,7 +603,7 @@ def _server_call(part: dict[str, Any], provider: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": part.get("id")}
     openai = provider is not None and "openai" in provider and isinstance(tool, str)
     if openai:
-        entry["type"] = _OPENAI_SERVER_ITEMS.get(tool, tool)
+        entry["type"] = OPENAI_SERVER_ITEMS.get(tool, tool)
         if isinstance(name, str) and name != tool and "name" not in payload:
             payload["name"] = name  # an MCP tool's own name: the part names it, the record's name is the tool type
         name = tool
@@ -632,10 +614,10 @@ def _server_call(part: dict[str, Any], provider: str | None) -> dict[str, Any]:
     entry["name"] = str(name if name is not None else tool or "")
     status = payload.pop("status", None)
     error = payload.pop("error", None)
-    result_key = next((key for key in _SERVER_RESULT if key in payload), None)
+    result_key = next((key for key in SERVER_RESULT if key in payload), None)
     result = payload.pop(result_key) if result_key is not None else None
     server = payload.pop("server_name", None) if entry["type"] == "mcp_tool_use" else None
-    primary = _OPENAI_SERVER_INPUT.get(tool) if openai else None
+    primary = OPENAI_SERVER_INPUT.get(tool) if openai else None
     if primary is not None and primary in payload:
         entry["input"] = payload[primary]
     elif payload:

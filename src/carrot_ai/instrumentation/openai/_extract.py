@@ -26,6 +26,7 @@ from opentelemetry.util.types import AttributeValue
 from carrot_ai import semconv
 from carrot_ai._core import _content
 from carrot_ai._core._serialize import RequestBody
+from carrot_ai._core._server_tools import OPENAI_SERVER_INPUT, OPENAI_SERVER_ITEMS, SERVER_RESULT
 from carrot_ai.instrumentation._common import fields as _fields
 from carrot_ai.instrumentation._common import given as _given
 from carrot_ai.instrumentation._common import materialize_iterables as _materialize
@@ -599,17 +600,8 @@ SERVER_ITEMS = frozenset(
         "tool_search_call",
     }
 )
-# The field that is a server call's input, where one field is (the query of a web search, the code run); for any
-# other item, its input is all its call fields (an MCP call's server, tool name and arguments).
-_SERVER_INPUT = {
-    "web_search_call": "action",
-    "file_search_call": "queries",
-    "code_interpreter_call": "code",
-    "tool_search_call": "arguments",
-}
-# The fields that are a server call's result, the first one present being it (an MCP call's ``output``, a file
-# search's ``results``, the code interpreter's ``outputs``, a generated image, the tools an MCP server lists).
-_SERVER_RESULT = ("output", "outputs", "results", "result", "tools")
+# A server call's input field by its item type (see :data:`OPENAI_SERVER_INPUT`).
+_SERVER_INPUT = {OPENAI_SERVER_ITEMS[tool]: field for tool, field in OPENAI_SERVER_INPUT.items()}
 _ITEM_KEYS = ("id", "call_id", "type", "status")
 
 
@@ -657,9 +649,9 @@ def server_tool_call(item: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     data.pop("call_id", None)
     status = data.pop("status", None)
     error = data.pop("error", None)
-    result_key = next((key for key in _SERVER_RESULT if key in data), None)
+    result_key = next((key for key in SERVER_RESULT if key in data), None)
     result = data.pop(result_key) if result_key is not None else None
-    for key in _SERVER_RESULT:
+    for key in SERVER_RESULT:
         data.pop(key, None)
     name = _tool_name(kind)
     record: dict[str, Any] = {"id": item_id, "type": kind, "name": name}
