@@ -1,9 +1,10 @@
 """Streams kept as the bytes their SDK read, decoded on the export worker.
 
-A tapped stream with nothing to divert (an Anthropic ``messages`` stream; an OpenAI chat stream whose caller decided
-``include_usage`` itself) keeps each read of its bytes; the export worker decodes them as the SDK's own decoder does
-(:func:`carrot_ai._core._stream.sse_events`) and folds in the events of the items the caller was handed. A read may
-hold more events than the caller took: a stream left early records what the caller got, however it arrived.
+A tapped stream (an Anthropic ``messages`` stream; an OpenAI chat stream, whether its caller decided
+``include_usage`` or carrot asked for it and takes the usage-only event away from the SDK) keeps each read of its
+bytes; the export worker decodes them as the SDK's own decoder does (:func:`carrot_ai._core._stream.sse_events`) and
+folds in the events of the items the caller was handed. A read may hold more events than the caller took: a stream
+left early records what the caller got, however it arrived.
 """
 
 from __future__ import annotations
@@ -88,6 +89,30 @@ def test_the_bytes_are_read_as_the_sdks_decoders_read_them(
     assert sdk_events(anthropic._streaming.SSEDecoder(), [raw]) == expected
 
 
+# Event blocks as the providers write them ("data: ..." and a blank line: read at C speed), and some that are not.
+BLOCKS = ['data: {"a": 1}', "data: [DONE]", "data: ", "data: é ü", 'data: {"b":"x\\ny"}']
+ODD_BLOCKS = ["data:x", "data:  two spaces", "data", ": a comment", "event: ping\ndata: {}", "data: a\ndata: b", ""]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    blocks=st.lists(st.sampled_from(BLOCKS * 6 + ODD_BLOCKS), max_size=20),
+    end=st.sampled_from(["\n\n", "\n\n", "\n", "", "\n\n\n", "\n\ndata: cut"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=4),
+)
+def test_the_usual_streams_bytes_are_read_as_the_sdks_decoders_read_them(
+    blocks: list[str], end: str, cuts: list[int]
+) -> None:
+    """Blocks of one ``data: `` line each, separated by blank lines (how OpenAI and Anthropic write their streams, which
+    ``sse_events`` reads at C speed), mixed with blocks that are not, and ends that are not one blank line."""
+    raw = ("\n\n".join(blocks) + (end if blocks else "")).encode()
+    points = sorted({cut for cut in cuts if cut < len(raw)} | {0, len(raw)})
+    reads = [raw[a:b] for a, b in zip(points, points[1:], strict=False)]
+    expected = sse_events(raw)
+    assert sdk_events(openai._streaming.SSEDecoder(), reads) == expected
+    assert sdk_events(anthropic._streaming.SSEDecoder(), [raw]) == expected
+
+
 def test_the_bytes_of_recorded_streams_are_read_as_the_sdks_read_them() -> None:
     """The cassettes' real streams (OpenAI and Anthropic, with their own line ends and event names)."""
     from tests.fakes.cassettes import cassette_names, load_cassette
@@ -163,12 +188,14 @@ def anthropic_events() -> list[Any]:
 
 
 def text_of(provider: str, items: list[Any]) -> str:
-    if provider == "openai":
+    if provider != "anthropic":
         return "".join((item.choices[0].delta.content or "") for item in items if item.choices)
     return "".join(item.delta.text for item in items if item.type == "content_block_delta")
 
 
-@pytest.fixture(params=["openai", "anthropic"])
+# "openai (usage asked)": the caller left ``include_usage`` unsaid, so carrot asks for it and its tap takes the
+# usage-only event away from the SDK (the bytes keep it).
+@pytest.fixture(params=["openai", "openai (usage asked)", "anthropic"])
 def provider(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
 
@@ -176,19 +203,18 @@ def provider(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def stream_of(provider: str, carrot: IngestServer) -> Iterator[Any]:
     """Opens a wrapped stream (sync or async) on a fake server that sends it in one piece."""
-    server: Any = FakeOpenAI() if provider == "openai" else FakeAnthropic()
+    server: Any = FakeAnthropic() if provider == "anthropic" else FakeOpenAI()
     with server:
 
         def open_stream(is_async: bool = False) -> Any:
-            events = openai_events() if provider == "openai" else anthropic_events()
+            events = anthropic_events() if provider == "anthropic" else openai_events()
             server.enqueue(OneWrite(events))
-            if provider == "openai":
+            if provider != "anthropic":
                 client = carrot_ai.wrap(openai_conftest.make_client(server, is_async=is_async))
+                # The caller's own include_usage: nothing to divert.
+                options = {"stream_options": {"include_usage": True}} if provider == "openai" else {}
                 return client.chat.completions.create(
-                    model="gpt-4o-mini",
-                    messages=[{"role": "user", "content": "hi"}],
-                    stream=True,
-                    stream_options={"include_usage": True},  # nothing to divert: the stream keeps its bytes
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True, **options
                 )
             client = carrot_ai.wrap(anthropic_conftest.make_client(server, is_async=is_async))
             return client.messages.create(
@@ -205,7 +231,7 @@ def read_whole_at_once(stream: Any) -> None:
 
 
 def recorded(provider: str, ingest: IngestServer) -> dict[str, Any]:
-    [record] = (openai_conftest if provider == "openai" else anthropic_conftest).records(ingest, 1)
+    [record] = (anthropic_conftest if provider == "anthropic" else openai_conftest).records(ingest, 1)
     return record
 
 
@@ -256,9 +282,38 @@ def test_a_stream_read_to_its_end_records_all_of_it(provider: str, stream_of: An
     record = recorded(provider, carrot)
     assert recorded_text(record) == text_of(provider, items) == "".join(WORDS)
     assert (record["metadata"]["input_tokens"], record["metadata"]["output_tokens"]) == (5, 8)
-    assert record["metadata"]["finish_reasons"] == ["stop" if provider == "openai" else "end_turn"]
+    assert record["metadata"]["finish_reasons"] == ["end_turn" if provider == "anthropic" else "stop"]
     if provider == "openai":
         assert items[-1].choices == [] and items[-1].usage.total_tokens == 13  # the caller asked for it: theirs
+    elif provider != "anthropic":
+        assert all(item.choices for item in items)  # carrot asked for it: taken away
+
+
+def test_a_stream_left_early_after_the_usage_event_carrot_took_records_what_the_caller_was_handed(
+    carrot: IngestServer,
+) -> None:
+    """The usage-only event carrot asked for is taken away from the SDK, and kept in the bytes: when a server sends it
+    before the end (OpenAI's never does), a stream left early after it still records every item the caller was handed
+    (the events folded in are those items' and the one taken), and the usage."""
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+
+    def content(text: str) -> dict[str, Any]:
+        return {**head, "choices": [{"index": 0, "delta": {"content": text}}]}
+
+    usage = {"prompt_tokens": 5, "completion_tokens": 8, "total_tokens": 13}
+    events = [content("a "), {**head, "choices": [], "usage": usage}, content("b "), content("c "), content("d ")]
+    with FakeOpenAI() as server:
+        server.enqueue(OneWrite([*events, "[DONE]"]))
+        client = carrot_ai.wrap(openai_conftest.make_client(server))
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        handed = [next(stream) for _ in range(3)]
+        read_whole_at_once(stream)
+        stream.close()
+    record = recorded("openai", carrot)
+    assert text_of("openai", handed) == "a b c " == recorded_text(record)
+    assert (record["metadata"]["input_tokens"], record["metadata"]["output_tokens"]) == (5, 8)
 
 
 def test_an_async_stream_left_early_records_what_the_caller_was_handed(
@@ -288,7 +343,7 @@ def test_the_bytes_are_kept_whole_not_as_events(provider: str, stream_of: Any, c
     assert first is not None
     read_whole_at_once(stream)
     body = stream._self_state._texts[0]
-    events = openai_events() if provider == "openai" else anthropic_events()
+    events = anthropic_events() if provider == "anthropic" else openai_events()
     assert body == b"".join(map(encode_sse_event, events))
     list(stream)
     assert stream._self_state._texts == []  # handed to the export worker
@@ -344,15 +399,16 @@ def test_time_to_first_chunk_is_when_the_first_item_comes_not_the_first_bytes(
     provider: str, carrot: IngestServer, how: str
 ) -> None:
     """Found in review: a stream kept as bytes marked its first chunk at the first read, which may be a comment."""
-    if how == "carrot asks for usage" and provider == "anthropic":
-        pytest.skip("only openai's streams have a usage chunk carrot asks for")
+    if how == "carrot asks for usage" and provider != "openai":
+        pytest.skip("only openai's streams have a usage chunk carrot asks for (and the provider asks for it)")
     is_async = how.startswith("async")
-    server: Any = FakeOpenAI() if provider == "openai" else FakeAnthropic()
+    server: Any = FakeAnthropic() if provider == "anthropic" else FakeOpenAI()
     with server:
-        if provider == "openai":
+        if provider != "anthropic":
             server.enqueue(CommentFirst(openai_events()))
             client: Any = carrot_ai.wrap(openai_conftest.make_client(server, is_async=is_async))
-            usage = {} if how == "carrot asks for usage" else {"stream_options": {"include_usage": True}}
+            asked = how == "carrot asks for usage" or provider != "openai"
+            usage = {} if asked else {"stream_options": {"include_usage": True}}
             opened = client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True, **usage
             )

@@ -209,9 +209,14 @@ def test_the_tap_reads_the_sdks_events_directly_and_any_other_event_through_its_
             def iter_bytes(self, iterator: Any) -> Any:
                 yield from self.events
 
-        kept: list[str] = []
-        taken = EventTap(Decoder(events), kept, lambda data: False, ('"n"', "x", "y")).iter_bytes(iter(()))
-        assert list(taken) == events and kept == [f'{{"n":{n}}}' for n in range(4)]
+        offered: list[str] = []
+
+        def divert(data: str, seen: list[str] = offered) -> bool:
+            seen.append(data)
+            return False
+
+        taken = EventTap(Decoder(events), None, divert, ('"n"', "x", "y")).iter_bytes(iter(()))
+        assert list(taken) == events and offered == [f'{{"n":{n}}}' for n in range(4)]
 
 
 _USAGE = '"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}'
@@ -348,29 +353,25 @@ class _Numbers:
 
 
 @pytest.mark.parametrize(
-    ("texts", "one_string", "folded"),
+    ("reads", "ended", "folded"),
     [
-        (['{"n":1}', '{"n":2}', "[DONE]"], True, [1, 2]),
-        (['{"n":1}'], True, [1]),
-        ([], False, []),
-        (['{"n":1}', '{"n"\r:2}'], False, [1, 2]),  # a "\r" in the data (no SDK event has one): kept apart
-        (['{"n":1}', b'{"n":2}'], False, [1]),  # data that is no str: kept apart, and not folded in
+        ([b'data: {"n":1}\n\ndata: {"n":2}\n\ndata: [DONE]\n\n'], True, [1, 2]),
+        ([b'data: {"n":1}\n', b'\ndata: {"n":2}\n\n'], True, [1, 2]),  # an event split between two reads
+        ([b'data: {"n":1}\n\ndata: {"n":2}\n\n'], False, [1]),  # left after one item: the rest was not handed
+        ([], True, []),
     ],
 )
-def test_a_tapped_streams_data_is_queued_as_one_string_when_it_can_be_split_again(
-    texts: list[Any], one_string: bool, folded: list[int]
-) -> None:
-    from carrot_ai._core._stream import EVENT_BYTES, TEXT_BYTES, StreamState
+def test_a_tapped_streams_reads_are_queued_as_one_bytes(reads: list[bytes], ended: bool, folded: list[int]) -> None:
+    from carrot_ai._core._stream import TEXT_BYTES, StreamState
 
-    state = StreamState(None, _Numbers())  # type: ignore[arg-type]  # _later reads the data and the accumulator only
-    state._texts.extend(texts)
+    state = StreamState(None, _Numbers())  # type: ignore[arg-type]  # _later reads the bytes and the accumulator only
+    state._texts.extend(reads)
+    state.ended = ended
+    state.pulled = 1
     result, size = state._later()
-    assert state._texts == []  # events read after the end are not this call's
+    assert state._texts == []  # bytes read after the end are not this call's
     assert result() == ({}, {"n": folded})
-    if one_string:
-        assert size == TEXT_BYTES + sum(map(len, texts)) + len(texts) - 1
-    else:
-        assert size == EVENT_BYTES * len(texts) + sum(len(text) for text in texts if type(text) is str)
+    assert size == TEXT_BYTES + sum(map(len, reads))
 
 
 def test_an_accumulators_view_reads_its_often_absent_fields_as_none_and_present_ones_from_the_json() -> None:

@@ -210,39 +210,43 @@ def test_content_capture_off_keeps_metadata_only(fake: FakeOpenAI, carrot: Inges
     assert all(r["metadata"]["input_tokens"] > 0 and r["metadata"]["output_tokens"] > 0 for r in got)
 
 
-def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> None:
-    from openai._streaming import ServerSentEvent
+def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_bytes() -> None:
+    from openai._streaming import ServerSentEvent, SSEDecoder
 
-    from carrot_ai._core._stream import EventTap, decode_events
+    from carrot_ai._core._stream import EventTap, decode_events, sse_events
     from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS, is_usage_chunk
+    from carrot_ai.instrumentation.openai._calls import OpenAIStreamState
 
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-    events = [
-        ServerSentEvent(data='{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}'),
-        ServerSentEvent(data='{"id":"c1","choices":[],"prompt_filter_results":[]}'),  # Azure: no usage, passes
-        ServerSentEvent(data='{"choices":[], "usage": not json'),  # malformed: left to the SDK
-        ServerSentEvent(data=json.dumps({"id": "c1", "model": "m", "choices": [], "usage": usage})),
-        ServerSentEvent(data="[DONE]"),
+    data = [
+        '{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}',
+        '{"id":"c1","choices":[],"prompt_filter_results":[]}',  # Azure: no usage, passes
+        '{"choices":[], "usage": not json',  # malformed: left to the SDK
+        json.dumps({"id": "c1", "model": "m", "choices": [], "usage": usage}),
+        "[DONE]",
     ]
-
-    class Decoder:
-        def iter_bytes(self, iterator: Any) -> Any:
-            yield from events
-
+    raw = "".join(f"data: {text}\n\n" for text in data).encode()
+    reads = [raw[:50], raw[50:120], raw[120:]]
     accumulator = ChatStreamAccumulator(True, hide_usage=True)
-    kept: list[str] = []
-    tap = EventTap(Decoder(), kept, is_usage_chunk, USAGE_HINTS)
-    passed = list(tap.iter_bytes(iter(())))
-    assert passed == [events[0], events[1], events[2], events[4]]
-    # Every event's data is kept, the diverted one's too: the accumulator folds it in (and hides it) later, on the
+    kept: list[bytes] = []
+    tap = EventTap(SSEDecoder(), kept, is_usage_chunk, USAGE_HINTS)
+    passed = list(tap.iter_bytes(iter(reads)))
+    assert [event.data for event in passed] == [data[0], data[1], data[2], data[4]] and tap.diverted == 1
+    # The bytes are kept as read, the diverted event's too: the accumulator folds it in (and hides it) later, on the
     # export worker; nothing decoded is held until then.
-    assert kept == [event.data for event in events]
-    for chunk in decode_events(kept, ChatStreamAccumulator.view):
+    assert kept == reads
+    for chunk in decode_events(OpenAIStreamState.sdk_texts(sse_events(b"".join(kept))), ChatStreamAccumulator.view):
         accumulator.process(chunk)
     attributes, _ = accumulator.result()
     assert attributes["gen_ai.usage.input_tokens"] == 3 and attributes["gen_ai.usage.output_tokens"] == 2
     assert attributes["gen_ai.response.id"] == "c1"
     # A stream whose chunks are folded in as the caller reads them: its divert folds the usage chunk in at once.
+    events = [ServerSentEvent(data=text) for text in data]
+
+    class Decoder:
+        def iter_bytes(self, iterator: Any) -> Any:
+            yield from events
+
     accumulator = ChatStreamAccumulator(True, hide_usage=True)
     passed = list(EventTap(Decoder(), None, accumulator.divert, USAGE_HINTS).iter_bytes(iter(())))
     assert passed == [events[0], events[1], events[2], events[4]]
@@ -250,8 +254,6 @@ def test_the_event_tap_takes_only_the_usage_only_event_and_keeps_the_rest() -> N
     assert attributes["gen_ai.usage.input_tokens"] == 3 and attributes["gen_ai.usage.output_tokens"] == 2
     assert attributes["gen_ai.response.id"] == "c1"
     # Without a divert, the SDK's own decoder reads the bytes, which are kept as read; nothing is decoded.
-    from openai._streaming import SSEDecoder
-
     reads = [b'data: {"n":1}\n', b"\ndata: [DO", b"NE]\n\n"]
     kept.clear()
     passed = list(EventTap(SSEDecoder(), kept, None, USAGE_HINTS).iter_bytes(iter(reads)))
@@ -263,7 +265,7 @@ def test_the_event_tap_takes_only_the_usage_chunk_and_reads_no_event_before_the_
     """Chunks with choices, a chunk without (Azure's filter results), chunks written by Python's ``json`` (spaced) and
     chunks after the usage chunk all reach the SDK; only the usage-only chunk is taken. The tap reads an event only
     when the SDK asks for the next one (a stream's next event may not have arrived yet)."""
-    from openai._streaming import ServerSentEvent
+    from openai._streaming import SSEDecoder
 
     from carrot_ai._core._stream import EventTap
     from carrot_ai.instrumentation.openai._accumulate import USAGE_HINTS, is_usage_chunk
@@ -282,26 +284,25 @@ def test_the_event_tap_takes_only_the_usage_chunk_and_reads_no_event_before_the_
         content("e"),  # (a chunk after it, as no server sends: still passed on)
         "[DONE]",
     ]
-    events = [ServerSentEvent(data=text) for text in data]
+    reads = [f"data: {text}\n\n".encode() for text in data]  # an event a read, as a model's tokens come
     pulled: list[int] = []
 
-    class Decoder:
-        def iter_bytes(self, iterator: Any) -> Any:
-            for number, event in enumerate(events):
-                pulled.append(number)
-                yield event
+    def network() -> Any:
+        for number, read in enumerate(reads):
+            pulled.append(number)
+            yield read
 
-    kept: list[str] | None = [] if keep else None
+    kept: list[bytes] | None = [] if keep else None
     divert = is_usage_chunk if keep else ChatStreamAccumulator(True, hide_usage=True).divert
     passed = []
-    for event in EventTap(Decoder(), kept, divert, USAGE_HINTS).iter_bytes(iter(())):
-        passed.append(event)
+    for event in EventTap(SSEDecoder(), kept, divert, USAGE_HINTS).iter_bytes(network()):
+        passed.append(event.data)
         # Read so far: the events handed on, and the one taken away if it came before the last of them.
-        assert len(pulled) == len(passed) + (events.index(event) > data.index(usage))
-    assert passed == [event for event in events if event.data is not usage]
-    assert pulled == list(range(len(events)))
+        assert len(pulled) == len(passed) + (data.index(event.data) > data.index(usage))
+    assert passed == [text for text in data if text is not usage]
+    assert pulled == list(range(len(data)))
     if kept is not None:
-        assert kept == data  # every event's data, in order, the usage chunk's too
+        assert kept == reads  # every read, in order, the usage chunk's too
 
 
 @pytest.mark.parametrize(

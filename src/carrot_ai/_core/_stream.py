@@ -44,15 +44,8 @@ class StreamAccumulator(Protocol):
         ...
 
 
-# What a kept event's data holds besides its characters, when it is kept apart (see StreamState._later): the
-# string's header (49 bytes for ASCII text) and the list slot. The tap keeps only the data, which the SDK's event
-# already holds: the event itself (a ServerSentEvent, ~120 bytes more, measured with tracemalloc) is freed when the
-# SDK is done with it, as without carrot.
-EVENT_BYTES = 64
-# What the events' data joined into one string holds besides its characters.
+# What a tapped stream's bytes, joined into one ``bytes`` for the queue, hold besides their length.
 TEXT_BYTES = 64
-_SEPARATOR = "\r"
-_SEPARATORS = itertools.repeat(_SEPARATOR)
 
 
 def _report_chunk_error(exc: Exception) -> None:
@@ -74,6 +67,7 @@ class StreamState:
         "_process",
         "_first",
         "_inline",
+        "_tap",
     )
 
     def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
@@ -86,7 +80,8 @@ class StreamState:
         self.ended = False
         self.pulled = 0
         self.counters: list[itertools.count[int]] = []
-        self._texts: list[Any] = []  # a tapped stream's bytes as read (or, with a divert, its events' data)
+        self._texts: list[Any] = []  # a tapped stream's bytes, as read
+        self._tap: EventTap | None = None
         self._process = accumulator.process  # bound once: this runs for every chunk
         self._first = True
         # The proxies inline chunk() for every chunk after the first, unless a subclass overrides it.
@@ -95,16 +90,18 @@ class StreamState:
     def tap(
         self, stream: Any, divert: Callable[[str], bool] | None = None, hints: tuple[str, str, str] | None = None
     ) -> bool:
-        """Keep what ``stream``'s SDK reads at its decoder (an :class:`EventTap`), if it can and the call's span is
-        carrot's alone (a fast span: nobody reads it before it ends); True when it did.
+        """Keep the bytes ``stream``'s SDK reads (an :class:`EventTap` at its decoder), if it can (the SDK's own SSE
+        decoder, which the export worker reads like) and the call's span is carrot's alone (a fast span: nobody reads
+        it before it ends); True when it did. ``divert`` and ``hints``: see :class:`EventTap`.
 
         The chunks the caller gets are then not looked at, only counted: the accumulator folds in the events of those
         the caller was handed when the stream ends, on the export worker while its queue has room
         (:meth:`LLMCall.stop_later`), else on the calling thread, so nothing of carrot runs per chunk on the caller's
-        thread. Never raises.
+        thread but the divert's test. Never raises.
         """
-        if not self.call.fast or install_tap(stream, self._texts, divert, hints) is None:
+        if not self.call.fast or (tap := install_tap(stream, self._texts, divert, hints)) is None:
             return False
+        self._tap = tap
         self.tapped = True
         return True
 
@@ -149,36 +146,18 @@ class StreamState:
     def _later(self) -> tuple[Callable[[], tuple[dict[str, AttributeValue], dict[str, Any] | None]], int]:
         """A tapped stream's result as a function of what was read so far, and the bytes it holds.
 
-        A stream tapped below its SDK's decoder (the bytes it read: :meth:`EventTap.iter_bytes`) is kept as one
-        ``bytes``, decoded on the export worker; when the caller did not read it to its end, only the events of the
-        items it was handed are folded in (the last read may hold more). A stream whose events are offered to a
-        divert keeps their data instead: as one string joined with ``\\r`` (which the SDKs' decoders split lines on,
-        so no event's data holds one), until the export worker splits it again: one block for the queue to hold
-        instead of one per event, and the events' own strings go back to the allocator while they are still warm for
-        the next call's (measured: ~15-25 µs less per queued 50-chunk stream). Data that does hold one is kept as it
-        is."""
+        The bytes its SDK read (:meth:`EventTap.iter_bytes`), joined into one ``bytes`` (a body read at once is that
+        read itself), are decoded on the export worker; when the caller did not read the stream to its end, only the
+        events of the items it was handed are folded in (the last read may hold more), and those the tap took away
+        from the SDK before then (openai's usage-only event: the accumulator folds it in, and hides it)."""
         texts = self._texts
-        if texts and type(texts[0]) is bytes:
-            raw = b"".join(texts)
-            texts.clear()  # bytes read after the end (a stream read on) are not this call's to fold in
-            limit = None if self.ended else self.handed()
-            return _Fold(self.accumulator, raw, self.sdk_texts, limit), TEXT_BYTES + len(raw)
-        kept: str | list[Any]
-        try:
-            # (Each text searched for the separator: a memchr each, where counting them in the joined string reads
-            # it character by character: ~3 µs a 50-event stream.)
-            if not texts or any(map(operator.contains, texts, _SEPARATORS)):
-                kept = texts[:]
-            else:
-                kept = _SEPARATOR.join(texts)
-        except TypeError:  # data that is no str (another decoder's)
-            kept = texts[:]
-        texts.clear()  # events read after the end (a stream read on) are not this call's to fold in
-        if type(kept) is str:
-            size = TEXT_BYTES + len(kept)
+        raw = b"".join(texts)
+        texts.clear()  # bytes read after the end (a stream read on) are not this call's to fold in
+        if self.ended:
+            limit = None
         else:
-            size = EVENT_BYTES * len(kept) + sum(len(text) for text in kept if type(text) is str)
-        return _Fold(self.accumulator, kept), size
+            limit = self.handed() + (self._tap.diverted if self._tap is not None else 0)
+        return _Fold(self.accumulator, raw, self.sdk_texts, limit), TEXT_BYTES + len(raw)
 
     def chunk(self, chunk: Any) -> bool:
         """Process one chunk; return whether the caller should see it. Never raises."""
@@ -310,17 +289,16 @@ def _misuse(exc: BaseException) -> bool:
 
 class _Fold:
     """A tapped stream's result, made on the export worker: the bytes it read, decoded into events the way its SDK
-    reads them (``read``: :meth:`StreamState.sdk_texts`, the first ``limit`` items), or its events' data (one string
-    joined with ``\\r``, or a list); their JSON decoded and folded into the accumulator. (One object: what a queued
-    call holds is also what the garbage collector has to track.)"""
+    reads them (``read``: :meth:`StreamState.sdk_texts`, the first ``limit`` items), their JSON decoded and folded
+    into the accumulator. (One object: what a queued call holds is also what the garbage collector has to track.)"""
 
     __slots__ = ("accumulator", "kept", "read", "limit")
 
     def __init__(
         self,
         accumulator: StreamAccumulator,
-        kept: bytes | str | list[Any],
-        read: Callable[[list[tuple[str | None, str]]], list[str]] | None = None,
+        kept: bytes,
+        read: Callable[[list[tuple[str | None, str]]], list[str]],
         limit: int | None = None,
     ) -> None:
         self.accumulator = accumulator
@@ -329,16 +307,9 @@ class _Fold:
         self.limit = limit
 
     def __call__(self) -> tuple[dict[str, AttributeValue], dict[str, Any] | None]:
-        kept = self.kept
-        texts: list[Any]
-        if type(kept) is bytes:
-            texts = self.read(sse_events(kept)) if self.read is not None else []
-            if self.limit is not None:
-                del texts[self.limit :]  # the caller left early: the events of the items it was handed
-        elif isinstance(kept, str):
-            texts = kept.split(_SEPARATOR)
-        else:
-            texts = kept  # type: ignore[assignment]
+        texts = self.read(sse_events(self.kept))
+        if self.limit is not None:
+            del texts[self.limit :]  # the caller left early: the events of the items it was handed
         accumulator = self.accumulator
         process = accumulator.process
         for chunk in decode_events(texts, getattr(accumulator, "view", View)):
@@ -356,6 +327,9 @@ def _counted(counter: itertools.count[int]) -> int:
 
 
 _LINE_ENDS = re.compile("\r\n|\r|\n")
+_DATA_PREFIXES = itertools.repeat("data: ")
+_NO_NAMES = itertools.repeat(None)
+_after_prefix = operator.itemgetter(slice(6, None))
 
 
 def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
@@ -365,6 +339,15 @@ def sse_events(raw: bytes) -> list[tuple[str | None, str]]:
     and unknown fields are skipped; a last line with no end dispatches nothing). Bytes that are not UTF-8 (on which
     the SDK's stream failed) are read with replacement characters."""
     text = raw.decode("utf-8", "replace")
+    if "\r" not in text:
+        # The usual stream, every event one ``data: `` line and a blank one: read at C speed, the same events.
+        blocks = text.split("\n\n")
+        if (
+            blocks.pop() == ""
+            and text.count("\n") == 2 * len(blocks)
+            and all(map(str.startswith, blocks, _DATA_PREFIXES))
+        ):
+            return list(zip(_NO_NAMES, map(_after_prefix, blocks), strict=False))
     lines = _LINE_ENDS.split(text) if "\r" in text else text.split("\n")
     lines.pop()  # what follows the last line end: no line end, so nothing it holds is dispatched
     events: list[tuple[str | None, str]] = []
@@ -470,23 +453,24 @@ def decode_events(texts: list[Any], view: type[View] = View) -> list[View]:
 class EventTap:
     """Stands in for a ``Stream`` / ``AsyncStream``'s SSE decoder (the openai and anthropic SDKs share the layout).
 
-    With no divert, the bytes the SDK reads are appended to ``texts`` read by read, and its own decoder reads them
-    (:meth:`iter_bytes`): nothing of carrot runs per event, and the export worker decodes the bytes as the SDKs'
-    decoders do (:func:`sse_events`). With a divert, every event's data (a ``str``) is appended to ``texts`` (when
-    kept), in order, and the event passes on to the SDK unchanged, unless its data is one the ``hints`` point at and
-    ``divert`` takes it away from the SDK (True): openai's usage-only chunk that exists only because carrot asked
-    for it. Its data is kept all the same: the accumulator folds it in with the others (and hides it), so the divert
-    of a kept stream only decides, while an untapped stream's (``texts`` None) folds it in itself. ``hints`` is
-    ``(hint, *not_hints)``: an event is offered when its data contains ``hint`` and none of ``not_hints``. (The time
-    to first chunk is the stream proxy's to mark, when it hands the first item: :meth:`StreamState.first_handed`.)
-    Errors pass through; anything unexpected is left to the SDK.
+    The bytes the SDK reads are appended to ``texts`` read by read (when given), and its own decoder reads them
+    (:meth:`iter_bytes`): the export worker decodes them as the SDKs' decoders do (:func:`sse_events`), so nothing is
+    kept per event. With a divert, every event the decoder makes passes on to the SDK unchanged, unless its data is one
+    the ``hints`` point at and ``divert`` takes it away from the SDK (True): openai's usage-only chunk that exists only
+    because carrot asked for it (:attr:`diverted` counts them). Its bytes are kept all the same: the accumulator folds
+    it in with the others (and hides it), so the divert of a kept stream only decides, while an untapped stream's
+    (``texts`` None) folds it in itself. ``hints`` is ``(hint, *not_hints)``: an event is offered when its data
+    contains ``hint`` and none of ``not_hints``. (The time to first chunk is the stream proxy's to mark, when it hands
+    the first item: :meth:`StreamState.first_handed`.) Errors pass through; anything unexpected is left to the SDK.
 
-    (Cutting the usage-only event out of the bytes instead, so that a stream with a divert is kept as bytes too, was
-    built and measured: a stream whose body comes in one read gained ~5-20 µs, one read an event, as a model's
-    tokens come, lost ~20-40: the checks it takes a read cost more than the event tap's an event. Not kept.)
+    (Keeping each event's data instead of the reads, as an earlier version did, cost a stream whose body comes in a
+    few reads ~20-40 µs of the calling thread: a list append an event, the data held through the stream and joined at
+    its end. Cutting the usage-only event out of the bytes instead of offering events to the divert was built and
+    measured too: with one read an event, as a model's tokens come, the checks it takes a read cost more than the
+    event tap's an event. Not kept.)
     """
 
-    __slots__ = ("_decoder", "_append", "_divert", "_hints", "read")
+    __slots__ = ("_decoder", "_append", "_divert", "_hints", "read", "diverted")
 
     def __init__(
         self,
@@ -496,55 +480,42 @@ class EventTap:
         hints: tuple[str, str, str] | None,
     ) -> None:
         self._decoder = decoder
-        self._append: Callable[[Any], None] = texts.append if texts is not None else _ignore
+        self._append: Callable[[Any], None] | None = texts.append if texts is not None else None
         self._divert = divert
         self._hints = hints if divert is not None else None
         #: How to read an event's data (``str``): set from the first event (:func:`_reader`).
         self.read: Callable[[Any], Any] = _data
+        #: How many events the divert took away from the SDK so far.
+        self.diverted = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._decoder, name)
 
     def iter_bytes(self, iterator: Any) -> Iterator[Any]:
+        if self._append is not None:
+            iterator = _reads(iterator, self._append)
         if self._hints is None:
-            # Nothing to offer a divert: the bytes are kept as they are read, and the SDK's own decoder reads them.
-            return self._decoder.iter_bytes(self._reads(iterator))  # type: ignore[no-any-return]
+            return self._decoder.iter_bytes(iterator)  # type: ignore[no-any-return]
         return self._tapped(self._decoder.iter_bytes(iterator))
 
     def aiter_bytes(self, iterator: Any) -> AsyncIterator[Any]:
+        if self._append is not None:
+            iterator = _areads(iterator, self._append)
         if self._hints is None:
-            return self._decoder.aiter_bytes(self._areads(iterator))  # type: ignore[no-any-return]
+            return self._decoder.aiter_bytes(iterator)  # type: ignore[no-any-return]
         return self._atapped(self._decoder.aiter_bytes(iterator))
 
-    def _reads(self, iterator: Iterator[Any]) -> Iterator[Any]:
-        """The stream's bytes, each read kept (in ``texts``) and passed on. The SDK's decoder reads from here when it
-        needs bytes for its next event, so the bytes kept are those of the events it has made, and at most the rest
-        of the last read. One step a read, not an event: a read often holds several events (a fast model, a proxy, a
-        busy network)."""
-        append = self._append
-        for chunk in iterator:
-            append(chunk)
-            yield chunk
-
-    async def _areads(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        append = self._append
-        async for chunk in iterator:
-            append(chunk)
-            yield chunk
-
     def _tapped(self, events: Iterator[Any]) -> Iterator[Any]:
-        """The events, each offered to the divert when the hints point at it, the others kept."""
+        """The events, each offered to the divert when the hints point at it, the others passed on."""
         for event in events:  # up to the first event the SDK gets: the one the others' data is read like
             if self._take(event):
                 yield event
                 break
-        append = self._append
         read = self.read
         hint, plain, spaced = self._hints  # type: ignore[misc]  # set: see iter_bytes
-        # The loop below runs for every event: the same steps as _take, without the first-event mark.
+        # The loop below runs for every event: the same steps as _take, without learning how to read the data.
         for event in events:
             data = read(event)
-            append(data)
             if hint in data and plain not in data and spaced not in data and self._diverted(data):
                 continue
             yield event
@@ -554,21 +525,18 @@ class EventTap:
             if self._take(event):
                 yield event
                 break
-        append = self._append
         read = self.read
         hint, plain, spaced = self._hints  # type: ignore[misc]  # set: see aiter_bytes
         async for event in events:
             data = read(event)
-            append(data)
             if hint in data and plain not in data and spaced not in data and self._diverted(data):
                 continue
             yield event
 
     def _take(self, event: Any) -> bool:
-        """Whether ``event`` goes on to the SDK (not diverted); if so, keep its data and learn from it how to read the
-        data of the events that follow."""
+        """Whether ``event`` goes on to the SDK (not diverted); if so, learn from it how to read the data of the
+        events that follow."""
         data = event.data
-        self._append(data)
         hints = self._hints
         if hints is not None and _offered(data, hints) and self._diverted(data):
             return False
@@ -577,19 +545,33 @@ class EventTap:
 
     def _diverted(self, data: Any) -> bool:
         try:
-            return type(data) is str and self._divert(data) is True  # type: ignore[misc]
+            if type(data) is str and self._divert(data) is True:  # type: ignore[misc]
+                self.diverted += 1
+                return True
         except Exception as exc:
             report_internal_error("stream event", exc)
-            return False
+        return False
+
+
+def _reads(iterator: Iterator[Any], append: Callable[[Any], None]) -> Iterator[Any]:
+    """A stream's bytes, each read kept (``append``) and passed on. The SDK's decoder reads from here when it needs
+    bytes for its next event, so the bytes kept are those of the events it has made, and at most the rest of the last
+    read. One step a read, not an event: a read often holds several events (a fast model, a proxy, a busy network),
+    and a body read at once (an in-process transport) is one."""
+    for chunk in iterator:
+        append(chunk)
+        yield chunk
+
+
+async def _areads(iterator: AsyncIterator[Any], append: Callable[[Any], None]) -> AsyncIterator[Any]:
+    async for chunk in iterator:
+        append(chunk)
+        yield chunk
 
 
 def _offered(data: str, hints: tuple[str, str, str]) -> bool:
     """Whether an event's ``data`` is offered to the divert: it contains ``hints[0]`` and none of ``hints[1:]``."""
     return hints[0] in data and hints[1] not in data and hints[2] not in data
-
-
-def _ignore(event: Any) -> None:
-    """Where an untapped stream's events go (only its usage event is looked at)."""
 
 
 _data = operator.attrgetter("data")
@@ -633,7 +615,7 @@ def install_tap(
         decoder = getattr(stream, "_decoder", None)
         if decoder is None or isinstance(decoder, EventTap) or not hasattr(decoder, "iter_bytes"):
             return None
-        if divert is None and not _standard_decoder(type(decoder)):
+        if texts is not None and not _standard_decoder(type(decoder)):
             return None  # its bytes would be decoded on the export worker as the SDKs' own decoder reads them
         iterator = vars(stream).get("_iterator")
         if iterator is None:
