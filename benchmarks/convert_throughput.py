@@ -5,8 +5,8 @@ input and output), ``carrot_ai.wrap(anthropic_client).messages.create`` calls ov
 LLM record with request attributes, usage and cost; the usage differs from call to call, as real calls' does), and
 50-chunk ``chat.completions.create(stream=True)`` calls on ``carrot_ai.wrap(openai_client)`` (the stream's events
 folded into the record on the worker). They are taken from the exporter's queue (its worker is kept asleep) and
-then run through exactly what the worker does per batch of 50: ``encode_span`` (the span's deferred work --
-reading the request, the response, a stream's events --, then span -> record JSON, cost included),
+then run through exactly what the worker does per batch of 50: ``settle_spans`` (the spans' deferred work --
+reading the request, the response, a stream's events --), ``encode_span`` (span -> record JSON, cost included),
 ``split_by_bytes`` and gzip. Each pass runs on spans made for it (the deferred work runs once a span); thread CPU
 time, best of several passes.
 
@@ -30,7 +30,7 @@ from _harness import machine, parse_args, report
 
 import carrot_ai
 from carrot_ai import _setup
-from carrot_ai.export._convert import encode_span
+from carrot_ai.export._convert import encode_span, settle_spans
 from carrot_ai.export._encode import body_of, compress, split_by_bytes
 
 BATCH = 50
@@ -96,7 +96,9 @@ def worker_pass(spans: list[Any], *, gzip: bool) -> float:
     """Thread CPU seconds for the worker's per-batch work over ``spans``."""
     started = time.thread_time()
     for start in range(0, len(spans), BATCH):
-        encoded = [data for data in map(encode_span, spans[start : start + BATCH]) if data is not None]
+        batch = spans[start : start + BATCH]
+        settle_spans(batch)
+        encoded = [data for data in map(encode_span, batch) if data is not None]
         if gzip:
             for group in split_by_bytes(encoded, 5 * 1024 * 1024):
                 compress(body_of(group))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -146,6 +146,19 @@ def encode_span(span: ReadableSpan) -> bytes | None:
     tail = _dumps(parts.tail)
     text = f'{head[:-1]},"input":{parts.input_json},"output":{parts.output_json},{tail[1:]}'
     return text.encode("utf-8", "replace")  # a lone surrogate becomes "?", not a batch the server cannot parse
+
+
+def settle_spans(items: Iterable[object]) -> None:
+    """Do what the fast spans among ``items`` left to the export worker (reading a call's request and response, a
+    stream's events), all of them before any is converted.
+
+    :func:`encode_span` would do it span by span; a batch settled first runs the same work for one span after
+    another, then the conversion for one span after another, each phase's code still in the CPU's caches from the
+    span before (~4 us less an Anthropic record than alternating them: benchmarks/README.md). Each span's work
+    touches that span only, so the order changes nothing in the records."""
+    for item in items:
+        if type(item) is FastSpan and item._later is not None:
+            _settle(item)
 
 
 def _settle(span: FastSpan) -> None:

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from carrot_ai._config import Settings, resolve_settings
 from carrot_ai._core._guard import report_internal_error
 from carrot_ai.export import _duplicates
-from carrot_ai.export._convert import encode_span
+from carrot_ai.export._convert import encode_span, settle_spans
 from carrot_ai.export._cost import load_genai_prices
 from carrot_ai.export._encode import body_of, compress, encode_record, split_by_bytes, truncate_record
 from carrot_ai.export._lifecycle import live_exporters, merged_stats, register
@@ -481,6 +481,7 @@ class CarrotSpanExporter(SpanExporter):
 
     def _deliver(self, batch: list[ReadableSpan | dict[str, Any]], tally: collections.Counter[str]) -> None:
         encoded: list[bytes] = []
+        settle_spans(batch)
         for item in batch:
             try:
                 if isinstance(item, dict):
