@@ -183,6 +183,73 @@ def test_unknown_model_has_no_cost() -> None:
     assert cost_usd("openai", ("my-finetune-that-does-not-exist",), TokenUsage(1000, 100), WHEN) is None
 
 
+def test_a_price_table_installed_later_prices_the_calls_after_it() -> None:
+    """genai-prices' ``UpdatePrices`` (or the application) may install a new table: carrot's memo of a model's price
+    is of the table it was read from, never of the one after."""
+    import dataclasses
+
+    import genai_prices
+    from genai_prices import data_snapshot
+
+    usage = TokenUsage(1000, 100)
+    assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.0035)  # (remembered)
+    bundled = data_snapshot.get_snapshot()
+    providers = [
+        dataclasses.replace(
+            provider,
+            models=[
+                dataclasses.replace(
+                    model, prices=genai_prices.types.ModelPrice(input_mtok=Decimal(5), output_mtok=Decimal(20))
+                )
+                if model.id == "gpt-4o"
+                else model
+                for model in provider.models
+            ],
+        )
+        if provider.id == "openai"
+        else provider
+        for provider in bundled.providers
+    ]
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=providers, from_auto_update=False))
+    try:
+        assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.007)
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.0035)
+
+
+def test_a_model_whose_price_changed_on_a_date_is_priced_at_each_call_s_date() -> None:
+    """A call after the date a model's price changed, then one before it: each gets the price of its own day (a
+    model's price is remembered only when it does not depend on the call's time)."""
+    import genai_prices
+    from genai_prices import data_snapshot
+
+    changed = [
+        (provider.id, model.id, conditional.constraint.start_date)
+        for provider in data_snapshot.get_snapshot().providers
+        if provider.id in ("openai", "anthropic")
+        for model in provider.models
+        if isinstance(model.prices, list)
+        for conditional in model.prices
+        if isinstance(getattr(conditional.constraint, "start_date", None), datetime.date)
+    ]
+    assert changed  # (claude-sonnet-4-6's long-context tier, ended on 2026-03-13, in genai-prices 0.2.5)
+    provider, model, start = changed[0]
+    usage = TokenUsage(300_000, 1000)
+    costs = []
+    for day in (start + datetime.timedelta(days=1), start - datetime.timedelta(days=1)):
+        when = datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc)
+        expected = genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=usage.input, output_tokens=usage.output),
+            model,
+            provider_id=provider,
+            genai_request_timestamp=when,
+        ).total_price
+        costs.append(cost_usd(provider, (model,), usage, when))
+        assert costs[-1] == float(expected)
+    assert costs[0] != costs[1]
+
+
 def test_ever_new_model_names_leave_genai_prices_lookup_caches_bounded() -> None:
     """A long-running service pricing calls of ever new model names (fine-tuned ids, deployment names, what a
     gateway's users ask for): genai-prices caches every name it is asked about and never evicts (~100-350 bytes a
