@@ -393,14 +393,19 @@ def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns:
     """``metadata.cost_usd`` from the usage, provider and model, unless the span already carries a cost."""
     if "cost_usd" in metadata or ("input_tokens" not in metadata and "output_tokens" not in metadata):
         return
-    models = tuple(
-        dict.fromkeys(
-            m
-            for m in (attributes.get(semconv.GEN_AI_RESPONSE_MODEL), attributes.get(semconv.GEN_AI_REQUEST_MODEL))
-            if isinstance(m, str) and m
+    response_model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL)
+    request_model = attributes.get(semconv.GEN_AI_REQUEST_MODEL)
+    if not (isinstance(request_model, str) and request_model):
+        request_model = None
+    if isinstance(response_model, str) and response_model:
+        models: tuple[str, ...] = (
+            (response_model, request_model)
+            if request_model is not None and request_model != response_model
+            else (response_model,)
         )
-    )
-    if not models:
+    elif request_model is not None:
+        models = (request_model,)
+    else:
         return
     usage = _cost.TokenUsage(
         metadata.get("input_tokens", 0),
@@ -412,13 +417,12 @@ def _add_cost(attributes: Mapping[str, Any], metadata: dict[str, Any], start_ns:
         metadata.get("input_audio_tokens", 0),
         metadata.get("output_audio_tokens", 0),
     )
-    when = datetime.datetime.fromtimestamp(start_ns / 1e9, tz=datetime.timezone.utc)
     try:
         # The host an OpenAI / Anthropic SDK call went to decides whose prices apply (none for a local server).
         # Not for LiteLLM's calls: its model route names the provider, and the record's cost is the one LiteLLM gives.
         server = attributes.get(semconv.SERVER_ADDRESS) if metadata.get("source") != "litellm" else None
         cost = _cost.cost_usd(
-            metadata.get("provider"), models, usage, when, server if isinstance(server, str) else None
+            metadata.get("provider"), models, usage, start_ns, server if isinstance(server, str) else None
         )
     except Exception as exc:  # a price-table problem must never cost the record
         report_internal_error("cost", exc)

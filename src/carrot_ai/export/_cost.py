@@ -226,12 +226,14 @@ def cost_usd(
     provider: str | None,
     models: tuple[str, ...],
     usage: TokenUsage,
-    when: datetime.datetime,
+    when: datetime.datetime | int,
     server_address: str | None = None,
 ) -> float | None:
     """The call's cost in USD, or None when no price is known for any of ``models`` (or the usage is invalid).
 
-    ``models`` are tried in order (the response model, then the request model). ``server_address`` is the host the
+    ``models`` are tried in order (the response model, then the request model). ``when``: the call's time, a
+    datetime or nanoseconds since the epoch (a span's start, made a datetime only when the price needs it).
+    ``server_address`` is the host the
     call went to (``server.address``): an OpenAI or Anthropic SDK call sent elsewhere than that provider's own API is
     priced from the table as the host's provider, or not at all (user prices still apply).
     """
@@ -292,7 +294,7 @@ def _override(provider: str | None, model: str) -> ModelPrice | None:
     return overrides.get(key)
 
 
-def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datetime.datetime) -> Decimal | None:
+def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datetime.datetime | int) -> Decimal | None:
     global _genai_missing_logged
     provider_id = _PROVIDER_ALIASES.get(provider, provider) if provider else None
     key = (provider_id, model)
@@ -310,7 +312,7 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
     resolved, price = _fixed_price(genai_prices, key)
     if resolved is None:
         _bound_library_caches(genai_prices)
-        resolved, price = _price_in_force(genai_prices, provider_id, model, when)
+        resolved, price = _price_in_force(genai_prices, provider_id, model, _at(when))
     memo_key = None
     if resolved is not None:
         # The rates read off genai-prices cover the five counts of the common case; a usage with 1-hour cache writes
@@ -329,7 +331,7 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
         if memo_key in _memo:
             return _memo.get(memo_key)
     try:
-        result = _calc(genai_prices, provider_id, model, when, usage)
+        result = _calc(genai_prices, provider_id, model, _at(when), usage)
     except LookupError:
         with _lock:
             if len(_unknown) >= _MAX_CACHED:
@@ -426,7 +428,12 @@ _rates: dict[tuple[int, int], _Rates | None] = {}
 
 
 def _rates_in_force(
-    genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, price: Any, input_tokens: int
+    genai_prices: Any,
+    provider_id: str | None,
+    model: str,
+    when: datetime.datetime | int,
+    price: Any,
+    input_tokens: int,
 ) -> _Rates | None:
     """The rates of ``price`` (the price genai-prices has in force for ``model`` at ``when``) for a call with
     ``input_tokens``, or None when its cost is to be computed by genai-prices itself.
@@ -457,11 +464,18 @@ def _rates_in_force(
         pass
     low = thresholds[region - 1] if region else 0
     high = thresholds[region] if region < len(thresholds) else None
-    rates = _fit_rates(genai_prices, provider_id, model, when, low, high)
+    rates = _fit_rates(genai_prices, provider_id, model, _at(when), low, high)
     with _lock:
         _remember_price(price)
         _rates[rates_key] = rates
     return rates
+
+
+def _at(when: datetime.datetime | int) -> datetime.datetime:
+    """``when`` as a datetime: itself, or a time in nanoseconds since the epoch (UTC)."""
+    if isinstance(when, datetime.datetime):
+        return when
+    return datetime.datetime.fromtimestamp(when / 1e9, tz=datetime.timezone.utc)
 
 
 def _tier_thresholds(genai_prices: Any, price: Any) -> tuple[int, ...] | None:
