@@ -22,7 +22,7 @@ from carrot_ai import semconv
 from carrot_ai._core import _content
 from carrot_ai._core._fastspan import FastSpan
 from carrot_ai._core._guard import report_internal_error
-from carrot_ai._core._serialize import dumps
+from carrot_ai._core._serialize import dumps, encode_string, fast_encode
 from carrot_ai._core._server_tools import OPENAI_SERVER_INPUT, OPENAI_SERVER_ITEMS, SERVER_RESULT
 from carrot_ai._core._tracing import take_whole, whole_values
 from carrot_ai.export import _cost
@@ -111,15 +111,45 @@ def record_kind(span: ReadableSpan, attributes: Mapping[str, Any] | None = None)
 
 
 class _Parts:
-    """A record with its ``input`` and ``output`` still as JSON text (they are spliced, not re-encoded)."""
+    """A record's fields, its ``input`` and ``output`` still as JSON text (they are spliced, not re-encoded)."""
 
-    __slots__ = ("head", "input_json", "output_json", "tail")
+    __slots__ = ("id", "name", "input_json", "output_json", "metadata", "status", "started_at", "ended_at", "tags")
 
-    def __init__(self, head: dict[str, Any], input_json: str, output_json: str, tail: dict[str, Any]) -> None:
-        self.head = head
+    def __init__(
+        self,
+        id: str,  # (the record's field)
+        name: str,
+        input_json: str,
+        output_json: str,
+        metadata: dict[str, Any],
+        status: str,
+        started_at: str,
+        ended_at: str,
+        tags: list[str] | None,
+    ) -> None:
+        self.id = id
+        self.name = name
         self.input_json = input_json
         self.output_json = output_json
-        self.tail = tail
+        self.metadata = metadata
+        self.status = status
+        self.started_at = started_at
+        self.ended_at = ended_at
+        self.tags = tags
+
+    def head(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name}
+
+    def tail(self) -> dict[str, Any]:
+        tail: dict[str, Any] = {
+            "metadata": self.metadata,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+        }
+        if self.tags is not None:
+            tail["tags"] = self.tags
+        return tail
 
 
 def span_to_trace_record(span: ReadableSpan) -> TraceRecord | None:
@@ -128,10 +158,10 @@ def span_to_trace_record(span: ReadableSpan) -> TraceRecord | None:
     if parts is None:
         return None
     record: dict[str, Any] = {
-        **parts.head,
+        **parts.head(),
         "input": json.loads(parts.input_json),
         "output": json.loads(parts.output_json),
-        **parts.tail,
+        **parts.tail(),
     }
     return record  # type: ignore[return-value]
 
@@ -142,10 +172,29 @@ def encode_span(span: ReadableSpan) -> bytes | None:
     parts = _convert(span)
     if parts is None:
         return None
-    head = _dumps(parts.head)
-    tail = _dumps(parts.tail)
-    text = f'{head[:-1]},"input":{parts.input_json},"output":{parts.output_json},{tail[1:]}'
-    return text.encode("utf-8", "replace")  # a lone surrogate becomes "?", not a batch the server cannot parse
+    return _record_text(parts).encode("utf-8", "replace")  # a lone surrogate: "?", not a batch the server refuses
+
+
+def _record_text(parts: _Parts) -> str:
+    """The record's JSON text: the text ``dumps`` writes for the record's dict, written field by field (the strings
+    by the encoder's own string function, the metadata and tags by the encoder), without a dict for its head and
+    its tail."""
+    name = parts.name
+    if isinstance(name, str):  # (a span's name of another type is written as dumps writes it)
+        try:
+            metadata = fast_encode(parts.metadata)
+            tags = "" if parts.tags is None else f',"tags":{fast_encode(parts.tags)}'
+        except (TypeError, ValueError, RecursionError):
+            pass  # (dumps makes such values safe, the whole tail at once)
+        else:
+            return (
+                f'{{"id":{_string(parts.id)},"name":{_string(name)},"input":{parts.input_json},'
+                f'"output":{parts.output_json},"metadata":{metadata},"status":"{parts.status}",'
+                f'"started_at":{_string(parts.started_at)},"ended_at":{_string(parts.ended_at)}{tags}}}'
+            )
+    head = _dumps(parts.head())
+    tail = _dumps(parts.tail())
+    return f'{head[:-1]},"input":{parts.input_json},"output":{parts.output_json},{tail[1:]}'
 
 
 def settle_spans(items: Iterable[object]) -> None:
@@ -222,12 +271,6 @@ def _convert(span: ReadableSpan) -> _Parts | None:
                 metadata.setdefault(f"user.{key}", value)
 
     explicit_id = attributes.get(semconv.CARROT_RECORD_ID)
-    head = {
-        "id": explicit_id
-        if isinstance(explicit_id, str) and explicit_id
-        else record_id(context.trace_id, context.span_id),
-        "name": _name(span, attributes, kind),
-    }
     input_json = _own_json(attributes.get(semconv.CARROT_INPUT)) if ours else None
     if input_json is None:
         input_json = _dumps(_input(attributes, ours, content_withheld))
@@ -237,16 +280,18 @@ def _convert(span: ReadableSpan) -> _Parts | None:
         output_json = (_own_json(attributes.get(semconv.CARROT_OUTPUT)) if ours else None) or _dumps(
             _output(attributes, ours, content_withheld)
         )
-    tail: dict[str, Any] = {
-        "metadata": metadata,
-        "status": "error" if error else "success",
-        "started_at": _iso(attributes.get(semconv.CARROT_STARTED_AT), start_ns),
-        "ended_at": _iso(attributes.get(semconv.CARROT_ENDED_AT), end_ns),
-    }
     tags = attributes.get(semconv.CARROT_TAGS)
-    if tags:
-        tail["tags"] = [str(t) for t in tags]
-    return _Parts(head, input_json, output_json, tail)
+    return _Parts(
+        explicit_id if isinstance(explicit_id, str) and explicit_id else record_id(context.trace_id, context.span_id),
+        _name(span, attributes, kind),
+        input_json,
+        output_json,
+        metadata,
+        "error" if error else "success",
+        _iso(attributes.get(semconv.CARROT_STARTED_AT), start_ns),
+        _iso(attributes.get(semconv.CARROT_ENDED_AT), end_ns),
+        [str(t) for t in tags] if tags else None,
+    )
 
 
 def _service_name(span: ReadableSpan) -> str | None:
@@ -700,3 +745,4 @@ def _iso(explicit: Any, ns: int) -> str:
 
 
 _dumps = dumps
+_string = encode_string
