@@ -61,6 +61,8 @@ _TOKEN_FIELDS = (
     ("output_audio_tokens", (semconv.OPENAI_USAGE_OUTPUT_AUDIO_TOKENS,)),
 )
 _NONZERO_TOKEN_FIELDS = frozenset(("input_audio_tokens", "output_audio_tokens"))
+_NUMBERS = (int, float)
+_REASONS = (str, list, tuple)
 _REQUEST_PARAMS = (
     ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
     ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
@@ -295,13 +297,20 @@ def _convert(span: ReadableSpan) -> _Parts | None:
 
 
 def _service_name(span: ReadableSpan) -> str | None:
+    global _last_service
     resource = span.resource
     if resource is None:
         return None
+    last, name = _last_service  # one tuple: read and replaced atomically
+    if resource is last:  # (every span of a provider has its resource, whose attributes cannot change)
+        return name
     service = resource.attributes.get(semconv.SERVICE_NAME)
-    if isinstance(service, str) and service and not service.startswith("unknown_service"):
-        return service
-    return None
+    name = service if isinstance(service, str) and service and not service.startswith("unknown_service") else None
+    _last_service = (resource, name)
+    return name
+
+
+_last_service: tuple[Any, str | None] = (None, None)
 
 
 def _own_json(raw: Any) -> str | None:
@@ -379,37 +388,40 @@ def _provider(attributes: Mapping[str, Any]) -> str | None:
 
 
 def _llm_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> None:
-    model = attributes.get(semconv.GEN_AI_RESPONSE_MODEL) or attributes.get(semconv.GEN_AI_REQUEST_MODEL)
+    get = attributes.get
+    model = get(semconv.GEN_AI_RESPONSE_MODEL) or get(semconv.GEN_AI_REQUEST_MODEL)
     if isinstance(model, str) and model:
         metadata["model"] = model
     provider = _provider(attributes)
     if provider:
         metadata["provider"] = provider
-    for key, names in _TOKEN_FIELDS:
+    for key, names in _TOKEN_FIELDS:  # (each key's first name with a count: most names are absent)
         for name in names:
-            value = attributes.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            value = get(name)
+            if value is None:
+                continue
+            if (type(value) is int or isinstance(value, int) and not isinstance(value, bool)) and value >= 0:
                 if value or key not in _NONZERO_TOKEN_FIELDS:
                     metadata[key] = value
                 break
-    operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
+    operation = get(semconv.GEN_AI_OPERATION_NAME)
     if operation == semconv.OP_EMBEDDINGS and "input_tokens" in metadata:
         metadata.setdefault("output_tokens", 0)  # an embedding has none (carrot-ai 0.2.1's records said 0)
     if "input_tokens" in metadata or "output_tokens" in metadata:
         metadata["total_tokens"] = metadata.get("input_tokens", 0) + metadata.get("output_tokens", 0)
-    cost = attributes.get(semconv.CARROT_COST_USD)
-    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+    cost = get(semconv.CARROT_COST_USD)
+    if cost is not None and isinstance(cost, _NUMBERS) and not isinstance(cost, bool) and cost >= 0:
         metadata["cost_usd"] = cost
-    ttft = attributes.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
-    if isinstance(ttft, int | float) and not isinstance(ttft, bool) and ttft >= 0:
+    ttft = get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+    if ttft is not None and isinstance(ttft, _NUMBERS) and not isinstance(ttft, bool) and ttft >= 0:
         metadata["time_to_first_token_ms"] = round(ttft * 1000, 3)
-    reasons = attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
+    reasons = get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)
     if reasons:
         metadata["finish_reasons"] = _finish_reasons(reasons)
-    elif isinstance(attributes.get(semconv.ANTHROPIC_MESSAGE_STOP_REASON), str):
+    elif isinstance(get(semconv.ANTHROPIC_MESSAGE_STOP_REASON), str):
         # anthropic 2.x's own spans name the stop reason this way.
         metadata["finish_reasons"] = [attributes[semconv.ANTHROPIC_MESSAGE_STOP_REASON]]
-    response_id = attributes.get(semconv.GEN_AI_RESPONSE_ID)
+    response_id = get(semconv.GEN_AI_RESPONSE_ID)
     if isinstance(response_id, str) and response_id:
         metadata["response_id"] = response_id
     if isinstance(operation, str):
@@ -420,7 +432,9 @@ def _finish_reasons(reasons: Any) -> list[str]:
     """The finish reasons of a span: a sequence as the conventions have them, or one string (litellm's own spans
     write the list as JSON text: ``'["stop"]'``), never split into characters; any other single value (a number
     some emitter set) is one reason, not a TypeError that loses the record."""
-    if not isinstance(reasons, str | list | tuple):
+    if type(reasons) is tuple:  # (as span attributes hold a sequence)
+        return list(map(str, reasons))
+    if not isinstance(reasons, _REASONS):
         return [str(reasons)]
     if isinstance(reasons, str):
         if reasons.startswith("["):
