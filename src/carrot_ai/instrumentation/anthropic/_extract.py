@@ -10,7 +10,8 @@ cache write (creation) counts are subsets of it. ``gen_ai.usage.output_tokens`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -30,6 +31,8 @@ REQUEST_BODY = RequestBody(by_alias=True)
 _NOT_INPUT = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "stream"})
 # Top-level kwargs that may be one-shot iterables and that we read before the SDK does.
 ITERABLE_KWARGS = ("messages", "system", "tools", "stop_sequences")
+_NUMBERS = (int, float)
+_SEQUENCES = (list, tuple)
 _REQUEST_NUMBERS = (
     ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
     ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
@@ -43,6 +46,17 @@ def get(value: Any, key: str) -> Any:
     # A plain isinstance(dict) check: the Mapping ABC check costs more than the rest of an extractor.
     if isinstance(value, dict):
         return value.get(key)
+    return getattr(value, key, None)
+
+
+def getter(value: Any) -> Callable[[str], Any]:
+    """:func:`get` for one value, to read several of its fields (a decoded body's dict: its own ``get``)."""
+    if isinstance(value, dict):
+        return value.get
+    return functools.partial(_attribute, value)
+
+
+def _attribute(value: Any, key: str) -> Any:
     return getattr(value, key, None)
 
 
@@ -66,7 +80,7 @@ def request_params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def record_input(params: dict[str, Any]) -> dict[str, Any]:
     """The record's ``input``: the request parameters, with inline image/document data replaced by a placeholder."""
     messages = params.get("messages")
-    if isinstance(messages, list | tuple) and _has_inline_media(messages):
+    if isinstance(messages, _SEQUENCES) and _has_inline_media(messages):
         return {**params, "messages": [_scrub_message(m) for m in messages]}
     return params
 
@@ -84,10 +98,10 @@ def request_attributes(
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     for key, name in _REQUEST_NUMBERS:
         value = params.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if value is not None and isinstance(value, _NUMBERS) and not isinstance(value, bool):
             attributes[name] = value
     stops = params.get("stop_sequences")
-    if isinstance(stops, list | tuple) and all(isinstance(s, str) for s in stops):
+    if stops is not None and isinstance(stops, _SEQUENCES) and all(isinstance(s, str) for s in stops):
         attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stops)
     if stream:
         attributes[semconv.GEN_AI_REQUEST_STREAM] = True
@@ -314,10 +328,11 @@ def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
     """Add the token counts of an Anthropic ``usage`` to ``attributes`` (input INCLUDES cached tokens)."""
     if usage is None:
         return
-    base = get(usage, "input_tokens")
-    cache_read = get(usage, "cache_read_input_tokens")
-    cache_write = get(usage, "cache_creation_input_tokens")
-    output = get(usage, "output_tokens")
+    field = getter(usage)
+    base = field("input_tokens")
+    cache_read = field("cache_read_input_tokens")
+    cache_write = field("cache_creation_input_tokens")
+    output = field("output_tokens")
     read = cache_read if isinstance(cache_read, int) else 0
     write = cache_write if isinstance(cache_write, int) else 0
     if isinstance(base, int):
@@ -328,11 +343,13 @@ def usage_attributes(usage: Any, attributes: dict[str, AttributeValue]) -> None:
         attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_write
     if isinstance(output, int):
         attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output
-    thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
+    details = field("output_tokens_details")
+    thinking = get(details, "thinking_tokens") if details is not None else None
     if isinstance(thinking, int):
         attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = thinking
     # 1-hour cache writes cost more than 5-minute ones: the part of the writes they are, when there are any.
-    write_1h = get(get(usage, "cache_creation"), "ephemeral_1h_input_tokens")
+    creation = field("cache_creation")
+    write_1h = get(creation, "ephemeral_1h_input_tokens") if creation is not None else None
     if isinstance(write_1h, int) and not isinstance(write_1h, bool) and write_1h > 0:
         attributes[semconv.ANTHROPIC_USAGE_CACHE_WRITE_1H_INPUT_TOKENS] = write_1h
 
@@ -343,23 +360,24 @@ def message_result(
     """Response attributes and the record's ``output`` of a complete ``Message`` (model or decoded JSON);
     ``content_attributes``: whether to set ``gen_ai.output.messages`` too (when ``capture`` is on)."""
     attributes: dict[str, AttributeValue] = {}
-    response_id = get(message, "id")
+    field = getter(message)
+    response_id = field("id")
     if isinstance(response_id, str):
         attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
-    model = get(message, "model")
+    model = field("model")
     if isinstance(model, str):
         attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
-    stop_reason = get(message, "stop_reason")
+    stop_reason = field("stop_reason")
     if isinstance(stop_reason, str):
         attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = (stop_reason,)
-    usage_attributes(get(message, "usage"), attributes)
+    usage_attributes(field("usage"), attributes)
     request_id = getattr(message, "_request_id", None)
     if isinstance(request_id, str) and request_id:
         attributes[semconv.CARROT_REQUEST_ID] = request_id
     if not capture:
         return attributes, None
-    content = get(message, "content")
-    blocks = list(content) if isinstance(content, list | tuple) else []
+    content = field("content")
+    blocks = list(content) if isinstance(content, _SEQUENCES) else []
     return attributes, output_from_blocks(blocks, stop_reason, attributes, content_attributes)
 
 
