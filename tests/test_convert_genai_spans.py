@@ -115,3 +115,19 @@ def test_server_tool_parts_of_an_unknown_provider_keep_their_payload() -> None:
         {"id": "s1", "type": "server_tool_call", "name": "search", "input": {"q": "x"}, "result": 2}
     ]
     assert "content" not in message
+
+
+def test_latency_is_the_float_round_gives_for_any_duration() -> None:
+    """``metadata.latency_ms`` is ``round(ns / 1e6, 3)`` exactly, worked out in integers but for exact ties and
+    durations past 11 days, which take ``round`` itself (the float error of ``ns / 1e6`` decides a tie)."""
+    import random
+
+    from carrot_ai.export._convert import latency_ms
+
+    rng = random.Random(9)
+    durations = [0, -5, 1, 499, 500, 501, 999, 1_500, 2_500, 10**15 - 1, 10**15, 10**15 + 501, 2**53 + 1, 2**63]
+    for _ in range(20_000):
+        base = rng.randrange(10 ** rng.randrange(1, 16)) // 1000 * 1000
+        durations += [base, base + rng.choice((1, 499, 500, 501, 999)), rng.randrange(10**16)]
+    for ns in durations:
+        assert repr(latency_ms(ns)) == repr(round(max(ns, 0) / 1e6, 3)), ns
