@@ -205,8 +205,8 @@ def settle_spans(items: Iterable[object]) -> None:
 
     :func:`encode_span` would do it span by span; a batch settled first runs the same work for one span after
     another, then the conversion for one span after another, each phase's code still in the CPU's caches from the
-    span before (~4 us less an Anthropic record than alternating them: benchmarks/README.md). Each span's work
-    touches that span only, so the order changes nothing in the records."""
+    span before (~4 µs less an Anthropic record than alternating them: benchmarks/README.md, eighteenth pass). Each
+    span's work touches that span only, so the order changes nothing in the records."""
     for item in items:
         if type(item) is FastSpan and item._later is not None:
             _settle(item)
