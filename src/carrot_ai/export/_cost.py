@@ -233,9 +233,9 @@ def cost_usd(
 
     ``models`` are tried in order (the response model, then the request model). ``when``: the call's time, a
     datetime or nanoseconds since the epoch (a span's start, made a datetime only when the price needs it).
-    ``server_address`` is the host the
-    call went to (``server.address``): an OpenAI or Anthropic SDK call sent elsewhere than that provider's own API is
-    priced from the table as the host's provider, or not at all (user prices still apply).
+    ``server_address`` is the host the call went to (``server.address``): an OpenAI or Anthropic SDK call sent
+    elsewhere than that provider's own API is priced from the table as the host's provider, or not at all (user
+    prices still apply).
     """
     if not usage.valid():
         return None
