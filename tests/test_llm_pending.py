@@ -138,3 +138,53 @@ def test_a_stream_on_a_fast_span_leaves_its_result_to_the_pending_object(
     assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
     assert json.loads(str(span.attributes[semconv.CARROT_OUTPUT]))["message"]["content"] == text != ""
+
+
+def test_a_batch_settled_first_gives_the_records_its_spans_give_one_by_one(
+    fake_openai: FakeOpenAI, ingest: IngestServer
+) -> None:
+    """The export worker settles a batch's fast spans (``settle_spans``) before converting any: every record is the
+    one its span gives when settled and converted on its own, and items that are not fast spans are left alone."""
+    from carrot_ai.export._convert import encode_span, settle_spans
+
+    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05)
+    ended: list[Any] = []
+    original = _processor.CarrotSpanProcessor.on_end_own
+    try:
+        _processor.CarrotSpanProcessor.on_end_own = lambda self, span: ended.append(span)  # type: ignore[method-assign]
+        client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
+        for _ in range(2):  # one batch settled first, one span by span
+            fake_openai.prompt_cache = type(fake_openai.prompt_cache)()  # (the same usage: no prompt seen before)
+            client.chat.completions.create(model=openai_conftest.MODEL, messages=[{"role": "user", "content": "hi"}])
+            list(
+                client.chat.completions.create(
+                    model=openai_conftest.MODEL, messages=[{"role": "user", "content": "one two"}], stream=True
+                )
+            )
+    finally:
+        _processor.CarrotSpanProcessor.on_end_own = original  # type: ignore[method-assign]
+        carrot_ai.shutdown()
+    first, second = ended[:2], ended[2:]
+    assert all(span._later is not None for span in ended)
+    record = {"id": "a record", "metadata": {}}
+    settle_spans([first[0], record, first[1]])
+    assert all(span._later is None for span in first) and record == {"id": "a record", "metadata": {}}
+
+    volatile = {
+        "id",
+        "started_at",
+        "ended_at",
+        "trace_id",
+        "latency_ms",
+        "time_to_first_token_ms",
+        "response_id",
+        "request_id",
+    }
+
+    def stable(data: bytes | None) -> Any:
+        assert data is not None
+        decoded = json.loads(data)
+        decoded["metadata"] = {k: v for k, v in decoded["metadata"].items() if k not in volatile}
+        return {k: v for k, v in decoded.items() if k not in volatile}
+
+    assert [stable(encode_span(span)) for span in first] == [stable(encode_span(span)) for span in second]
