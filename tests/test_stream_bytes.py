@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import carrot_ai
-from carrot_ai._core._stream import sse_events
+from carrot_ai._core._stream import EventTap, sse_events
 from tests.anthropic import conftest as anthropic_conftest
 from tests.fakes import encode_sse_event
 from tests.fakes._http import Reply
@@ -351,27 +351,31 @@ def test_the_bytes_are_kept_whole_not_as_events(provider: str, stream_of: Any, c
     assert json.dumps(record["output"]).count("w7") == 1
 
 
+@pytest.mark.parametrize("usage", ["asked by the caller", "asked by carrot"])
 def test_a_stream_whose_decoder_is_not_the_sdks_own_is_folded_in_as_read(
-    fake_openai: FakeOpenAI, carrot: IngestServer
+    fake_openai: FakeOpenAI, carrot: IngestServer, usage: str
 ) -> None:
     """Bytes are kept only for a decoder that ``sse_events`` reads like (the SDKs' own ``SSEDecoder``): a client that
-    makes another one has its stream's chunks folded in as the caller reads them, and recorded whole."""
+    makes another one has its stream's chunks folded in as the caller reads them, and recorded whole; the usage
+    chunk carrot asked for is still taken away from the SDK (event by event) and recorded."""
 
     class OwnDecoder(openai._streaming.SSEDecoder):
         pass
 
     client = openai_conftest.make_client(fake_openai)
     client._make_sse_decoder = OwnDecoder  # type: ignore[method-assign]
+    options = {"stream_options": {"include_usage": True}} if usage == "asked by the caller" else {}
     stream = carrot_ai.wrap(client).chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "a b c"}],
-        stream=True,
-        stream_options={"include_usage": True},
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "a b c"}], stream=True, **options
     )
-    assert isinstance(stream._decoder, OwnDecoder) and not stream._self_state.tapped
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert not stream._self_state.tapped
+    chunks = list(stream)
+    assert isinstance(stream._decoder, OwnDecoder if usage == "asked by the caller" else EventTap)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert all(chunk.choices for chunk in chunks) == (usage == "asked by carrot")
     [record] = openai_conftest.records(carrot, 1)
     assert text and record["output"]["message"]["content"] == text
+    assert record["metadata"]["output_tokens"] > 0
 
 
 # --- time to first chunk -----------------------------------------------------------------------------------------
