@@ -92,6 +92,40 @@ def test_a_response_body_is_decoded_as_json_loads_decodes_it(body: bytes) -> Non
     assert loads(body) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"choices":[],"usage":{"prompt_tokens":3}}',
+        '{"text":"h\u00e9 \ud83d\ude00 \u6f22"}',
+        '{"a":1}\r\n \t',
+        '{"a":1}\x0b',
+        '{"a":1}{"b":2}',
+        '{"a":1} x',
+        '{"a":',
+        "{",
+        '{"a":1,}',
+        '{"lone":"\\ud800"}',
+        '\ufeff{"a":1}',
+        ' {"a":1}',
+        '["a",1]',
+        "null",
+        "",
+    ],
+)
+def test_an_events_data_is_decoded_as_json_loads_decodes_it(text: str) -> None:
+    import json
+
+    from carrot_ai._core._serialize import loads_text
+
+    try:
+        expected: Any = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            loads_text(text)
+        return
+    assert loads_text(text) == expected
+
+
 @pytest.mark.parametrize("name", BODIES)
 def test_a_response_read_from_its_bytes_on_the_worker_is_recorded_as_when_read_at_once(
     name: str, carrot: IngestServer, tracer_provider: TracerProvider

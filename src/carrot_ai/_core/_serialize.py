@@ -154,6 +154,20 @@ def loads(data: bytes) -> Any:
     return json.loads(data)
 
 
+def loads_text(text: str) -> Any:
+    """``json.loads(text)`` for a ``str``, the same value or the same error: an object goes to json's scanner directly
+    (:func:`loads`), anything else to ``json.loads`` itself. (The usage-only chunk of an OpenAI stream is decoded once
+    a stream on the calling thread.)"""
+    if text[:1] == "{":
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            return json.loads(text)
+        if end == len(text) or not text[end:].strip(" \t\n\r"):
+            return value
+    return json.loads(text)
+
+
 # The scanner json.loads runs, shared the same way (every decoder has one; typeshed does not declare it): the value
 # at an index, and where it ends.
 _scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]

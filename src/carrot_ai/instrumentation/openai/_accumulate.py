@@ -14,12 +14,12 @@ defensively. With content capture off, only ids, usage and finish reasons are ke
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
 from carrot_ai import semconv
+from carrot_ai._core._serialize import loads_text
 from carrot_ai._core._stream import View
 from carrot_ai.instrumentation.openai._extract import (
     assistant_message,
@@ -77,7 +77,7 @@ def usage_chunk(data: str) -> dict[str, Any] | None:
     away from the SDK spares it about as much work, building it into a chunk, as the rest of a short stream (the
     caller would not see it anyway)."""
     try:
-        decoded = json.loads(data)
+        decoded = loads_text(data)
     except ValueError:
         return None
     if type(decoded) is dict and not decoded.get("choices") and type(decoded.get("usage")) is dict:
