@@ -7,8 +7,9 @@ produces through the real SDKs are checked in ``test_response_body.py`` and the 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -112,24 +113,32 @@ def test_a_streams_result_is_folded_in_after_the_request_and_what_the_span_recor
     assert json.loads(str(target[semconv.CARROT_OUTPUT])) == {"message": {"content": "hi"}}
 
 
-def test_a_stream_on_a_fast_span_leaves_its_result_to_the_pending_object(
-    fake_openai: FakeOpenAI, ingest: IngestServer
-) -> None:
-    """The common case end to end: a stream's result joins the call's pending request (no other deferred work)."""
+@contextlib.contextmanager
+def carrot_ending_into(ingest: IngestServer) -> Iterator[list[Any]]:
+    """carrot set up, the spans its processor is handed as they end kept in the list yielded instead of queued (to
+    look at what they leave to the export worker); shut down after."""
     carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05)
     ended: list[Any] = []
     original = _processor.CarrotSpanProcessor.on_end_own
     try:
         _processor.CarrotSpanProcessor.on_end_own = lambda self, span: ended.append(span)  # type: ignore[method-assign]
+        yield ended
+    finally:
+        _processor.CarrotSpanProcessor.on_end_own = original  # type: ignore[method-assign]
+        carrot_ai.shutdown()
+
+
+def test_a_stream_on_a_fast_span_leaves_its_result_to_the_pending_object(
+    fake_openai: FakeOpenAI, ingest: IngestServer
+) -> None:
+    """The common case end to end: a stream's result joins the call's pending request (no other deferred work)."""
+    with carrot_ending_into(ingest) as ended:
         client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
         chunks = list(
             client.chat.completions.create(
                 model=openai_conftest.MODEL, messages=[{"role": "user", "content": "one two three"}], stream=True
             )
         )
-    finally:
-        _processor.CarrotSpanProcessor.on_end_own = original  # type: ignore[method-assign]
-        carrot_ai.shutdown()
     [span] = ended
     pending = span._later
     assert type(pending) is _Pending and pending.result is not None and pending.extract is None
@@ -147,11 +156,7 @@ def test_a_batch_settled_first_gives_the_records_its_spans_give_one_by_one(
     one its span gives when settled and converted on its own, and items that are not fast spans are left alone."""
     from carrot_ai.export._convert import encode_span, settle_spans
 
-    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05)
-    ended: list[Any] = []
-    original = _processor.CarrotSpanProcessor.on_end_own
-    try:
-        _processor.CarrotSpanProcessor.on_end_own = lambda self, span: ended.append(span)  # type: ignore[method-assign]
+    with carrot_ending_into(ingest) as ended:
         client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
         for _ in range(2):  # one batch settled first, one span by span
             fake_openai.prompt_cache = type(fake_openai.prompt_cache)()  # (the same usage: no prompt seen before)
@@ -161,9 +166,6 @@ def test_a_batch_settled_first_gives_the_records_its_spans_give_one_by_one(
                     model=openai_conftest.MODEL, messages=[{"role": "user", "content": "one two"}], stream=True
                 )
             )
-    finally:
-        _processor.CarrotSpanProcessor.on_end_own = original  # type: ignore[method-assign]
-        carrot_ai.shutdown()
     first, second = ended[:2], ended[2:]
     assert all(span._later is not None for span in ended)
     record = {"id": "a record", "metadata": {}}
