@@ -643,3 +643,83 @@ def test_a_price_carrot_cannot_read_as_rates_is_left_to_genai_prices() -> None:
     assert _cost._tier_thresholds(genai_prices, two_tiers) == (128_000, 200_000)
     assert _cost._tier_thresholds(genai_prices, SimpleNamespace(input_mtok=Decimal(1), other=object())) is None
     assert _cost._tier_thresholds(genai_prices, object()) is None
+
+
+# --- the rates' integer form (the same floats as their Decimal sums) ----------------------------------------------
+
+
+def _decimal_cost_usd(rates: Any, usage: TokenUsage) -> float | None:
+    """What cost_usd reported from rates before their integer form: the Decimal sum as a float, None if negative."""
+    total = rates.cost(usage)
+    return float(total) if total >= 0 else None
+
+
+def _valid_usages(rng: Any, count: int, largest: int) -> list[TokenUsage]:
+    usages = []
+    for _ in range(count):
+        total_input = rng.choice([0, 1, rng.randint(2, 5_000), rng.randint(0, largest)])
+        output = rng.choice([0, 1, rng.randint(2, 5_000), rng.randint(0, largest)])
+        cache_read = rng.randint(0, total_input) if rng.random() < 0.6 else 0
+        cache_write = rng.randint(0, total_input - cache_read) if rng.random() < 0.4 else 0
+        reasoning = rng.randint(0, output) if rng.random() < 0.4 else 0
+        usages.append(TokenUsage(total_input, output, cache_read, cache_write, reasoning))
+    return usages
+
+
+def test_integer_costs_are_the_decimal_costs_for_every_price_in_the_table() -> None:
+    import random
+
+    genai_prices = _cost.load_genai_prices()
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    for provider in snapshot.providers:
+        for model in provider.models:
+            for total_input in (1_000, 300_000, 2_000_000):  # (the tier regions of most tiered prices)
+                cost_usd(provider.id, (model.id,), TokenUsage(total_input, 10), WHEN)
+    fitted = [rates for rates in _cost._rates.values() if rates is not None]
+    assert len(fitted) > 100 and all(rates.scaled is not None for rates in fitted)
+    rng = random.Random(9)
+    for rates in fitted:
+        for usage in _valid_usages(rng, 60, 10**12):
+            assert repr(rates.cost_usd(usage)) == repr(_decimal_cost_usd(rates, usage)), (rates, usage)
+
+
+def test_integer_costs_are_the_decimal_costs_for_rates_of_many_digits() -> None:
+    """Rates of up to 12 digits at exponents down to -12, negative rates (a cache read costs less than the input
+    token it is part of), and usages at and beyond the token limit up to which Decimal's sum is exact."""
+    import decimal
+    import random
+
+    rng = random.Random(33)
+
+    def rate(sign: int = 0) -> Decimal:
+        return Decimal((sign, tuple(rng.randint(0, 9) for _ in range(rng.randint(1, 12))), -rng.randint(0, 12)))
+
+    for _ in range(300):
+        rates = _cost._scaled(_cost._Rates(rate(), rate(), rate(), rate(rng.randint(0, 1)), rate(), rate()))
+        assert rates.scaled is not None and rates.token_limit > 0
+        limit = rates.token_limit
+        usages = _valid_usages(rng, 30, 10**9)
+        usages += [
+            TokenUsage(limit // 2, limit - limit // 2, limit // 2),
+            TokenUsage(limit + 1, 0),
+            TokenUsage(0, limit + 1),
+        ]
+        for usage in usages:
+            assert repr(rates.cost_usd(usage)) == repr(_decimal_cost_usd(rates, usage)), (rates, usage)
+        # Up to the limit, the Decimal sum is exact (the integers' premise), even at the worst split of the tokens.
+        with decimal.localcontext() as context:
+            context.traps[decimal.Inexact] = True
+            rates.cost(TokenUsage(limit // 2, limit - limit // 2, limit // 2, 0, limit - limit // 2))
+            rates.cost(TokenUsage(limit // 2, limit - limit // 2, 0, limit // 2, 0))
+
+
+def test_rates_the_integers_could_get_wrong_stay_in_decimal() -> None:
+    import decimal
+
+    one = Decimal("0.000003")
+    assert _cost._scaled(_cost._Rates(Decimal(0), one, one, -one, one, one)).scaled == (0, 3, 3, -3, 3, 3)
+    for base in (Decimal(-1), Decimal("-0"), Decimal("NaN"), Decimal("1E-40")):
+        assert _cost._scaled(_cost._Rates(base, one, one, one, one, one)).scaled is None, base
+    with decimal.localcontext() as context:
+        context.prec = 20
+        assert _cost._scaled(_cost._Rates(Decimal(0), one, one, one, one, one)).scaled is None

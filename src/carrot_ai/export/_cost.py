@@ -14,15 +14,16 @@ This runs on the exporter's worker thread, never on the application's. genai-pri
 microsecond (it caches the lookup) but then spends ~80-100 µs decomposing the usage into priced units, and calls'
 usages rarely repeat. Its result is exact and affine in the five token counts between two tier thresholds, so for
 each price in force (the object genai-prices selects for the call's time) and tier region carrot reads the rates off
-genai-prices' own results at a few usages, checks them at another, and computes ``base + Σ tokens x rate`` in
-``Decimal``: the value genai-prices would compute, in ~3 µs (:func:`_rates_in_force`). Prices it cannot read that
-way are computed by genai-prices and memoized per (provider, model, price in force, usage).
+genai-prices' own results at a few usages, checks them at another, and computes ``base + Σ tokens x rate`` (in
+integers, else ``Decimal``): the value genai-prices would compute, in ~2 µs (:func:`_rates_in_force`). Prices it
+cannot read that way are computed by genai-prices and memoized per (provider, model, price in force, usage).
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime
+import decimal
 import logging
 import math
 import os
@@ -210,7 +211,7 @@ def parse_prices(prices: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Mo
 _overrides: dict[str, ModelPrice] = {}
 _unknown: set[tuple[str | None, str]] = set()
 # (provider id, model id, id(price in force), usage) -> cost; the price objects of the keys are kept in _prices.
-_memo: dict[tuple[Any, ...], Decimal | None] = {}
+_memo: dict[tuple[Any, ...], float | None] = {}
 _prices: dict[int, Any] = {}
 _lock = threading.Lock()
 _genai_missing_logged = False
@@ -253,7 +254,7 @@ def cost_usd(
     for model in models:
         total = _genai_cost(table_provider, model, usage, when)
         if total is not None:
-            return float(total)
+            return total
     return None
 
 
@@ -294,7 +295,7 @@ def _override(provider: str | None, model: str) -> ModelPrice | None:
     return overrides.get(key)
 
 
-def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datetime.datetime | int) -> Decimal | None:
+def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datetime.datetime | int) -> float | None:
     global _genai_missing_logged
     provider_id = _PROVIDER_ALIASES.get(provider, provider) if provider else None
     key = (provider_id, model)
@@ -325,8 +326,7 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
             else None
         )
         if rates is not None:
-            total = rates.cost(usage)
-            return total if total >= 0 else None
+            return rates.cost_usd(usage)
         memo_key = (*resolved, usage)
         if memo_key in _memo:
             return _memo.get(memo_key)
@@ -344,7 +344,7 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
         _log_library_error_once(exc)
         return None
     total = result.total_price
-    cost = total if isinstance(total, Decimal) and total >= 0 else None
+    cost = float(total) if isinstance(total, Decimal) and total >= 0 else None
     if memo_key is not None:
         with _lock:
             if len(_memo) >= _MAX_CACHED:
@@ -401,7 +401,11 @@ def _calc(genai_prices: Any, provider_id: str | None, model: str, when: datetime
 
 
 class _Rates(NamedTuple):
-    """A call's cost as an affine function of its usage: ``base + Σ tokens x rate`` (exact, in ``Decimal``)."""
+    """A call's cost as an affine function of its usage: ``base + Σ tokens x rate`` (exact, in ``Decimal``).
+
+    ``scaled``: the same six numbers times ``denominator`` (a power of ten), as integers, when :func:`_scaled` could
+    make them so exactly; else None. ``token_limit``: the most input + output tokens for which ``Decimal`` computes
+    ``cost`` exactly (every product and partial sum within the precision), so that the integers give its value."""
 
     base: Decimal
     input: Decimal
@@ -409,6 +413,9 @@ class _Rates(NamedTuple):
     cache_read: Decimal
     cache_write: Decimal
     reasoning: Decimal
+    scaled: tuple[int, int, int, int, int, int] | None = None
+    denominator: int = 1
+    token_limit: int = -1
 
     def cost(self, usage: TokenUsage) -> Decimal:
         return (
@@ -419,6 +426,62 @@ class _Rates(NamedTuple):
             + usage.cache_write * self.cache_write
             + usage.reasoning * self.reasoning
         )
+
+    def cost_usd(self, usage: TokenUsage) -> float | None:
+        """``float(self.cost(usage))``, or None when that is negative, for a valid ``usage``; in integers when the
+        rates were scaled and the usage is within ``token_limit`` (~0.3 µs less than ``Decimal``): both compute the
+        exact sum then, and ``int / int`` rounds it to a float correctly, as ``float(Decimal)`` does."""
+        scaled = self.scaled
+        if scaled is not None and usage.input + usage.output <= self.token_limit:
+            base, input_rate, output_rate, cache_read_rate, cache_write_rate, reasoning_rate = scaled
+            total = (
+                base
+                + usage.input * input_rate
+                + usage.output * output_rate
+                + usage.cache_read * cache_read_rate
+                + usage.cache_write * cache_write_rate
+                + usage.reasoning * reasoning_rate
+            )
+            return total / self.denominator if total >= 0 else None
+        cost = self.cost(usage)
+        return float(cost) if cost >= 0 else None
+
+
+_EXACT_BELOW = 10**27  # integers of at most 27 digits: Decimal's default precision (28) holds them exactly
+_MAX_SCALE = 30  # (rates with more decimals than this, which no price table has, stay in Decimal only)
+
+
+def _scaled(rates: _Rates) -> _Rates:
+    """``rates`` with their integer form (``scaled``, ``denominator``, ``token_limit``), or as they are when a rate is
+    not finite, the base is negative (or ``-0``, which ``Decimal`` would carry to a ``-0.0`` cost), a rate needs more
+    than ``_MAX_SCALE`` decimals, or the context here rounds differently from the default one.
+
+    ``Decimal`` adds the products in ``cost`` exactly when every product and partial sum has at most 27 digits at the
+    smallest exponent of the rates (the exponent of each such result is at least that one). For a valid usage
+    (cache parts within the input, reasoning within the output) each of them is at most ``|base| + M x 2 x (input +
+    output)`` in absolute value, M the largest scaled rate in absolute value: below ``_EXACT_BELOW`` up to
+    ``token_limit`` input + output tokens (~10**20 for real prices)."""
+    values = rates[:6]
+    context = decimal.getcontext()
+    if context.prec < 28 or context.rounding == decimal.ROUND_FLOOR:  # (-0 sums; a context the user set up)
+        return rates
+    if not all(v.is_finite() for v in values) or rates.base.is_signed():
+        return rates
+    scale = max(0, *(-int(v.as_tuple().exponent) for v in values))
+    if scale > _MAX_SCALE:
+        return rates
+    base, input_rate, output_rate, cache_read_rate, cache_write_rate, reasoning_rate = (
+        int(v.scaleb(scale)) for v in values
+    )
+    scaled = (base, input_rate, output_rate, cache_read_rate, cache_write_rate, reasoning_rate)
+    if any(Decimal(n).scaleb(-scale) != v for n, v in zip(scaled, values, strict=True)):
+        return rates  # (not exact: more digits than the context holds)
+    largest = max(abs(n) for n in scaled[1:])
+    room = _EXACT_BELOW - 1 - base
+    if room < 0:
+        return rates
+    token_limit = room // (2 * largest) if largest else room  # (no rate: any usage costs the base)
+    return rates._replace(scaled=scaled, denominator=10**scale, token_limit=token_limit)
 
 
 # id(price in force) -> the input-token thresholds of its tiered prices (sorted), or None when its cost is not
@@ -530,7 +593,7 @@ def _fit_rates(
             return None
     except Exception:  # genai-prices could not price one of these usages: it prices every call itself
         return None
-    return rates
+    return _scaled(rates)
 
 
 def _remember_price(price: Any) -> None:
