@@ -131,3 +131,30 @@ def test_latency_is_the_float_round_gives_for_any_duration() -> None:
         durations += [base, base + rng.choice((1, 499, 500, 501, 999)), rng.randrange(10**16)]
     for ns in durations:
         assert repr(latency_ms(ns)) == repr(round(max(ns, 0) / 1e6, 3)), ns
+
+
+def test_record_id_is_the_uuid_of_the_folded_trace_id_and_the_span_id() -> None:
+    """The id written from the two 64-bit halves is the one a 128-bit value's hex, sliced, gave (and a version-8
+    UUID), for ids at the bounds of their bits and random ones, wider ones included (only their bits count)."""
+    import random
+    import uuid
+
+    from carrot_ai.export._convert import record_id
+
+    def sliced(trace_id: int, span_id: int) -> str:
+        mask64 = (1 << 64) - 1
+        value = ((((trace_id >> 64) ^ trace_id) & mask64) << 64) | (span_id & mask64)
+        value = (value & ~(0xF << 76) & ~(0x3 << 62) & ((1 << 128) - 1)) | (8 << 76) | (2 << 62)
+        h = f"{value:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    rng = random.Random(8)
+    edges = [0, 1, 2**16 - 1, 2**32, 2**48 - 1, 2**48, 2**62, 2**63, 2**64 - 1, 2**64, 2**127, 2**128 - 1]
+    pairs = [(t, s) for t in edges for s in edges]
+    pairs += [
+        (rng.getrandbits(rng.choice((64, 128, 140))), rng.getrandbits(rng.choice((16, 64, 70)))) for _ in range(20_000)
+    ]
+    for trace_id, span_id in pairs:
+        text = record_id(trace_id, span_id)
+        assert text == sliced(trace_id, span_id), (trace_id, span_id)
+        assert uuid.UUID(text).version == 8 and uuid.UUID(text).variant == uuid.RFC_4122
