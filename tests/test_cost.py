@@ -723,3 +723,34 @@ def test_rates_the_integers_could_get_wrong_stay_in_decimal() -> None:
     with decimal.localcontext() as context:
         context.prec = 20
         assert _cost._scaled(_cost._Rates(Decimal(0), one, one, one, one, one)).scaled is None
+
+
+def test_usage_validity_is_the_bounds_of_every_count() -> None:
+    """``valid()`` says what ``min(counts) >= 0`` and the parts within their wholes said, for every usage of small
+    counts (-1 to 1 each), random ones, valid ones with a count one off, and floats with NaN and infinities."""
+    import itertools
+    import math
+    import random
+
+    def bounded(usage: TokenUsage) -> bool:
+        return (
+            min(usage) >= 0
+            and usage.cache_read + usage.cache_write <= usage.input
+            and usage.reasoning <= usage.output
+            and usage.cache_write_1h <= usage.cache_write
+            and usage.input_audio <= usage.input
+            and usage.output_audio <= usage.output
+        )
+
+    usages = [TokenUsage(*counts) for counts in itertools.product((-1, 0, 1), repeat=8)]
+    rng = random.Random(5)
+    usages += [TokenUsage(*(rng.randint(-3, 40) for _ in range(8))) for _ in range(20_000)]
+    odd = (0.0, 1.5, -0.5, math.nan, math.inf, -math.inf)
+    usages += [TokenUsage(*(rng.choice(odd) for _ in range(8))) for _ in range(20_000)]  # type: ignore[arg-type]
+    for usage in _valid_usages(rng, 2_000, 10**6):  # valid ones, and each of their counts one off either way
+        usages += [
+            usage._replace(**{field: getattr(usage, field) + step}) for field in usage._fields for step in (-1, 1)
+        ]
+    assert sum(map(bounded, usages)) > 1_000
+    for usage in usages:
+        assert usage.valid() is bounded(usage), usage
