@@ -322,19 +322,23 @@ def _own_json(raw: Any) -> str | None:
     return None
 
 
+_TEXT_FIELDS = (("user_id", semconv.CARROT_USER_ID), ("session_id", semconv.CARROT_SESSION_ID))
+_CALL_FIELDS = (
+    ("http_status", semconv.HTTP_RESPONSE_STATUS_CODE),
+    ("error_code", semconv.CARROT_ERROR_CODE),
+    ("request_id", semconv.CARROT_REQUEST_ID),
+    ("cancelled", semconv.CARROT_CANCELLED),
+)
+
+
 def _optional_metadata(attributes: Mapping[str, Any], metadata: dict[str, Any]) -> None:
-    for key, name in (("user_id", semconv.CARROT_USER_ID), ("session_id", semconv.CARROT_SESSION_ID)):
+    for key, name in _TEXT_FIELDS:
         value = attributes.get(name)
         if isinstance(value, str):
             metadata[key] = value
     if "session_id" not in metadata and isinstance(attributes.get(semconv.GEN_AI_CONVERSATION_ID), str):
         metadata["session_id"] = _content.prepare_text(attributes[semconv.GEN_AI_CONVERSATION_ID])
-    for key, name in (
-        ("http_status", semconv.HTTP_RESPONSE_STATUS_CODE),
-        ("error_code", semconv.CARROT_ERROR_CODE),
-        ("request_id", semconv.CARROT_REQUEST_ID),
-        ("cancelled", semconv.CARROT_CANCELLED),
-    ):
+    for key, name in _CALL_FIELDS:
         value = attributes.get(name)
         if value is not None and value != "":
             metadata[key] = value
