@@ -433,8 +433,9 @@ class _Rates(NamedTuple):
 
     def cost_usd(self, usage: TokenUsage) -> float | None:
         """``float(self.cost(usage))``, or None when that is negative, for a valid ``usage``; in integers when the
-        rates were scaled and the usage is within ``token_limit`` (~0.3 µs less than ``Decimal``): both compute the
-        exact sum then, and ``int / int`` rounds it to a float correctly, as ``float(Decimal)`` does."""
+        rates were scaled and the usage is within ``token_limit`` (~0.5 µs less than the ``Decimal`` sum and its
+        float): both compute the exact sum then, and ``int / int`` rounds it to a float correctly, as
+        ``float(Decimal)`` does."""
         scaled = self.scaled
         if scaled is not None and usage.input + usage.output <= self.token_limit:
             base, input_rate, output_rate, cache_read_rate, cache_write_rate, reasoning_rate = scaled
