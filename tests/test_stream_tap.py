@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -473,3 +475,91 @@ def test_a_queued_stream_does_not_keep_the_response_body(
         assert record["output"]["message"]["content"] == "hi"
     finally:
         carrot_ai.shutdown()
+
+
+_HEAD = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+# Chat chunks of every shape the accumulator reads: the text deltas the export worker folds in from plain JSON, and
+# all it must leave to the view path (the role chunk, a finish, refusals, tool calls, audio, other choices, usage,
+# odd or missing fields, values of the wrong type).
+_CHUNKS: list[Any] = [
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "b "}}], "usage": None},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": None}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "c", "refusal": None, "tool_calls": None}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"refusal": "no"}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "d"}, "finish_reason": "stop"}]},
+    {**_HEAD, "choices": [{"index": 1, "delta": {"content": "other"}}]},
+    {**_HEAD, "choices": [{"index": 0.0, "delta": {"content": "float index"}}]},
+    {**_HEAD, "choices": [{"delta": {"content": "no index"}}]},
+    {**_HEAD, "choices": [{"index": 0}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": "not an object"}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": 7}}]},
+    {**_HEAD, "choices": ["not an object"]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "e"}}, {"index": 1, "delta": {"content": "f"}}]},
+    {
+        **_HEAD,
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "tool_calls": [
+                        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{"}}
+                    ]
+                },
+            }
+        ],
+    },
+    {**_HEAD, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"function_call": {"name": "g", "arguments": "{}"}}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"audio": {"transcript": "t"}}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "j", "refusal": "r"}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "k", "function_call": {"name": "h", "arguments": ""}}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "l", "tool_calls": [{"index": 1, "id": "call_2"}]}}]},
+    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "g"}}], "usage": {"prompt_tokens": 1}},
+    {**_HEAD, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}},
+    {**_HEAD, "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}},
+    {**_HEAD, "choices": None},
+    {"id": "", "choices": [{"index": 0, "delta": {"content": "h"}}]},
+    {"choices": [{"index": 0, "delta": {"content": "i"}}]},
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    picks=st.lists(st.integers(min_value=0, max_value=len(_CHUNKS) - 1), max_size=14),
+    capture=st.booleans(),
+    hide_usage=st.booleans(),
+)
+def test_a_chat_stream_folded_from_plain_json_gives_the_result_views_give(
+    picks: list[int], capture: bool, hide_usage: bool
+) -> None:
+    """The export worker folds a chat stream's text deltas in from plain decoded JSON (``process_plain``) and the rest
+    as views: the same response attributes and output as every chunk decoded into a view and processed."""
+    from carrot_ai._core._stream import _Fold, decode_events
+    from carrot_ai.instrumentation.openai._accumulate import ChatStreamAccumulator
+    from carrot_ai.instrumentation.openai._calls import OpenAIStreamState
+
+    texts = [json.dumps(_CHUNKS[pick]) for pick in picks] + ["[DONE]"]
+    raw = "".join(f"data: {text}\n\n" for text in texts).encode()
+
+    def viewed() -> Any:
+        accumulator = ChatStreamAccumulator(capture, "req_1", hide_usage, False)
+        for chunk in decode_events(texts, ChatStreamAccumulator.view):
+            try:
+                accumulator.process(chunk)
+            except Exception:
+                pass
+        try:
+            return accumulator.result()
+        except Exception as exc:
+            return type(exc)
+
+    def folded() -> Any:
+        accumulator = ChatStreamAccumulator(capture, "req_1", hide_usage, False)
+        try:
+            return _Fold(accumulator, raw, OpenAIStreamState.sdk_texts)()
+        except Exception as exc:
+            return type(exc)
+
+    assert folded() == viewed()

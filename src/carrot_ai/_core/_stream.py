@@ -312,12 +312,34 @@ class _Fold:
             del texts[self.limit :]  # the caller left early: the events of the items it was handed
         accumulator = self.accumulator
         process = accumulator.process
-        for chunk in decode_events(texts, getattr(accumulator, "view", View)):
+        view = getattr(accumulator, "view", View)
+        plain = getattr(accumulator, "process_plain", None)
+        if plain is None:
+            for chunk in decode_events(texts, view):
+                try:
+                    process(chunk)
+                except Exception as exc:  # one odd chunk costs itself only, as on the path that folds chunks as read
+                    _report_chunk_error(exc)
+            return accumulator.result()
+        # The accumulator folds in the usual event from its plain decoded JSON (``process_plain``: nothing done when
+        # it returns False); any other is made the view it would have been decoded into, and processed as one.
+        for item in decode_events(texts, dict):
             try:
-                process(chunk)
-            except Exception as exc:  # one odd chunk costs itself only, as on the path that folds chunks as read
+                if not plain(item):
+                    process(_viewed(item, view))
+            except Exception as exc:
                 _report_chunk_error(exc)
         return accumulator.result()
+
+
+def _viewed(value: Any, view: type[View]) -> Any:
+    """``value`` (decoded JSON) with every object in it a ``view``: what decoding it with ``view`` as the object hook
+    makes (:func:`decode_events`)."""
+    if type(value) is dict:
+        return view({key: _viewed(item, view) for key, item in value.items()})
+    if type(value) is list:
+        return [_viewed(item, view) for item in value]
+    return value
 
 
 def _counted(counter: itertools.count[int]) -> int:
@@ -422,12 +444,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_DECODERS: dict[type[View], Callable[[str], Any]] = {}  # per view class: a JSON decoder making its objects
+# Per view class: a JSON decoder making its objects (``dict``: plain objects, json's own decoder).
+_DECODERS: dict[type[Any], Callable[[str], Any]] = {dict: json.JSONDecoder().decode}
 
 
-def decode_events(texts: list[Any], view: type[View] = View) -> list[View]:
+def decode_events(texts: list[Any], view: type[Any] = View) -> list[Any]:
     """The JSON objects among a stream's event data (``texts``), in order, as ``view`` objects (:class:`View` or a
-    subclass); anything else (``[DONE]``, data the SDK failed on: the stream then failed with its error) is skipped.
+    subclass, or ``dict``: the objects as json decodes them); anything else (``[DONE]``, data the SDK failed on: the
+    stream then failed with its error) is skipped.
 
     The export worker's part of a tapped stream, so one decode for the whole stream: the objects joined into one JSON
     array, whose length must come out as theirs; otherwise, or when any text is neither an object nor ``[DONE]``, one

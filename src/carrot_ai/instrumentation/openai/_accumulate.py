@@ -167,6 +167,35 @@ class ChatStreamAccumulator:
                 pass
         return self._process(chunk)
 
+    def process_plain(self, chunk: dict[str, Any]) -> bool:
+        """:meth:`process`'s fast path for a chunk as the export worker decodes it (plain JSON, no view): fold in a
+        text-only delta of choice 0 as :meth:`process` would, and return True; return False, having done nothing, for
+        anything else (the worker then processes it as a view). The same tests on the same data: an absent field
+        reads as None, as on a view."""
+        text = self._text
+        if text is None:
+            return False
+        choices = chunk.get("choices")
+        if type(choices) is not list or len(choices) != 1 or chunk.get("usage") is not None:
+            return False
+        choice = choices[0]
+        if type(choice) is not dict:
+            return False
+        delta = choice.get("delta")
+        if (
+            type(delta) is dict
+            and choice.get("index") == 0
+            and choice.get("finish_reason") is None
+            and delta.get("tool_calls") is None
+            and delta.get("refusal") is None
+            and delta.get("function_call") is None
+        ):
+            content = delta.get("content")
+            if content:
+                text.append(content)
+                return True
+        return False
+
     def _process(self, chunk: Any) -> bool:
         if self._id is None:
             chunk_id = getattr(chunk, "id", None)
