@@ -477,28 +477,28 @@ def test_a_queued_stream_does_not_keep_the_response_body(
         carrot_ai.shutdown()
 
 
-_HEAD = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+_CHUNK_HEAD = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
 # Chat chunks of every shape the accumulator reads: the text deltas the export worker folds in from plain JSON, and
 # all it must leave to the view path (the role chunk, a finish, refusals, tool calls, audio, other choices, usage,
 # odd or missing fields, values of the wrong type).
 _CHUNKS: list[Any] = [
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "b "}}], "usage": None},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": None}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "c", "refusal": None, "tool_calls": None}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"refusal": "no"}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "d"}, "finish_reason": "stop"}]},
-    {**_HEAD, "choices": [{"index": 1, "delta": {"content": "other"}}]},
-    {**_HEAD, "choices": [{"index": 0.0, "delta": {"content": "float index"}}]},
-    {**_HEAD, "choices": [{"delta": {"content": "no index"}}]},
-    {**_HEAD, "choices": [{"index": 0}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": "not an object"}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": 7}}]},
-    {**_HEAD, "choices": ["not an object"]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "e"}}, {"index": 1, "delta": {"content": "f"}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "b "}}], "usage": None},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": None}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "c", "refusal": None, "tool_calls": None}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"refusal": "no"}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "d"}, "finish_reason": "stop"}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 1, "delta": {"content": "other"}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0.0, "delta": {"content": "float index"}}]},
+    {**_CHUNK_HEAD, "choices": [{"delta": {"content": "no index"}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": "not an object"}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": 7}}]},
+    {**_CHUNK_HEAD, "choices": ["not an object"]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "e"}}, {"index": 1, "delta": {"content": "f"}}]},
     {
-        **_HEAD,
+        **_CHUNK_HEAD,
         "choices": [
             {
                 "index": 0,
@@ -510,16 +510,19 @@ _CHUNKS: list[Any] = [
             }
         ],
     },
-    {**_HEAD, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"function_call": {"name": "g", "arguments": "{}"}}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"audio": {"transcript": "t"}}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "j", "refusal": "r"}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "k", "function_call": {"name": "h", "arguments": ""}}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "l", "tool_calls": [{"index": 1, "id": "call_2"}]}}]},
-    {**_HEAD, "choices": [{"index": 0, "delta": {"content": "g"}}], "usage": {"prompt_tokens": 1}},
-    {**_HEAD, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}},
-    {**_HEAD, "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}},
-    {**_HEAD, "choices": None},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"function_call": {"name": "g", "arguments": "{}"}}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"audio": {"transcript": "t"}}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "j", "refusal": "r"}}]},
+    {
+        **_CHUNK_HEAD,
+        "choices": [{"index": 0, "delta": {"content": "k", "function_call": {"name": "h", "arguments": ""}}}],
+    },
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "l", "tool_calls": [{"index": 1, "id": "call_2"}]}}]},
+    {**_CHUNK_HEAD, "choices": [{"index": 0, "delta": {"content": "g"}}], "usage": {"prompt_tokens": 1}},
+    {**_CHUNK_HEAD, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}},
+    {**_CHUNK_HEAD, "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}},
+    {**_CHUNK_HEAD, "choices": None},
     {"id": "", "choices": [{"index": 0, "delta": {"content": "h"}}]},
     {"choices": [{"index": 0, "delta": {"content": "i"}}]},
 ]
