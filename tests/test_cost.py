@@ -591,12 +591,17 @@ def _usages(thresholds: list[int], seed: int) -> list[TokenUsage]:
     usages = []
     for total_input in inputs:
         total_input = max(total_input, 0)
-        output = rng.choice([0, 1, rng.randint(2, 4_000)])
-        cache_read = rng.randint(0, total_input) if rng.random() < 0.6 else 0
-        cache_write = rng.randint(0, total_input - cache_read) if rng.random() < 0.4 else 0
-        reasoning = rng.randint(0, output) if rng.random() < 0.4 else 0
-        usages.append(TokenUsage(total_input, output, cache_read, cache_write, reasoning))
+        usages.append(_with_parts(rng, total_input, rng.choice([0, 1, rng.randint(2, 4_000)])))
     return usages
+
+
+def _with_parts(rng: Any, total_input: int, output: int) -> TokenUsage:
+    """A usage of ``total_input`` input and ``output`` output tokens, with cache and reasoning parts (or none) drawn
+    from ``rng``."""
+    cache_read = rng.randint(0, total_input) if rng.random() < 0.6 else 0
+    cache_write = rng.randint(0, total_input - cache_read) if rng.random() < 0.4 else 0
+    reasoning = rng.randint(0, output) if rng.random() < 0.4 else 0
+    return TokenUsage(total_input, output, cache_read, cache_write, reasoning)
 
 
 def test_costs_of_new_usages_are_exactly_genai_prices_own_for_every_model_in_its_table() -> None:
@@ -659,10 +664,7 @@ def _valid_usages(rng: Any, count: int, largest: int) -> list[TokenUsage]:
     for _ in range(count):
         total_input = rng.choice([0, 1, rng.randint(2, 5_000), rng.randint(0, largest)])
         output = rng.choice([0, 1, rng.randint(2, 5_000), rng.randint(0, largest)])
-        cache_read = rng.randint(0, total_input) if rng.random() < 0.6 else 0
-        cache_write = rng.randint(0, total_input - cache_read) if rng.random() < 0.4 else 0
-        reasoning = rng.randint(0, output) if rng.random() < 0.4 else 0
-        usages.append(TokenUsage(total_input, output, cache_read, cache_write, reasoning))
+        usages.append(_with_parts(rng, total_input, output))
     return usages
 
 
