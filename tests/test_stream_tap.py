@@ -546,14 +546,11 @@ def test_a_chat_stream_folded_from_plain_json_gives_the_result_views_give(
     texts = [json.dumps(_CHUNKS[pick]) for pick in picks] + ["[DONE]"]
     raw = "".join(f"data: {text}\n\n" for text in texts).encode()
 
-    def viewed() -> Any:
+    def viewed() -> Any:  # (an odd chunk's error ends the fold here as it does there: the tests run strict)
         accumulator = ChatStreamAccumulator(capture, "req_1", hide_usage, False)
-        for chunk in decode_events(texts, ChatStreamAccumulator.view):
-            try:
-                accumulator.process(chunk)
-            except Exception:
-                pass
         try:
+            for chunk in decode_events(texts, ChatStreamAccumulator.view):
+                accumulator.process(chunk)
             return accumulator.result()
         except Exception as exc:
             return type(exc)
@@ -562,6 +559,70 @@ def test_a_chat_stream_folded_from_plain_json_gives_the_result_views_give(
         accumulator = ChatStreamAccumulator(capture, "req_1", hide_usage, False)
         try:
             return _Fold(accumulator, raw, OpenAIStreamState.sdk_texts)()
+        except Exception as exc:
+            return type(exc)
+
+    assert folded() == viewed()
+
+
+_MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": []}
+# Anthropic stream events of every shape the accumulator reads: the text deltas the export worker folds in from plain
+# JSON, and what it leaves to the view path (block starts, other deltas, a delta of a block never started, odd types).
+_EVENTS: list[Any] = [
+    {"type": "message_start", "message": {**_MESSAGE, "usage": {"input_tokens": 5, "output_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_start", "index": 1, "content_block": {"type": "thinking", "thinking": "t"}},
+    {"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "tu", "name": "f"}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a "}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "b"}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 7}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta"}},
+    {"type": "content_block_delta", "index": 1, "delta": {"type": "thinking_delta", "thinking": "more"}},
+    {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{}"}},
+    {"type": "content_block_delta", "index": 9, "delta": {"type": "text_delta", "text": "no block"}},
+    {"type": "content_block_delta", "index": [0], "delta": {"type": "text_delta", "text": "odd index"}},
+    {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "no index"}},
+    {"type": "content_block_delta", "index": 0, "delta": "not an object"},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "other_delta", "text": "not text"}},
+    {"type": "content_block_delta", "index": 0},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
+    {"type": "message_stop"},
+    {"index": 0, "delta": {"type": "text_delta", "text": "no type"}},
+    {"type": "message_delta", "index": 0, "delta": {"type": "text_delta", "text": "not a block delta"}},
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    picks=st.lists(st.integers(min_value=0, max_value=len(_EVENTS) - 1), max_size=14),
+    capture=st.booleans(),
+)
+def test_an_anthropic_stream_folded_from_plain_json_gives_the_result_views_give(
+    picks: list[int], capture: bool
+) -> None:
+    """As for chat streams: text deltas folded in from plain decoded JSON, the rest as views, the same result as
+    every event decoded into a view and processed."""
+    from carrot_ai._core._stream import View, _Fold, decode_events
+    from carrot_ai.instrumentation.anthropic._accumulate import MessageStreamAccumulator
+    from carrot_ai.instrumentation.anthropic._calls import AnthropicStreamState
+
+    events = [_EVENTS[pick] for pick in picks]
+    raw = "".join(f"event: {event.get('type') or 'x'}\ndata: {json.dumps(event)}\n\n" for event in events).encode()
+
+    def viewed() -> Any:  # (an odd event's error ends the fold here as it does there: the tests run strict)
+        accumulator = MessageStreamAccumulator(capture, "req_1", False)
+        try:
+            for chunk in decode_events([json.dumps(event) for event in events], View):
+                accumulator.process(chunk)
+            return accumulator.result()
+        except Exception as exc:
+            return type(exc)
+
+    def folded() -> Any:
+        accumulator = MessageStreamAccumulator(capture, "req_1", False)
+        try:
+            return _Fold(accumulator, raw, AnthropicStreamState.sdk_texts)()
         except Exception as exc:
             return type(exc)
 

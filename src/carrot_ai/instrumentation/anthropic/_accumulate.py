@@ -75,6 +75,22 @@ class MessageStreamAccumulator:
                 pass
         return self._process(chunk)
 
+    def process_plain(self, chunk: dict[str, Any]) -> bool:
+        """:meth:`process`'s fast path for an event as the export worker decodes it (plain JSON, no view): fold in a
+        text delta of a started block as :meth:`process` would, and return True; return False, having done nothing,
+        for anything else (the worker then processes it as a view). The same tests on the same data."""
+        if not self._capture or chunk.get("type") != "content_block_delta":
+            return False
+        delta = chunk.get("delta")
+        if type(delta) is not dict or delta.get("type") != "text_delta":
+            return False
+        block = self._blocks.get(chunk.get("index"))  # type: ignore[arg-type]
+        text = delta.get("text")
+        if block is not None and type(text) is str:
+            block[1].append(text)
+            return True
+        return False
+
     def _process(self, chunk: Any) -> bool:
         # The SDK builds events without validating them: any field may be missing or None, so read defensively.
         kind = getattr(chunk, "type", None)
