@@ -31,18 +31,6 @@ from tests.ingest_server import IngestServer
 from tests.openai import conftest as openai_conftest
 
 
-@pytest.fixture
-def observed(ingest: IngestServer) -> Iterator[InMemorySpanExporter]:
-    """carrot set up on a provider that also has an application's own span processor (no fast spans)."""
-    provider = TracerProvider(shutdown_on_exit=False)
-    spans = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    carrot_ai.init(api_key="ck-test-key", base_url=ingest.base_url, flush_interval=0.05, tracer_provider=provider)
-    yield spans
-    carrot_ai.shutdown()
-    provider.shutdown()
-
-
 def test_a_view_reads_decoded_json_as_the_sdk_models_do() -> None:
     [view] = decode_events(['{"choices": [{"index": 0, "delta": {"content": "hi"}}, 3], "usage": null}'])
     [choice, number] = view.choices
@@ -80,11 +68,11 @@ def _openai_stream_record(client: Any, text: str) -> list[Any]:
 
 
 def test_an_openai_stream_seen_by_another_processor_has_its_attributes_when_it_ends(
-    fake_openai: FakeOpenAI, ingest: IngestServer, observed: InMemorySpanExporter
+    fake_openai: FakeOpenAI, ingest: IngestServer, spans: InMemorySpanExporter
 ) -> None:
     client = carrot_ai.wrap(openai_conftest.make_client(fake_openai))
     chunks = _openai_stream_record(client, "one two three")
-    [span] = observed.get_finished_spans()
+    [span] = spans.get_finished_spans()
     attributes = dict(span.attributes or {})
     assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
     assert attributes[semconv.GEN_AI_RESPONSE_ID] == chunks[0].id
@@ -147,12 +135,11 @@ def _anthropic_stream(client: Any, text: str) -> list[Any]:
 
 
 def test_an_anthropic_stream_seen_by_another_processor_has_its_attributes_when_it_ends(
-    fake_anthropic: FakeAnthropic, ingest: IngestServer, observed: InMemorySpanExporter
+    fake_anthropic: FakeAnthropic, ingest: IngestServer, spans: InMemorySpanExporter
 ) -> None:
     client = carrot_ai.wrap(anthropic_conftest.make_client(fake_anthropic))
     events = _anthropic_stream(client, "one two three")
-    spans = [s for s in observed.get_finished_spans() if (s.attributes or {}).get(semconv.CARROT_KIND) == "llm"]
-    [span] = spans
+    [span] = [s for s in spans.get_finished_spans() if (s.attributes or {}).get(semconv.CARROT_KIND) == "llm"]
     attributes = dict(span.attributes or {})
     assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
     assert attributes[semconv.GEN_AI_RESPONSE_ID] == events[0].message.id

@@ -313,23 +313,22 @@ class _Fold:
         accumulator = self.accumulator
         process = accumulator.process
         view = getattr(accumulator, "view", View)
-        plain = getattr(accumulator, "process_plain", None)
-        if plain is None:
-            for chunk in decode_events(texts, view):
-                try:
-                    process(chunk)
-                except Exception as exc:  # one odd chunk costs itself only, as on the path that folds chunks as read
-                    _report_chunk_error(exc)
-            return accumulator.result()
-        # The accumulator folds in the usual event from its plain decoded JSON (``process_plain``: nothing done when
-        # it returns False); any other is made the view it would have been decoded into, and processed as one.
+        # The accumulator folds in the usual event from its plain decoded JSON (``process_plain``, when it has one:
+        # nothing done when it returns False); any other is made the view it would have been decoded into
+        # (:func:`decode_events`), and processed as one.
+        plain = getattr(accumulator, "process_plain", _not_plain)
         for item in decode_events(texts, dict):
             try:
                 if not plain(item):
                     process(_viewed(item, view))
-            except Exception as exc:
+            except Exception as exc:  # one odd chunk costs itself only, as on the path that folds chunks as read
                 _report_chunk_error(exc)
         return accumulator.result()
+
+
+def _not_plain(item: Any) -> bool:
+    """The ``process_plain`` of an accumulator without one: every event is processed as a view."""
+    return False
 
 
 def _viewed(value: Any, view: type[View]) -> Any:
