@@ -555,6 +555,33 @@ def test_explicit_cost_attribute_is_kept(ingest: IngestServer, tracer_provider: 
         assert record["metadata"]["cost_usd"] == 0.5
 
 
+def test_records_of_one_model_get_its_price_each_with_its_own_counts(
+    ingest: IngestServer, tracer_provider: TracerProvider
+) -> None:
+    """Records of the same model one after the other (the later ones priced by quick_cost): each its own usage's cost;
+    one with audio tokens (which quick_cost leaves to genai-prices) at the audio rates."""
+    tracer = tracer_provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    usages = [(1000, 100, 0), (2000, 300, 0), (1000, 500, 600), (3000, 50, 0)]
+    with carrot_session(ingest, tracer_provider):
+        for input_tokens, output_tokens, audio in usages:
+            with tracer.start_as_current_span("chat gpt-audio") as span:
+                span.set_attributes(
+                    {
+                        semconv.GEN_AI_OPERATION_NAME: "chat",
+                        semconv.GEN_AI_PROVIDER_NAME: "openai",
+                        semconv.GEN_AI_REQUEST_MODEL: "gpt-audio",
+                        semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+                        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+                    }
+                )
+                if audio:
+                    span.set_attribute(semconv.OPENAI_USAGE_INPUT_AUDIO_TOKENS, audio)
+        records = records_after_flush(ingest, len(usages))
+    costs = [record["metadata"]["cost_usd"] for record in records]
+    # gpt-audio: $2.5 / $10 per million text tokens, $32 per million input audio tokens
+    assert costs == pytest.approx([0.0035, 0.008, (400 * 2.5 + 600 * 32 + 500 * 10) / 1e6, 0.008])
+
+
 # --- rates read off genai-prices (costs of usages it has not priced before) --------------------------------------
 
 
@@ -648,6 +675,85 @@ def test_a_price_carrot_cannot_read_as_rates_is_left_to_genai_prices() -> None:
     assert _cost._tier_thresholds(genai_prices, two_tiers) == (128_000, 200_000)
     assert _cost._tier_thresholds(genai_prices, SimpleNamespace(input_mtok=Decimal(1), other=object())) is None
     assert _cost._tier_thresholds(genai_prices, object()) is None
+
+
+# --- quick_cost: the calls of a provider, models and host priced before, without the lookups ----------------------
+
+
+def _quick(provider: str, models: tuple[str, ...], usage: TokenUsage, server: str | None = None) -> Any:
+    return _cost.quick_cost(provider, models, server, usage.input, usage.output, usage.cache_read, usage.cache_write,
+                            usage.reasoning)  # fmt: skip
+
+
+def test_quick_costs_are_exactly_genai_prices_own_for_every_model_priced_twice_before() -> None:
+    """Every model of the table whose price does not depend on the date, asked twice (the first call finds its price,
+    the second remembers it for quick_cost), then new usages on both sides of every tier threshold: quick_cost gives
+    exactly genai-prices' float, or MISS (a tier region not priced yet); most are answered."""
+    genai_prices = _cost.load_genai_prices()
+    tiered = genai_prices.types.TieredPrices
+    answered = checked = 0
+    for provider in genai_prices.data_snapshot.get_snapshot().providers:
+        for index, model in enumerate(provider.models):
+            if not isinstance(model.prices, genai_prices.types.ModelPrice):
+                continue  # (prices in force from a date: never quick)
+            models = (model.id,)
+            if cost_usd(provider.id, models, TokenUsage(10, 1), WHEN) is None:
+                continue
+            cost_usd(provider.id, models, TokenUsage(10, 1), WHEN)
+            thresholds = sorted(
+                {t.start for v in vars(model.prices).values() if isinstance(v, tiered) for t in v.tiers}
+            )
+            for usage in _usages(thresholds, seed=index):
+                quick = _quick(provider.id, models, usage)
+                checked += 1
+                if quick is _cost.MISS:
+                    assert cost_usd(provider.id, models, usage, WHEN) == _genai_prices_cost(
+                        provider.id, model.id, usage, WHEN
+                    )
+                    continue
+                answered += 1
+                assert quick == _genai_prices_cost(provider.id, model.id, usage, WHEN), (provider.id, model.id, usage)
+    assert checked > 3_000 and answered > checked * 3 // 4
+
+
+def test_quick_cost_answers_only_for_what_was_priced_as_it_is_asked() -> None:
+    usage = TokenUsage(1000, 100, 200)
+    for _ in range(2):
+        cost_usd("openai", ("gpt-4o",), usage, WHEN)
+    assert _quick("openai", ("gpt-4o",), usage) == pytest.approx(0.00325)
+    assert _quick("openai", ("gpt-4o", "gpt-4o-mini"), usage) is _cost.MISS  # other models
+    assert _quick("OpenAI", ("gpt-4o",), usage) is _cost.MISS  # another provider name
+    assert _quick("openai", ("gpt-4o",), usage, "localhost") is _cost.MISS  # another host
+    assert _quick("openai", ("gpt-4o",), TokenUsage(100, 10, 80, 30)) is None  # cache parts beyond the input
+    assert _quick("openai", ("gpt-4o",), TokenUsage(100, 10, reasoning=11)) is None  # as cost_usd answers them
+    assert cost_usd("openai", ("gpt-4o",), TokenUsage(100, 10, 80, 30), WHEN) is None
+
+
+def test_user_prices_installed_later_are_not_bypassed_by_quick_cost() -> None:
+    usage = TokenUsage(1_000_000, 0)
+    for _ in range(2):
+        assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(2.5)
+    assert _quick("openai", ("gpt-4o",), usage) == pytest.approx(2.5)
+    _cost.set_price_overrides({"gpt-4o": {"input": 1, "output": 2}})
+    assert _quick("openai", ("gpt-4o",), usage) is _cost.MISS
+    assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(1.0)
+
+
+def test_a_price_table_installed_later_is_not_bypassed_by_quick_cost() -> None:
+    from genai_prices import data_snapshot
+
+    usage = TokenUsage(1000, 100)
+    for _ in range(2):
+        cost_usd("openai", ("gpt-4o",), usage, WHEN)
+    assert _quick("openai", ("gpt-4o",), usage) == pytest.approx(0.0035)
+    data_snapshot.set_custom_snapshot(
+        data_snapshot.DataSnapshot(providers=data_snapshot.get_snapshot().providers, from_auto_update=False)
+    )
+    try:
+        assert _quick("openai", ("gpt-4o",), usage) is _cost.MISS
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    assert _quick("openai", ("gpt-4o",), usage) == pytest.approx(0.0035)
 
 
 # --- the rates' integer form (the same floats as their Decimal sums) ----------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import datetime
 import decimal
+import enum
 import logging
 import math
 import os
@@ -255,11 +256,74 @@ def cost_usd(
         table_provider = _provider_at(server_address.lower())
         if table_provider == _NO_PROVIDER:
             return None
-    for model in models:
-        total = _genai_cost(table_provider, model, usage, when)
+    for index, model in enumerate(models):
+        # (a price found for the first model tried is what later calls of the same key get: quick_cost)
+        quick_key = (provider, models, server_address) if index == 0 else None
+        total = _genai_cost(table_provider, model, usage, when, quick_key)
         if total is not None:
             return total
     return None
+
+
+class Miss(enum.Enum):
+    """:func:`quick_cost` has no answer: :func:`cost_usd` has."""
+
+    MISS = 0
+
+
+MISS = Miss.MISS
+# (provider, models, server address) as cost_usd was given them -> (the price table, the price): the calls whose
+# first model has a price that does not depend on the call's time, in a table carrot read rates off, when no user
+# prices are installed. The entry keeps the price alive, so its id keys its rates in _rates.
+_quick: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def quick_cost(
+    provider: str | None,
+    models: tuple[str, ...],
+    server_address: str | None,
+    input: int,
+    output: int,
+    cache_read: int,
+    cache_write: int,
+    reasoning: int,
+) -> float | None | Miss:
+    """``cost_usd(provider, models, TokenUsage(input, output, cache_read, cache_write, reasoning), when,
+    server_address)``, the same value, for a call like one :func:`cost_usd` priced before (the same provider, models
+    and host; a price that does not depend on ``when``; no user prices; the same price table), in integers, without
+    its lookups (~1.3 µs less a record): the price and its rates are the ones that call found. :data:`MISS` when it
+    cannot tell (anything else, a usage in a tier region not priced yet, a usage beyond the integers' exact range)."""
+    entry = _quick.get((provider, models, server_address))
+    if entry is None or _overrides:
+        return MISS
+    snapshot, price = entry
+    try:
+        if _genai_prices.data_snapshot.get_snapshot() is not snapshot:  # a new table
+            return MISS
+    except Exception:
+        return MISS
+    if not (0 <= cache_read and 0 <= cache_write and cache_read + cache_write <= input and 0 <= reasoning <= output):
+        return None  # (as cost_usd answers an invalid usage)
+    key = id(price)
+    thresholds = _thresholds.get(key)
+    if thresholds is None:
+        return MISS
+    rates = _rates.get((key, bisect.bisect_left(thresholds, input) if thresholds else 0))
+    if rates is None:
+        return MISS
+    scaled = rates.scaled
+    if scaled is None or input + output > rates.token_limit:
+        return MISS
+    base, input_rate, output_rate, cache_read_rate, cache_write_rate, reasoning_rate = scaled
+    total = (
+        base
+        + input * input_rate
+        + output * output_rate
+        + cache_read * cache_read_rate
+        + cache_write * cache_write_rate
+        + reasoning * reasoning_rate
+    )
+    return total / rates.denominator if total >= 0 else None
 
 
 _hosts: dict[str, str] = {}
@@ -299,7 +363,13 @@ def _override(provider: str | None, model: str) -> ModelPrice | None:
     return overrides.get(key)
 
 
-def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datetime.datetime | int) -> float | None:
+def _genai_cost(
+    provider: str | None,
+    model: str,
+    usage: TokenUsage,
+    when: datetime.datetime | int,
+    quick_key: tuple[Any, ...] | None = None,
+) -> float | None:
     global _genai_missing_logged
     provider_id = _PROVIDER_ALIASES.get(provider, provider) if provider else None
     key = (provider_id, model)
@@ -315,7 +385,8 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
             )
         return None
     resolved, price = _fixed_price(genai_prices, key)
-    if resolved is None:
+    fixed = resolved is not None
+    if not fixed:
         _bound_library_caches(genai_prices)
         resolved, price = _price_in_force(genai_prices, provider_id, model, _at(when))
     memo_key = None
@@ -330,6 +401,8 @@ def _genai_cost(provider: str | None, model: str, usage: TokenUsage, when: datet
             else None
         )
         if rates is not None:
+            if fixed and quick_key is not None and rates.scaled is not None:
+                _remember_quick(quick_key, genai_prices, price)
             return rates.cost_usd(usage)
         memo_key = (*resolved, usage)
         if memo_key in _memo:
@@ -599,6 +672,18 @@ def _fit_rates(
     except Exception:  # genai-prices could not price one of these usages: it prices every call itself
         return None
     return _scaled(rates)
+
+
+def _remember_quick(quick_key: tuple[Any, ...], genai_prices: Any, price: Any) -> None:
+    """Let :func:`quick_cost` price the calls of ``quick_key`` at ``price`` while the price table stays the one it is
+    now (when no user prices are installed)."""
+    if _overrides:
+        return
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    with _lock:
+        if len(_quick) >= _MAX_CACHED:
+            _quick.clear()
+        _quick[quick_key] = (snapshot, price)
 
 
 def _remember_price(price: Any) -> None:
