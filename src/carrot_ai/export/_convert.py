@@ -15,8 +15,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanContext, StatusCode
 
 from carrot_ai import semconv
 from carrot_ai._core import _content
@@ -223,21 +224,31 @@ def _settle(span: FastSpan) -> None:
 
 
 def _convert(span: ReadableSpan) -> _Parts | None:
-    if type(span) is FastSpan and span._later is not None:
-        _settle(span)
-    # The plain dict under the SDK's BoundedAttributes: its Mapping methods are Python code that raises KeyError for
-    # every absent key, and a record reads some forty keys, most of them absent.
-    attributes = raw_attributes(span)
+    if type(span) is FastSpan:
+        if span._later is not None:
+            _settle(span)
+        # (its fields read without the ReadableSpan properties: ~0.05 µs each, some ten a record)
+        attributes: Mapping[str, Any] = span._attributes  # type: ignore[assignment]  # always our dict
+        context: SpanContext | None = span._context
+        status, start_time, end_time, parent_context = span._status, span._start_time, span._end_time, span._parent
+        resource = span._resource
+    else:
+        # The plain dict under the SDK's BoundedAttributes: its Mapping methods are Python code that raises KeyError
+        # for every absent key, and a record reads some forty keys, most of them absent.
+        attributes = raw_attributes(span)
+        context = span.context
+        status, start_time, end_time, parent_context = span.status, span.start_time, span.end_time, span.parent
+        resource = span.resource
     kind = record_kind(span, attributes)
-    context = span.context
     if kind is None or context is None:
         return None
+    trace_id, span_id = context.trace_id, context.span_id
     if whole_values:
-        whole = take_whole(context.span_id)
+        whole = take_whole(span_id)
         if whole is not None:  # what the application's attribute length limit cut of the span's content
             attributes = {**attributes, **whole}
     ours = semconv.CARROT_KIND in attributes
-    error = span.status.status_code is StatusCode.ERROR
+    error = status.status_code is StatusCode.ERROR
     content_withheld = attributes.get(semconv.CARROT_CONTENT_CAPTURED) is False
 
     metadata: dict[str, Any] = {}
@@ -248,25 +259,25 @@ def _convert(span: ReadableSpan) -> _Parts | None:
             metadata[key if fits_reserved_metadata(key, value) else f"user.{key}"] = value
     metadata["type"] = kind
     metadata["source"] = _source(attributes, kind, ours)
+    start_ns = start_time or 0
     if kind == "llm":
         _llm_metadata(attributes, metadata)
-        _add_cost(attributes, metadata, span.start_time or 0)
+        _add_cost(attributes, metadata, start_ns)
     elif kind == "tool":
         _tool_metadata(attributes, metadata)
-    start_ns = span.start_time or 0
-    end_ns = span.end_time or start_ns
+    end_ns = end_time or start_ns
     metadata["latency_ms"] = latency_ms(end_ns - start_ns)
-    metadata["trace_id"] = f"{context.trace_id:032x}"
-    parent = _parent_span_id(span, attributes)
+    metadata["trace_id"] = "%032x" % trace_id  # noqa: UP031  (~0.06 µs less than the f-string)
+    parent = _parent_span_id(parent_context, attributes)
     explicit_parent = attributes.get(semconv.CARROT_PARENT_RECORD_ID)
     if isinstance(explicit_parent, str) and explicit_parent:
         metadata["parent_trace_id"] = explicit_parent
     elif parent is not None:
-        metadata["parent_trace_id"] = record_id(context.trace_id, parent)
+        metadata["parent_trace_id"] = record_id(trace_id, parent)
     _optional_metadata(attributes, metadata)
     if content_withheld:
         metadata["content_captured"] = False
-    service = _service_name(span)
+    service = _service_name(resource)
     if service:
         metadata["service_name"] = service
     if user_metadata:
@@ -286,7 +297,7 @@ def _convert(span: ReadableSpan) -> _Parts | None:
         )
     tags = attributes.get(semconv.CARROT_TAGS)
     return _Parts(
-        explicit_id if isinstance(explicit_id, str) and explicit_id else record_id(context.trace_id, context.span_id),
+        explicit_id if isinstance(explicit_id, str) and explicit_id else record_id(trace_id, span_id),
         _name(span, attributes, kind),
         input_json,
         output_json,
@@ -298,9 +309,8 @@ def _convert(span: ReadableSpan) -> _Parts | None:
     )
 
 
-def _service_name(span: ReadableSpan) -> str | None:
+def _service_name(resource: Resource | None) -> str | None:
     global _last_service
-    resource = span.resource
     if resource is None:
         return None
     last, name = _last_service  # one tuple: read and replaced atomically
@@ -355,14 +365,13 @@ def _source(attributes: Mapping[str, Any], kind: str, ours: bool) -> str:
     return "otel"
 
 
-def _parent_span_id(span: ReadableSpan, attributes: Mapping[str, Any]) -> int | None:
+def _parent_span_id(parent: SpanContext | None, attributes: Mapping[str, Any]) -> int | None:
     explicit = attributes.get(semconv.CARROT_PARENT_SPAN_ID)
     if isinstance(explicit, str):
         try:
             return int(explicit, 16) if explicit else None
         except ValueError:
             return None
-    parent = span.parent
     if parent is None or not parent.is_valid:
         return None
     return parent.span_id
