@@ -133,6 +133,31 @@ def test_latency_is_the_float_round_gives_for_any_duration() -> None:
         assert repr(latency_ms(ns)) == repr(round(max(ns, 0) / 1e6, 3)), ns
 
 
+def test_timestamps_are_written_as_datetime_isoformat_writes_them() -> None:
+    """``started_at`` / ``ended_at`` of a span's nanoseconds: ``datetime.isoformat()`` of the UTC time to the
+    microsecond (no fraction on a whole second), the cached second's prefix reused and replaced; a text the span
+    carries (a manual event's) is kept as it is, an empty or non-text one is not."""
+    import datetime
+    import random
+
+    from carrot_ai.export._convert import _iso
+
+    def expected(ns: int) -> str:
+        seconds, rest = divmod(ns, 10**9)
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+        return moment.replace(microsecond=rest // 1000).isoformat()
+
+    rng = random.Random(5)
+    times = [0, 999, 1_000, 10**9, 10**9 + 999, 10**9 + 1_000, 1_765_000_000 * 10**9 + 999_999_999]
+    for _ in range(5_000):
+        second = rng.randrange(4 * 10**9) * 10**9
+        times += [second + rng.randrange(10**9), second, second + rng.randrange(1_000)]
+    for ns in times:
+        assert _iso(None, ns) == expected(ns), ns
+    assert _iso("2026-01-02T03:04:05+00:00", 0) == "2026-01-02T03:04:05+00:00"
+    assert _iso("", 10**9) == _iso(12, 10**9) == "1970-01-01T00:00:01+00:00"
+
+
 def test_record_id_is_the_uuid_of_the_folded_trace_id_and_the_span_id() -> None:
     """The id written from the two 64-bit halves is the one a 128-bit value's hex, sliced, gave (and a version-8
     UUID), for ids at the bounds of their bits and random ones, wider ones included (only their bits count)."""
