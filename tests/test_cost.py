@@ -183,39 +183,91 @@ def test_unknown_model_has_no_cost() -> None:
     assert cost_usd("openai", ("my-finetune-that-does-not-exist",), TokenUsage(1000, 100), WHEN) is None
 
 
+def _table_with(provider_id: str, model_id: str, price: Any) -> Any:
+    """A price table like the installed one, with ``model_id``'s price (of ``provider_id``) replaced by ``price``, or
+    the model left out when ``price`` is None."""
+    import dataclasses
+
+    from genai_prices import data_snapshot
+
+    def models(provider: Any) -> list[Any]:
+        if price is None:
+            return [model for model in provider.models if model.id != model_id]
+        return [dataclasses.replace(m, prices=price) if m.id == model_id else m for m in provider.models]
+
+    providers = [
+        dataclasses.replace(provider, models=models(provider)) if provider.id == provider_id else provider
+        for provider in data_snapshot.get_snapshot().providers
+    ]
+    return data_snapshot.DataSnapshot(providers=providers, from_auto_update=False)
+
+
+def _price(input_mtok: int, output_mtok: int) -> Any:
+    import genai_prices
+
+    return genai_prices.types.ModelPrice(input_mtok=Decimal(input_mtok), output_mtok=Decimal(output_mtok))
+
+
 def test_a_price_table_installed_later_prices_the_calls_after_it() -> None:
     """genai-prices' ``UpdatePrices`` (or the application) may install a new table: carrot's memo of a model's price
     is of the table it was read from, never of the one after."""
-    import dataclasses
-
-    import genai_prices
     from genai_prices import data_snapshot
 
     usage = TokenUsage(1000, 100)
     assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.0035)  # (remembered)
-    bundled = data_snapshot.get_snapshot()
-    providers = [
-        dataclasses.replace(
-            provider,
-            models=[
-                dataclasses.replace(
-                    model, prices=genai_prices.types.ModelPrice(input_mtok=Decimal(5), output_mtok=Decimal(20))
-                )
-                if model.id == "gpt-4o"
-                else model
-                for model in provider.models
-            ],
-        )
-        if provider.id == "openai"
-        else provider
-        for provider in bundled.providers
-    ]
-    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=providers, from_auto_update=False))
+    data_snapshot.set_custom_snapshot(_table_with("openai", "gpt-4o", _price(5, 20)))
     try:
         assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.007)
     finally:
         data_snapshot.set_custom_snapshot(None)
     assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.0035)
+
+
+def test_a_model_a_table_did_not_know_is_priced_again_under_the_next_table() -> None:
+    """What a table did not know (a model it could not price) is forgotten with it: the table installed after it
+    prices the model again, quick_cost included."""
+    from genai_prices import data_snapshot
+
+    usage = TokenUsage(1000, 100)
+    assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.0035)
+    data_snapshot.set_custom_snapshot(_table_with("openai", "gpt-4o", _price(5, 20)))
+    data_snapshot.set_custom_snapshot(_table_with("openai", "gpt-4o", None))
+    try:
+        assert cost_usd("openai", ("gpt-4o",), usage, WHEN) is None
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    for _ in range(2):
+        assert cost_usd("openai", ("gpt-4o",), usage, WHEN) == pytest.approx(0.0035)
+    assert _quick("openai", ("gpt-4o",), usage) == pytest.approx(0.0035)
+
+
+def test_a_table_installed_while_rates_are_read_leaves_no_stale_price(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The application installs a new price table while the export worker reads a price's rates off the one the call
+    was priced in: every rate is read off that first table (the call's cost is its price), and they are remembered for
+    it only: the calls after the switch get the new table's price, quick_cost included."""
+    from genai_prices import data_snapshot
+
+    models = ("claude-sonnet-4-5",)  # $3 / $15 per million below 200k input tokens
+    cost_usd("anthropic", models, TokenUsage(1000, 100), WHEN)  # (its price found, remembered: time-independent)
+    _cost._rates.clear()  # (the next call reads the rates again: that is when the table is replaced)
+    new_table = _table_with("anthropic", "claude-sonnet-4-5", _price(5, 20))
+    calc = data_snapshot.DataSnapshot.calc
+
+    def replacing(self: Any, *args: Any, **kwargs: Any) -> Any:  # genai-prices computing, as the table changes
+        data_snapshot.set_custom_snapshot(new_table)
+        return calc(self, *args, **kwargs)
+
+    monkeypatch.setattr(data_snapshot.DataSnapshot, "calc", replacing)
+    usage = TokenUsage(2000, 300)
+    try:
+        assert cost_usd("anthropic", models, usage, WHEN) == pytest.approx((2000 * 3 + 300 * 15) / 1e6)
+        monkeypatch.setattr(data_snapshot.DataSnapshot, "calc", calc)
+        assert _quick("anthropic", models, usage) is _cost.MISS
+        for _ in range(2):
+            assert cost_usd("anthropic", models, usage, WHEN) == pytest.approx((2000 * 5 + 300 * 20) / 1e6)
+        assert _quick("anthropic", models, usage) == pytest.approx((2000 * 5 + 300 * 20) / 1e6)
+    finally:
+        data_snapshot.set_custom_snapshot(None)
 
 
 def test_a_model_whose_price_changed_on_a_date_is_priced_at_each_call_s_date() -> None:

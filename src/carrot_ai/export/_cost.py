@@ -333,14 +333,15 @@ _hosts: dict[str, str] = {}
 
 def _provider_at(host: str) -> str:
     """The genai-prices provider id whose API URL pattern ``https://{host}`` matches, or ``_NO_PROVIDER``."""
-    known = _hosts.get(host)
-    if known is not None:
-        return known
     genai_prices = load_genai_prices()
     if genai_prices is None:
         return _NO_PROVIDER
+    table = _table_in_force(genai_prices)  # (a new table may place a host elsewhere)
+    known = _hosts.get(host)
+    if known is not None:
+        return known
     try:
-        provider_id = genai_prices.data_snapshot.get_snapshot().find_provider(None, None, f"https://{host}").id
+        provider_id = table.find_provider(None, None, f"https://{host}").id
     except LookupError:
         provider_id = _NO_PROVIDER
     except Exception as exc:  # another genai-prices version: no price rather than the wrong provider's
@@ -375,8 +376,6 @@ def _genai_cost(
     global _genai_missing_logged
     provider_id = _PROVIDER_ALIASES.get(provider, provider) if provider else None
     key = (provider_id, model)
-    if key in _unknown:
-        return None
     genai_prices = load_genai_prices()
     if genai_prices is None:
         if not _genai_missing_logged:
@@ -386,11 +385,14 @@ def _genai_cost(
                 "forked); records carry no cost_usd unless init(prices=...)"
             )
         return None
-    resolved, price = _fixed_price(genai_prices, key)
+    table = _table_in_force(genai_prices)
+    if key in _unknown:
+        return None
+    resolved, price = _fixed_price(table, key)
     fixed = resolved is not None
     if not fixed:
         _bound_library_caches(genai_prices)
-        resolved, price = _price_in_force(genai_prices, provider_id, model, _at(when))
+        resolved, price = _price_in_force(genai_prices, provider_id, model, _at(when), table)
     memo_key = None
     if resolved is not None:
         # The rates read off genai-prices cover the five counts of the common case; a usage with 1-hour cache writes
@@ -398,19 +400,19 @@ def _genai_cost(
         # depends on the price (a model with a cached-audio rate wants the cached audio count), which the five
         # rates cannot express, and audio calls are few.
         rates = (
-            _rates_in_force(genai_prices, provider_id, model, when, price, usage.input)
+            _rates_in_force(genai_prices, provider_id, model, when, price, usage.input, table)
             if not (usage.cache_write_1h or usage.input_audio or usage.output_audio)
             else None
         )
         if rates is not None:
             if fixed and quick_key is not None and rates.scaled is not None:
-                _remember_quick(quick_key, genai_prices, price)
+                _remember_quick(quick_key, table, price)
             return rates.cost_usd(usage)
         memo_key = (*resolved, usage)
         if memo_key in _memo:
             return _memo.get(memo_key)
     try:
-        result = _calc(genai_prices, provider_id, model, _at(when), usage)
+        result = _calc(genai_prices, provider_id, model, _at(when), usage, table)
     except LookupError:
         with _lock:
             if len(_unknown) >= _MAX_CACHED:
@@ -453,8 +455,16 @@ def _bound_library_caches(genai_prices: Any) -> None:
         pass
 
 
-def _calc(genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, usage: TokenUsage) -> Any:
-    """genai-prices' price calculation for ``usage`` (raises what it raises)."""
+def _calc(
+    genai_prices: Any,
+    provider_id: str | None,
+    model: str,
+    when: datetime.datetime,
+    usage: TokenUsage,
+    table: Any = None,
+) -> Any:
+    """genai-prices' price calculation for ``usage`` (raises what it raises), on the price table ``table`` (the one
+    the price being read was found in, whichever the application installs meanwhile), else on the one in force."""
     counts = {
         "input_tokens": usage.input,
         "output_tokens": usage.output,
@@ -471,6 +481,9 @@ def _calc(genai_prices: Any, provider_id: str | None, model: str, when: datetime
         counts["input_audio_tokens"] = usage.input_audio
     if usage.output_audio:
         counts["output_audio_tokens"] = usage.output_audio
+    calc = getattr(table, "calc", None)
+    if calc is not None:  # (what genai_prices.calc_price does with the table in force)
+        return calc(genai_prices.Usage(**counts), model, provider_id, None, when)
     return genai_prices.calc_price(
         genai_prices.Usage(**counts),
         model,
@@ -577,9 +590,10 @@ def _rates_in_force(
     when: datetime.datetime | int,
     price: Any,
     input_tokens: int,
+    table: Any = None,
 ) -> _Rates | None:
-    """The rates of ``price`` (the price genai-prices has in force for ``model`` at ``when``) for a call with
-    ``input_tokens``, or None when its cost is to be computed by genai-prices itself.
+    """The rates of ``price`` (the price genai-prices has in force for ``model`` at ``when``, in ``table``) for a call
+    with ``input_tokens``, or None when its cost is to be computed by genai-prices itself.
 
     genai-prices decomposes a usage into priced units (uncached input = input - cache reads - cache writes, text
     output = output - reasoning, each unit at its price or its parent's, a per-request price once) and adds
@@ -607,7 +621,7 @@ def _rates_in_force(
         pass
     low = thresholds[region - 1] if region else 0
     high = thresholds[region] if region < len(thresholds) else None
-    rates = _fit_rates(genai_prices, provider_id, model, _at(when), low, high)
+    rates = _fit_rates(genai_prices, provider_id, model, _at(when), low, high, table)
     with _lock:
         _remember_price(price)
         _rates[rates_key] = rates
@@ -641,7 +655,13 @@ def _tier_thresholds(genai_prices: Any, price: Any) -> tuple[int, ...] | None:
 
 
 def _fit_rates(
-    genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, low: int, high: int | None
+    genai_prices: Any,
+    provider_id: str | None,
+    model: str,
+    when: datetime.datetime,
+    low: int,
+    high: int | None,
+    table: Any = None,
 ) -> _Rates | None:
     """Rates read off genai-prices' results for usages whose input tokens lie in ``(low, high]``; None when the
     region is too narrow to read them, genai-prices refuses one of the usages, or the check at another usage fails."""
@@ -650,7 +670,7 @@ def _fit_rates(
         return None
 
     def total(usage: TokenUsage) -> Decimal:
-        value = _calc(genai_prices, provider_id, model, when, usage).total_price
+        value = _calc(genai_prices, provider_id, model, when, usage, table).total_price
         if not isinstance(value, Decimal):
             raise TypeError(type(value).__name__)
         return value
@@ -676,16 +696,16 @@ def _fit_rates(
     return _scaled(rates)
 
 
-def _remember_quick(quick_key: tuple[Any, ...], genai_prices: Any, price: Any) -> None:
-    """Let :func:`quick_cost` price the calls of ``quick_key`` at ``price`` while the price table stays the one it is
-    now (when no user prices are installed)."""
+def _remember_quick(quick_key: tuple[Any, ...], table: Any, price: Any) -> None:
+    """Let :func:`quick_cost` price the calls of ``quick_key`` at ``price`` while the price table is ``table``, the one
+    ``price`` was found in (not the one in force by now: the application may install another meanwhile), when no user
+    prices are installed."""
     if _overrides:
         return
-    snapshot = genai_prices.data_snapshot.get_snapshot()
     with _lock:
         if len(_quick) >= _MAX_CACHED:
             _quick.clear()
-        _quick[quick_key] = (snapshot, price)
+        _quick[quick_key] = (table, price)
 
 
 def _remember_price(price: Any) -> None:
@@ -699,13 +719,13 @@ def _remember_price(price: Any) -> None:
 
 
 def _price_in_force(
-    genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime
+    genai_prices: Any, provider_id: str | None, model: str, when: datetime.datetime, table: Any = None
 ) -> tuple[tuple[Any, ...] | None, Any]:
     """What decides genai-prices' answer besides the usage: the provider and model it resolves and the price in force
     at ``when`` (the same object for every call it applies to; by id), with that price object; None when that cannot
     be known (then nothing is memoized)."""
     try:
-        snapshot = genai_prices.data_snapshot.get_snapshot()
+        snapshot = table if table is not None else genai_prices.data_snapshot.get_snapshot()
         provider, model_info = snapshot.find_provider_model(model, None, provider_id, None)
         price = model_info.get_prices(when)
         resolved = (provider.id, model_info.id, id(price))
@@ -727,22 +747,36 @@ def _price_in_force(
 _fixed: dict[tuple[str | None, str], tuple[Any, tuple[Any, ...], Any]] = {}
 
 
-def _fixed_price(genai_prices: Any, key: tuple[str | None, str]) -> tuple[tuple[Any, ...] | None, Any]:
+def _fixed_price(table: Any, key: tuple[str | None, str]) -> tuple[tuple[Any, ...] | None, Any]:
     """:func:`_price_in_force`'s answer for ``key`` (provider id, model) when remembered in :data:`_fixed` for the
-    price table in force; (None, None) otherwise. Nothing is looked up in genai-prices' caches on this path, so none
-    of them grows and :func:`_bound_library_caches` is not needed."""
+    price table ``table`` (the one in force); (None, None) otherwise. Nothing is looked up in genai-prices' caches on
+    this path, so none of them grows and :func:`_bound_library_caches` is not needed."""
     fixed = _fixed.get(key)
-    if fixed is None:
-        return None, None
-    try:
-        snapshot = genai_prices.data_snapshot.get_snapshot()
-    except Exception:  # another genai-prices version: the slow path says what it can
-        return None, None
-    if fixed[0] is not snapshot:  # a new table: every entry is of the old one, which they would keep alive
-        with _lock:
-            _fixed.clear()
+    if fixed is None or fixed[0] is not table:
         return None, None
     return fixed[1], fixed[2]
+
+
+# The price table the answers in _unknown, _hosts and _fixed were read from (None: not known).
+_table: Any = None
+
+
+def _table_in_force(genai_prices: Any) -> Any:
+    """genai-prices' price table in force (None if it cannot say); the answers read from another table (models it did
+    not know, hosts' providers, time-independent prices) are forgotten first: a new table (``UpdatePrices``,
+    ``set_custom_snapshot``) may know a model the last one did not, and the entries would keep the old one alive."""
+    global _table
+    try:
+        table = genai_prices.data_snapshot.get_snapshot()
+    except Exception:  # another genai-prices version: the slow path says what it can
+        return None
+    if table is not _table:
+        with _lock:
+            _unknown.clear()
+            _hosts.clear()
+            _fixed.clear()
+            _table = table
+    return table
 
 
 _library_error_logged = False
