@@ -368,6 +368,29 @@ def test_an_sdk_call_sent_to_another_host_is_priced_as_that_hosts_provider(
     assert cost_usd(provider, (model,), usage, WHEN, server) == _table_cost(priced_as, model, usage)
 
 
+def test_a_host_is_placed_by_the_table_in_force() -> None:
+    """Which provider a host belongs to is the table's answer: a table installed later that places a host no earlier
+    table knew prices its calls (and the one after it, without the host, does not)."""
+    import dataclasses
+
+    from genai_prices import data_snapshot
+
+    usage, model, host = TokenUsage(1000, 100), ("llama-3.3-70b-versatile",), "groq.example.test"
+    assert cost_usd("openai", model, usage, WHEN, host) is None  # (no provider's API at that host)
+    providers = [
+        dataclasses.replace(provider, api_pattern=r"https://(api\.groq\.com|groq\.example\.test)")
+        if provider.id == "groq"
+        else provider
+        for provider in data_snapshot.get_snapshot().providers
+    ]
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=providers, from_auto_update=False))
+    try:
+        assert cost_usd("openai", model, usage, WHEN, host) == _table_cost("groq", model[0], usage)
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    assert cost_usd("openai", model, usage, WHEN, host) is None
+
+
 @pytest.mark.parametrize("server", ["127.0.0.1", "localhost", "llm-gateway.internal", "ollama"])
 @pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-6")])
 def test_an_sdk_call_to_a_local_or_unknown_server_has_no_table_price(provider: str, model: str, server: str) -> None:
