@@ -292,9 +292,9 @@ def quick_cost(
 ) -> float | None | Miss:
     """``cost_usd(provider, models, TokenUsage(input, output, cache_read, cache_write, reasoning), when,
     server_address)``, the same value, for a call like one :func:`cost_usd` priced before (the same provider, models
-    and host; a price that does not depend on ``when``; no user prices; the same price table), in integers, without
-    its lookups (~1.1 µs less a record): the price and its rates are the ones that call found. :data:`MISS` when it
-    cannot tell (anything else, a usage in a tier region not priced yet, a usage beyond the integers' exact range)."""
+    and host; a price that does not depend on ``when``; no user prices; the same price table), from the rates already
+    read, without its lookups (~1.1 µs less a record): the price and its rates are the ones that call found.
+    :data:`MISS` when it cannot tell (anything else, or a usage in a tier region not priced yet)."""
     entry = _quick.get((provider, models, server_address))
     if entry is None or _overrides:
         return MISS
@@ -313,19 +313,7 @@ def quick_cost(
     rates = _rates.get((key, bisect.bisect_left(thresholds, input) if thresholds else 0))
     if rates is None:
         return MISS
-    scaled = rates.scaled
-    if scaled is None or input + output > rates.token_limit:
-        return MISS
-    base, input_rate, output_rate, cache_read_rate, cache_write_rate, reasoning_rate = scaled
-    total = (
-        base
-        + input * input_rate
-        + output * output_rate
-        + cache_read * cache_read_rate
-        + cache_write * cache_write_rate
-        + reasoning * reasoning_rate
-    )
-    return total / rates.denominator if total >= 0 else None
+    return rates.usd(input, output, cache_read, cache_write, reasoning)  # (what cost_usd does with these rates)
 
 
 _hosts: dict[str, str] = {}
@@ -405,7 +393,7 @@ def _genai_cost(
             else None
         )
         if rates is not None:
-            if fixed and quick_key is not None and rates.scaled is not None:
+            if fixed and quick_key is not None:
                 _remember_quick(quick_key, table, price)
             return rates.cost_usd(usage)
         memo_key = (*resolved, usage)
@@ -520,23 +508,27 @@ class _Rates(NamedTuple):
         )
 
     def cost_usd(self, usage: TokenUsage) -> float | None:
-        """``float(self.cost(usage))``, or None when that is negative, for a valid ``usage``; in integers when the
-        rates were scaled and the usage is within ``token_limit`` (~0.5 µs less than the ``Decimal`` sum and its
-        float): both compute the exact sum then, and ``int / int`` rounds it to a float correctly, as
+        """:meth:`usd` of ``usage``'s five counts."""
+        return self.usd(usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning)
+
+    def usd(self, input: int, output: int, cache_read: int, cache_write: int, reasoning: int) -> float | None:
+        """``float(self.cost(usage))`` of a valid usage of these counts, or None when that is negative; in integers
+        when the rates were scaled and the usage is within ``token_limit`` (~0.5 µs less than the ``Decimal`` sum and
+        its float): both compute the exact sum then, and ``int / int`` rounds it to a float correctly, as
         ``float(Decimal)`` does."""
         scaled = self.scaled
-        if scaled is not None and usage.input + usage.output <= self.token_limit:
+        if scaled is not None and input + output <= self.token_limit:
             base, input_rate, output_rate, cache_read_rate, cache_write_rate, reasoning_rate = scaled
             total = (
                 base
-                + usage.input * input_rate
-                + usage.output * output_rate
-                + usage.cache_read * cache_read_rate
-                + usage.cache_write * cache_write_rate
-                + usage.reasoning * reasoning_rate
+                + input * input_rate
+                + output * output_rate
+                + cache_read * cache_read_rate
+                + cache_write * cache_write_rate
+                + reasoning * reasoning_rate
             )
             return total / self.denominator if total >= 0 else None
-        cost = self.cost(usage)
+        cost = self.cost(TokenUsage(input, output, cache_read, cache_write, reasoning))
         return float(cost) if cost >= 0 else None
 
 
