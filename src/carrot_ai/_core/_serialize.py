@@ -144,26 +144,20 @@ def loads(data: bytes) -> Any:
     ``json.loads`` takes around it (encoding detection, the decoder's methods, two whitespace matches): ~1.3 µs less
     a body. Anything else, or an object followed by more than whitespace, takes ``json.loads`` itself."""
     if data[:1] == b"{" and data[1:2] != b"\x00":  # (a NUL second byte: UTF-16 or UTF-32, which json.loads detects)
-        text = data.decode("utf-8", "surrogatepass")  # as json.loads decodes UTF-8
-        try:
-            value, end = _scan_once(text, 0)
-        except StopIteration:  # the scanner's "no value here" (an object cut short): json.loads says where
-            return json.loads(data)
-        if end == len(text) or not text[end:].strip(" \t\n\r"):  # json's whitespace, not str.isspace()'s
-            return value
+        return loads_text(data.decode("utf-8", "surrogatepass"))  # (as json.loads decodes UTF-8)
     return json.loads(data)
 
 
 def loads_text(text: str) -> Any:
     """``json.loads(text)`` for a ``str``, the same value or the same error: an object goes to json's scanner directly
-    (:func:`loads`), anything else to ``json.loads`` itself. (The usage-only chunk of an OpenAI stream is decoded once
-    a stream on the calling thread.)"""
+    (:func:`loads`), anything else, or an object followed by more than whitespace, to ``json.loads`` itself. (The
+    usage-only chunk of an OpenAI stream is decoded once a stream on the calling thread.)"""
     if text[:1] == "{":
         try:
             value, end = _scan_once(text, 0)
-        except StopIteration:
+        except StopIteration:  # the scanner's "no value here" (an object cut short): json.loads says where
             return json.loads(text)
-        if end == len(text) or not text[end:].strip(" \t\n\r"):
+        if end == len(text) or not text[end:].strip(" \t\n\r"):  # json's whitespace, not str.isspace()'s
             return value
     return json.loads(text)
 
